@@ -1,0 +1,220 @@
+"""The decoder cascade (SPEC §2): train one-layer decoders on a frozen network, reconstruct from every layer.
+
+Decoder l is ``g_l(a) = tanh(V_l a + c_l)`` with ``V_l`` of shape (n_{l-1}, n_l), trained with Adam to minimise
+``MSE(g_l(a_l), a_{l-1})`` on the frozen network's activations. Decoders see only their own (a_l, a_{l-1})
+pairs, so all L of them are independent: they are trained here on the *same* batch sequence, either
+
+- ``layerwise``: one layer at a time over the whole epoch. The layer's weights and Adam state stay in cache
+  while the batches stream past, and the frozen forward pass runs once per layer over the whole training set
+  as one large matmul. Fastest on CPU.
+- ``lockstep``: every layer at every batch, as batched matmuls over groups of equally shaped layers with one
+  Adam step over the stacked tensors. Fastest on GPU, where one small matmul per layer leaves it idle.
+
+Both give the same decoders (to float round-off). Gradients are written by hand (the decoder is one
+linear layer), which avoids autograd's per-step graph and allocations; Adam is ``torch.optim.Adam``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from infoflow_ray import seeding
+from infoflow_ray.config import CascadeSpec
+from infoflow_ray.model import TanhNetwork
+
+ProgressFn = Callable[[int, int], None]
+"""Called as ``progress(done, total)`` with the number of decoder-epochs finished."""
+
+
+@dataclass
+class Decoders:
+    """The cascade's decoders; ``weights[l-1]`` is V_l (n_{l-1}, n_l), ``biases[l-1]`` is c_l (n_{l-1},)."""
+
+    weights: list[Tensor]
+    biases: list[Tensor]
+
+    @classmethod
+    def init(cls, widths: tuple[int, ...], seed: int, device: torch.device | str) -> Decoders:
+        """PyTorch's default ``nn.Linear`` init, U(−1/√n_l, 1/√n_l) for V_l and c_l, from a seeded stream."""
+        generator = seeding.generator(seed, "decoders")
+        weights, biases = [], []
+        for n_prev, n_l in zip(widths[:-1], widths[1:]):
+            bound = 1.0 / math.sqrt(n_l)
+            weights.append(torch.empty(n_prev, n_l).uniform_(-bound, bound, generator=generator).to(device))
+            biases.append(torch.empty(n_prev).uniform_(-bound, bound, generator=generator).to(device))
+        return cls(weights, biases)
+
+    @property
+    def depth(self) -> int:
+        return len(self.weights)
+
+    def decode(self, layer: int, a: Tensor) -> Tensor:
+        """g_l(a) for layer l (1-based); ``a`` has shape (..., n_l), the result (..., n_{l-1})."""
+        return torch.tanh(torch.matmul(a, self.weights[layer - 1].T) + self.biases[layer - 1])
+
+
+def _mse_grads(y: Tensor, target: Tensor, a: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Loss, dL/dV and dL/dc of ``MSE(tanh(V a + c), target)`` given y = tanh(V a + c).
+
+    Shapes (G = optional leading group of layers): y, target (G, B, n_out); a (G, B, n_in) → loss (G,),
+    dV (G, n_out, n_in), dc (G, n_out). Works unbatched (no G) too.
+    """
+    diff = y - target
+    loss = diff.square().mean(dim=(-2, -1))
+    dz = diff * (1.0 - y * y) * (2.0 / (y.shape[-2] * y.shape[-1]))
+    return loss, dz.transpose(-2, -1) @ a, dz.sum(dim=-2)
+
+
+def _adam(params: list[Tensor], spec: CascadeSpec, device: torch.device) -> torch.optim.Adam:
+    return torch.optim.Adam(params, lr=spec.lr, fused=device.type in ("cuda", "cpu"))
+
+
+def _activations_all(network: TanhNetwork, x: Tensor, layer: int, rows_per_chunk: int = 8192) -> Tensor:
+    """a_layer from a_{layer-1} = ``x`` for all rows, in large chunks (one big matmul per chunk)."""
+    return torch.cat([network.next_activation(layer, chunk) for chunk in x.split(rows_per_chunk)])
+
+
+def _train_layerwise(network: TanhNetwork, decoders: Decoders, train_x: Tensor, spec: CascadeSpec, seed: int,
+                     progress: ProgressFn | None) -> Tensor:
+    device, n, L = train_x.device, train_x.shape[0], decoders.depth
+    orders = [seeding.permutation(n, seed, "cascade-batches", epoch, device) for epoch in range(spec.epochs)]
+    last_epoch_loss = torch.zeros(L, dtype=torch.float64, device=device)
+    a_prev = train_x
+    for layer in range(1, L + 1):
+        a_l = _activations_all(network, a_prev, layer)
+        V, c = decoders.weights[layer - 1], decoders.biases[layer - 1]
+        optimizer = _adam([V, c], spec, device)
+        for epoch, order in enumerate(orders):
+            inputs, targets = a_l[order], a_prev[order]
+            epoch_loss = torch.zeros((), dtype=torch.float64, device=device)
+            for a, t in zip(inputs.split(spec.batch_size), targets.split(spec.batch_size)):
+                y = torch.tanh(torch.addmm(c, a, V.T))
+                loss, V.grad, c.grad = _mse_grads(y, t, a)
+                optimizer.step()
+                epoch_loss += loss * a.shape[0]
+            if progress:
+                progress((layer - 1) * spec.epochs + epoch + 1, L * spec.epochs)
+        last_epoch_loss[layer - 1] = epoch_loss / n
+        a_prev = a_l
+    return last_epoch_loss
+
+
+def _shape_groups(decoders: Decoders) -> list[list[int]]:
+    """Layer indices (0-based) grouped by decoder shape, each group in increasing layer order."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, V in enumerate(decoders.weights):
+        groups.setdefault(tuple(V.shape), []).append(i)
+    return list(groups.values())
+
+
+def _train_lockstep(network: TanhNetwork, decoders: Decoders, train_x: Tensor, spec: CascadeSpec, seed: int,
+                    progress: ProgressFn | None) -> Tensor:
+    device, n, L = train_x.device, train_x.shape[0], decoders.depth
+    groups = _shape_groups(decoders)
+    stacked_V = [torch.stack([decoders.weights[i] for i in g]) for g in groups]
+    stacked_c = [torch.stack([decoders.biases[i] for i in g]).unsqueeze(1) for g in groups]
+    optimizer = _adam(stacked_V + stacked_c, spec, device)
+    last_epoch_loss = torch.zeros(L, dtype=torch.float64, device=device)
+    for epoch in range(spec.epochs):
+        order = seeding.permutation(n, seed, "cascade-batches", epoch, device)
+        epoch_loss = torch.zeros(L, dtype=torch.float64, device=device)
+        for batch in order.split(spec.batch_size):
+            acts = network.activations(train_x[batch])
+            for g, V, c in zip(groups, stacked_V, stacked_c):
+                a = torch.stack([acts[i + 1] for i in g])
+                t = torch.stack([acts[i] for i in g])
+                y = torch.tanh(torch.baddbmm(c, a, V.transpose(1, 2)))
+                loss, V.grad, dc = _mse_grads(y, t, a)
+                c.grad = dc.unsqueeze(1)
+                epoch_loss[g] += loss.double() * batch.shape[0]
+            optimizer.step()
+        last_epoch_loss = epoch_loss / n
+        if progress:
+            progress((epoch + 1) * L, L * spec.epochs)
+    for g, V, c in zip(groups, stacked_V, stacked_c):
+        for j, i in enumerate(g):
+            decoders.weights[i] = V[j].detach().clone()
+            decoders.biases[i] = c[j, 0].detach().clone()
+    return last_epoch_loss
+
+
+def resolve_strategy(strategy: str, device: torch.device) -> str:
+    """'auto' → 'lockstep' on CUDA, 'layerwise' elsewhere (see the module docstring for why)."""
+    if strategy != "auto":
+        return strategy
+    return "lockstep" if device.type == "cuda" else "layerwise"
+
+
+@dataclass(frozen=True)
+class TrainedCascade:
+    """Decoders after training, with the mean MSE of each decoder over its last epoch, shape (L,)."""
+
+    decoders: Decoders
+    decoder_loss: Tensor
+    strategy: str
+    seconds: float
+
+
+def train_cascade(network: TanhNetwork, train_x: Tensor, spec: CascadeSpec, seed: int,
+                  progress: ProgressFn | None = None) -> TrainedCascade:
+    """Train all L decoders of ``network`` (frozen) on ``train_x`` (N, n_0), on ``train_x``'s device."""
+    start = time.perf_counter()
+    device = train_x.device
+    strategy = resolve_strategy(spec.strategy, device)
+    decoders = Decoders.init(network.spec.layer_widths, seed, device)
+    train = _train_lockstep if strategy == "lockstep" else _train_layerwise
+    with torch.no_grad():
+        loss = train(network, decoders, train_x, spec, seed, progress)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return TrainedCascade(decoders, loss.cpu(), strategy, time.perf_counter() - start)
+
+
+@torch.no_grad()
+def reconstruct(network: TanhNetwork, decoders: Decoders, x: Tensor, first_layer: int, last_layer: int,
+                a_first: Tensor | None = None) -> Tensor:
+    """x̂_l = g_1(g_2(…g_l(a_l)…)) for l = first_layer..last_layer, shape (n_layers, M, n_0).
+
+    The chains of all requested layers are decoded together: going down from ``last_layer``, each decoder is
+    applied once to the stack of every chain that has reached its width. ``a_first`` may pass a_{first_layer}
+    when the caller already has it (it then avoids the forward pass from the input).
+    """
+    a = network.next_activation(first_layer, x) if a_first is None else a_first
+    acts = [a]
+    for layer in range(first_layer + 1, last_layer + 1):
+        acts.append(network.next_activation(layer, acts[-1]))
+    chains: Tensor | None = None
+    for layer in range(last_layer, 0, -1):
+        if layer >= first_layer:
+            new = acts[layer - first_layer].unsqueeze(0)
+            chains = new if chains is None else torch.cat([chains, new])
+        chains = decoders.decode(layer, chains)
+    return chains.flip(0)
+
+
+def reconstruct_in_chunks(network: TanhNetwork, decoders: Decoders, x: Tensor, layers_per_chunk: int):
+    """Yield (first_layer, reconstructions (n, M, n_0)) for consecutive layer chunks covering 1..L.
+
+    Memory stays at ``layers_per_chunk`` × M × n_max floats; the frozen forward pass is carried along, never
+    repeated.
+    """
+    L = decoders.depth
+    a_prev = x
+    for first in range(1, L + 1, layers_per_chunk):
+        last = min(L, first + layers_per_chunk - 1)
+        a_first = network.next_activation(first, a_prev)
+        yield first, reconstruct(network, decoders, x, first, last, a_first=a_first)
+        for layer in range(first, last + 1):
+            a_prev = network.next_activation(layer, a_prev)
+
+
+def layers_per_chunk(n_images: int, widths: tuple[int, ...], budget_bytes: int) -> int:
+    """How many layers' reconstructions fit in ``budget_bytes`` (float32 chains plus float64 entropy work)."""
+    per_layer = n_images * max(widths) * (4 * 3 + 8 * 3)
+    return max(1, min(len(widths) - 1, budget_bytes // per_layer))

@@ -1,0 +1,163 @@
+"""Typed, frozen configuration of the science: the network, its cascade, its baseline training.
+
+Every value is validated here, where it enters, so that a bad value fails in one line naming the field, the
+value and what is allowed — before any compute is spent. The sweep's grid config (``infoflow_ray.sweep.grid``)
+builds on these.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+from infoflow_ray.errors import ConfigError
+
+WIDTH_PROFILES = ("wide", "shrinking")
+WIDE_PENULTIMATE_WIDTH = 400  # the reference's 784 -> 400 -> 10 head of the `wide` profile
+MIN_DEPTH = 3
+LOSSES = ("logits", "softmax_twice")
+CUTOFF_LAYER_RANGES = ("constant_width", "all")
+
+WidthProfile = str | tuple[int, ...]
+
+
+def _require(ok: bool, field: str, value: object, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(f"{field} must be {allowed}, got {value!r}")
+
+
+def _positive_float(field: str, value: float) -> None:
+    _require(isinstance(value, (int, float)) and math.isfinite(value) and value > 0, field, value,
+             "a finite number > 0")
+
+
+def _positive_int(field: str, value: int) -> None:
+    _require(isinstance(value, int) and not isinstance(value, bool) and value > 0, field, value, "an integer > 0")
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """The fully connected tanh network under study (SPEC §1).
+
+    ``depth`` is the number of linear layers L; ``widths`` is a profile name or an explicit tuple of L+1 widths
+    (input first, output last). Weights are drawn ``W_ij ~ N(0, sigma_w2 / fan_in)``, biases ``b_i ~ N(0, sigma_b2)``.
+    """
+
+    sigma_w2: float
+    depth: int
+    sigma_b2: float = 0.05
+    widths: WidthProfile = "wide"
+    n_inputs: int = 784
+    n_outputs: int = 10
+
+    def __post_init__(self) -> None:
+        _positive_float("sigma_w2", self.sigma_w2)
+        _require(isinstance(self.sigma_b2, (int, float)) and math.isfinite(self.sigma_b2) and self.sigma_b2 >= 0,
+                 "sigma_b2", self.sigma_b2, "a finite number >= 0")
+        _require(isinstance(self.depth, int) and not isinstance(self.depth, bool) and self.depth >= MIN_DEPTH,
+                 "depth", self.depth, f"an integer >= {MIN_DEPTH}")
+        _positive_int("n_inputs", self.n_inputs)
+        _positive_int("n_outputs", self.n_outputs)
+        if isinstance(self.widths, str):
+            _require(self.widths in WIDTH_PROFILES, "widths", self.widths,
+                     f"one of {', '.join(WIDTH_PROFILES)} or a tuple of depth+1 positive integers")
+        else:
+            widths = tuple(self.widths)
+            _require(len(widths) == self.depth + 1 and all(isinstance(w, int) and w > 0 for w in widths),
+                     "widths", self.widths, f"a tuple of depth+1 = {self.depth + 1} positive integers")
+            _require(widths[0] == self.n_inputs and widths[-1] == self.n_outputs, "widths", self.widths,
+                     f"a tuple starting with n_inputs={self.n_inputs} and ending with n_outputs={self.n_outputs}")
+            object.__setattr__(self, "widths", widths)
+
+    @property
+    def layer_widths(self) -> tuple[int, ...]:
+        """Widths n_0..n_L (n_0 = inputs, n_L = outputs), length depth+1."""
+        L, n_in, n_out = self.depth, self.n_inputs, self.n_outputs
+        if self.widths == "wide":
+            return (n_in,) * (L - 1) + (WIDE_PENULTIMATE_WIDTH, n_out)
+        if self.widths == "shrinking":
+            return tuple(math.ceil(n_in + (n_out - n_in) * i / L) for i in range(L + 1))
+        return tuple(self.widths)
+
+    @property
+    def profile_name(self) -> str:
+        """A short label of the width profile, for tables: 'wide', 'shrinking' or 'custom'."""
+        return self.widths if isinstance(self.widths, str) else "custom"
+
+    def cutoff_last_layer(self, layer_range: str = "constant_width") -> int:
+        """Deepest layer the cutoff is taken over.
+
+        ``constant_width`` follows the reference: for ``wide`` the 784->400 and 400->10 head layers are
+        dropped (L-2); other profiles have no constant-width run, so all layers are used. ``all`` uses all L.
+        """
+        if layer_range == "constant_width" and self.widths == "wide":
+            return self.depth - 2
+        return self.depth
+
+
+@dataclass(frozen=True)
+class CascadeSpec:
+    """Training and evaluation of the decoder cascade (SPEC §2–4).
+
+    ``eval_samples``: number of held-out test images the entropies are computed on (None = whole test split;
+    the reference used 100). ``sigma_floor_rel``: the differential-entropy σ floor in units of the uniform
+    pixel mass 1/n_pixels. ``strategy``: how decoders are trained — 'layerwise' (one layer at a time over the
+    whole epoch, cache friendly: best on CPU), 'lockstep' (all layers per batch as batched matmuls: best on
+    GPU), 'auto' (by device). All strategies train the same decoders on the same batch sequence.
+    """
+
+    epochs: int = 1
+    lr: float = 1e-3
+    batch_size: int = 64
+    eval_samples: int | None = None
+    rtol: float = 0.005
+    atol: float = 1e-8
+    sigma_floor_rel: float = 1e-5
+    cutoff_layers: Literal["constant_width", "all"] = "constant_width"
+    stored_images: int = 6
+    strategy: Literal["auto", "layerwise", "lockstep"] = "auto"
+
+    def __post_init__(self) -> None:
+        _positive_int("cascade.epochs", self.epochs)
+        _positive_float("cascade.lr", self.lr)
+        _positive_int("cascade.batch_size", self.batch_size)
+        if self.eval_samples is not None:
+            _require(isinstance(self.eval_samples, int) and self.eval_samples >= 2, "cascade.eval_samples",
+                     self.eval_samples, "None (whole test split) or an integer >= 2")
+        for name in ("rtol", "atol"):
+            value = getattr(self, name)
+            _require(isinstance(value, (int, float)) and math.isfinite(value) and value >= 0, f"cascade.{name}",
+                     value, "a finite number >= 0")
+        _positive_float("cascade.sigma_floor_rel", self.sigma_floor_rel)
+        _require(self.cutoff_layers in CUTOFF_LAYER_RANGES, "cascade.cutoff_layers", self.cutoff_layers,
+                 f"one of {', '.join(CUTOFF_LAYER_RANGES)}")
+        _require(isinstance(self.stored_images, int) and self.stored_images >= 0, "cascade.stored_images",
+                 self.stored_images, "an integer >= 0")
+        _require(self.strategy in ("auto", "layerwise", "lockstep"), "cascade.strategy", self.strategy,
+                 "one of auto, layerwise, lockstep")
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """Baseline training, the ground truth (SPEC §1): plain SGD, cross-entropy, test accuracy every epoch.
+
+    ``loss``: 'logits' applies cross-entropy to the network output (the last tanh layer); 'softmax_twice'
+    reproduces the reference, which applies cross-entropy to the softmax of that output. Training stops at
+    ``accuracy_threshold`` (if ``stop_at_threshold``) or after ``max_epochs``.
+    """
+
+    max_epochs: int = 200
+    lr: float = 1e-3
+    batch_size: int = 64
+    accuracy_threshold: float = 0.4
+    loss: Literal["logits", "softmax_twice"] = "logits"
+    stop_at_threshold: bool = True
+
+    def __post_init__(self) -> None:
+        _positive_int("train.max_epochs", self.max_epochs)
+        _positive_float("train.lr", self.lr)
+        _positive_int("train.batch_size", self.batch_size)
+        _require(isinstance(self.accuracy_threshold, (int, float)) and 0 < self.accuracy_threshold <= 1,
+                 "train.accuracy_threshold", self.accuracy_threshold, "a number in (0, 1]")
+        _require(self.loss in LOSSES, "train.loss", self.loss, f"one of {', '.join(LOSSES)}")

@@ -1,0 +1,17 @@
+"""Errors a user can act on. Each message is one line naming the bad value and what is allowed."""
+
+
+class InfoflowError(Exception):
+    """Base class of the errors infoflow-ray raises on purpose."""
+
+
+class ConfigError(InfoflowError, ValueError):
+    """A configuration value is out of range or of the wrong kind."""
+
+
+class DatasetUnavailableError(InfoflowError, RuntimeError):
+    """A dataset is neither on disk nor downloadable here."""
+
+
+class ResultsError(InfoflowError, RuntimeError):
+    """A results location cannot be used (not writable, a file, an incompatible schema)."""

@@ -1,0 +1,178 @@
+"""Mean-field theory: checked against the paper's numbers and against independent integrations written here."""
+
+import warnings
+
+import numpy as np
+import pytest
+from numpy.polynomial.hermite_e import hermegauss
+
+from infoflow_ray import theory
+from infoflow_ray.errors import ConfigError
+
+SIGMA_B2 = 0.05
+
+
+@pytest.fixture(scope="module")
+def critical():
+    return float(theory.critical_sigma_w2(SIGMA_B2))
+
+
+def _gauss(n=theory.N_QUAD):
+    z, w = hermegauss(n)
+    return z, w / w.sum()
+
+
+def test_critical_point_without_bias_is_one():
+    assert theory.critical_sigma_w2(sigma_b2=0.0) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_critical_point_at_default_bias_matches_paper(critical):
+    assert critical == pytest.approx(1.76, abs=0.01)
+
+
+def test_critical_point_grows_with_bias():
+    assert np.all(np.diff(theory.critical_sigma_w2([0.0, 0.05, 0.1, 0.2])) > 0)
+
+
+@pytest.mark.parametrize("sigma_b2", [0.0, 0.05, 0.2])
+def test_chi_1_is_below_one_in_order_and_above_in_chaos(sigma_b2):
+    crit = float(theory.critical_sigma_w2(sigma_b2))
+    below, at, above = theory.chi_1([crit - 0.05, crit, crit + 0.05], sigma_b2)
+    assert below < 1.0 < above
+    assert at == pytest.approx(1.0, abs=1e-9)
+
+
+def test_without_bias_signal_dies_and_chi_1_is_sigma_w2_in_order():
+    sigma_w2 = np.array([0.3, 0.7, 0.95])
+    assert np.all(theory.q_star(sigma_w2, 0.0) == 0.0)
+    np.testing.assert_allclose(theory.chi_1(sigma_w2, 0.0), sigma_w2, rtol=1e-14)
+
+
+def test_q_star_solves_its_fixed_point_equation():
+    sigma_w2 = np.linspace(0.5, 4.0, 15)
+    q = theory.q_star(sigma_w2, SIGMA_B2)
+    z, w = _gauss()
+    mapped = sigma_w2 * (np.tanh(np.sqrt(q)[:, None] * z) ** 2 @ w) + SIGMA_B2
+    np.testing.assert_allclose(mapped, q, rtol=0, atol=1e-10)
+
+
+def _trapezoid_fixed_point(sigma_w2, sigma_b2):
+    """q* and χ1 from the length map iterated with a dense trapezoid rule over z instead of quadrature."""
+    z, dz = np.linspace(-12.0, 12.0, 24_001, retstep=True)
+    density = np.exp(-(z**2) / 2) / np.sqrt(2 * np.pi)
+
+    def gauss_mean(f):  # trapezoid rule; the density is ~1e-32 at the ends
+        return dz * (np.sum(f * density) - 0.5 * (f[0] * density[0] + f[-1] * density[-1]))
+
+    q = 1.0
+    for _ in range(300):
+        q = sigma_w2 * gauss_mean(np.tanh(np.sqrt(q) * z) ** 2) + sigma_b2
+    chi_1 = sigma_w2 * gauss_mean((1 - np.tanh(np.sqrt(q) * z) ** 2) ** 2)
+    return q, chi_1
+
+
+def test_q_star_matches_brute_force_integration():
+    q, chi_1 = _trapezoid_fixed_point(2.5, SIGMA_B2)
+    assert theory.q_star(2.5, SIGMA_B2) == pytest.approx(q, rel=1e-9)
+    assert theory.chi_1(2.5, SIGMA_B2) == pytest.approx(chi_1, rel=1e-9)
+    assert q == pytest.approx(1.064, abs=1e-3)
+
+
+def test_xi_c_in_ordered_phase_matches_brute_force_integration():
+    _, chi_1 = _trapezoid_fixed_point(1.0, SIGMA_B2)
+    assert theory.xi_c(1.0, SIGMA_B2) == pytest.approx(-1.0 / np.log(chi_1), rel=1e-9)
+
+
+def test_c_star_is_one_in_order_and_below_one_in_chaos(critical):
+    ordered, chaotic = theory.c_star([critical - 0.3, critical + 0.3], SIGMA_B2)
+    assert ordered == 1.0
+    assert 0.0 < chaotic < 0.99
+    # without bias tanh is odd, so in the chaotic phase inputs decorrelate completely
+    assert theory.c_star(2.0, 0.0) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_c_star_and_chi_c_match_iterated_correlation_map():
+    """Chaotic point: iterate the correlation map from c = 0.5 with a 2-D quadrature written here."""
+    sigma_w2 = 2.5
+    q = float(theory.q_star(sigma_w2, SIGMA_B2))
+    z, w = _gauss(101)
+    z1, z2, ww = z[:, None], z[None, :], w[:, None] * w[None, :]
+
+    def pair(c):
+        return np.sqrt(q) * z1, np.sqrt(q) * (c * z1 + np.sqrt(1 - c**2) * z2)
+
+    c = 0.5
+    for _ in range(1000):
+        u1, u2 = pair(c)
+        c = (sigma_w2 * np.sum(ww * np.tanh(u1) * np.tanh(u2)) + SIGMA_B2) / q
+    u1, u2 = pair(c)
+    chi = sigma_w2 * np.sum(ww * (1 - np.tanh(u1) ** 2) * (1 - np.tanh(u2) ** 2))
+    assert theory.c_star(sigma_w2, SIGMA_B2) == pytest.approx(c, abs=1e-9)
+    assert theory.chi_c(sigma_w2, SIGMA_B2) == pytest.approx(chi, abs=1e-9)
+    assert chi < 1.0
+
+
+def test_chi_c_equals_chi_1_in_ordered_phase(critical):
+    sigma_w2 = np.linspace(0.5, critical - 0.01, 8)
+    np.testing.assert_allclose(theory.chi_c(sigma_w2, SIGMA_B2), theory.chi_1(sigma_w2, SIGMA_B2), atol=1e-12)
+
+
+def test_xi_c_peaks_at_critical_point(critical):
+    below = theory.xi_c(np.linspace(1.0, critical - 0.01, 12), SIGMA_B2)
+    above = theory.xi_c(np.linspace(critical + 0.01, 4.0, 12), SIGMA_B2)
+    assert np.all(np.diff(below) > 0) and np.all(np.diff(above) < 0)
+    assert below[-1] > 100 and above[0] > 100
+    # far from criticality correlations die within a few layers
+    assert 2.0 < theory.xi_c(1.0, SIGMA_B2) < 6.0
+
+
+def test_xi_c_is_infinite_at_exact_criticality_without_warnings():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert theory.xi_c(1.0, 0.0) == np.inf
+        assert np.all(np.isfinite(theory.xi_c([0.5, 2.0], 0.0)))
+
+
+def test_trainable_depth_is_six_xi_c():
+    sigma_w2 = np.array([1.0, 1.5, 2.5])
+    np.testing.assert_allclose(theory.trainable_depth(sigma_w2), 6.0 * theory.xi_c(sigma_w2))
+    np.testing.assert_allclose(theory.trainable_depth(sigma_w2, factor=3.0), 3.0 * theory.xi_c(sigma_w2))
+
+
+@pytest.mark.parametrize("fn", [theory.q_star, theory.chi_1, theory.c_star, theory.chi_c, theory.xi_c])
+def test_vectorised_call_equals_elementwise_calls(fn):
+    sigma_w2 = np.array([0.6, 1.2, 1.76, 2.5, 3.5])
+    sigma_b2 = np.array([0.0, 0.05, 0.05, 0.1, 0.3])
+    vectorised = fn(sigma_w2, sigma_b2)
+    elementwise = [float(fn(a, b)) for a, b in zip(sigma_w2, sigma_b2)]
+    assert vectorised.shape == sigma_w2.shape
+    np.testing.assert_allclose(vectorised, elementwise, rtol=1e-10, atol=1e-14)  # ξ_c amplifies near 1.76
+    assert fn(sigma_w2.reshape(5, 1), SIGMA_B2).shape == (5, 1)
+
+
+def test_critical_sigma_w2_is_vectorised():
+    sigma_b2 = np.array([0.0, 0.05, 0.2])
+    np.testing.assert_allclose(
+        theory.critical_sigma_w2(sigma_b2), [float(theory.critical_sigma_w2(b)) for b in sigma_b2], atol=1e-7
+    )
+
+
+def test_mean_field_bundles_the_single_functions():
+    grid = np.linspace(0.8, 3.0, 9)
+    mf = theory.mean_field(grid, SIGMA_B2)
+    assert mf.sigma_b2 == SIGMA_B2
+    np.testing.assert_array_equal(mf.sigma_w2, grid)
+    for name in ["q_star", "chi_1", "c_star", "chi_c", "xi_c"]:
+        np.testing.assert_allclose(getattr(mf, name), getattr(theory, name)(grid, SIGMA_B2), rtol=1e-12)
+    np.testing.assert_allclose(mf.depth_6xi, 6.0 * mf.xi_c)
+
+
+def test_critical_point_outside_bracket_is_refused():
+    with pytest.raises(ConfigError):
+        theory.critical_sigma_w2(SIGMA_B2, sigma_w2_max=1.5)
+
+
+@pytest.mark.parametrize("sigma_w2, sigma_b2", [(0.0, 0.05), (-1.0, 0.05), (1.0, -0.1), (np.nan, 0.05)])
+def test_invalid_variances_are_refused(sigma_w2, sigma_b2):
+    with pytest.raises(ConfigError):
+        theory.q_star(sigma_w2, sigma_b2)
