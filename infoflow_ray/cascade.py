@@ -185,8 +185,11 @@ def reconstruct(network: TanhNetwork, decoders: Decoders, x: Tensor, first_layer
     applied once to the stack of every chain that has reached its width. ``a_first`` may pass a_{first_layer}
     when the caller already has it (it then avoids the forward pass from the input).
     """
-    a = network.next_activation(first_layer, x) if a_first is None else a_first
-    acts = [a]
+    if a_first is None:
+        a_first = x
+        for layer in range(1, first_layer + 1):
+            a_first = network.next_activation(layer, a_first)
+    acts = [a_first]
     for layer in range(first_layer + 1, last_layer + 1):
         acts.append(network.next_activation(layer, acts[-1]))
     chains: Tensor | None = None

@@ -63,6 +63,8 @@ class NetworkSpec:
             _require(self.widths in WIDTH_PROFILES, "widths", self.widths,
                      f"one of {', '.join(WIDTH_PROFILES)} or a tuple of depth+1 positive integers")
         else:
+            _require(isinstance(self.widths, (tuple, list)), "widths", self.widths,
+                     f"one of {', '.join(WIDTH_PROFILES)} or a tuple of depth+1 positive integers")
             widths = tuple(self.widths)
             _require(len(widths) == self.depth + 1 and all(isinstance(w, int) and w > 0 for w in widths),
                      "widths", self.widths, f"a tuple of depth+1 = {self.depth + 1} positive integers")

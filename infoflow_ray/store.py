@@ -1,0 +1,373 @@
+"""Results storage: Parquet tables, one file per finished task per table, written atomically (SPEC §7).
+
+A results location is a local path or a URI that ``pyarrow.fs`` understands (``s3://``, ``gs://``, ``file://``):
+
+    {root}/_infoflow.json                                  schema version, creation time, package version
+    {root}/{table}/dataset={dataset}/{task_id}.parquet     one file per finished task per table
+    {root}/failures/dataset={dataset}/{task_id}-{attempt}.parquet
+
+A task is finished when its ``runs`` file exists and its Parquet footer reads; ``write_task`` writes ``runs``
+last. On a local disk each file is written to a hidden temp name and renamed over the final name (a concurrent
+writer of the same task is harmless: the last rename wins, with identical content); on an object store the final
+key is written directly (a PUT appears whole). Readers skip names starting with '.' or '_' and warn about, then
+skip, files whose footer cannot be read — such a ``runs`` file makes its task run again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+import uuid
+import warnings
+from datetime import datetime, timezone
+from importlib import metadata
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from infoflow_ray.errors import ConfigError, ResultsError
+
+SCHEMA_VERSION = 1  # bump when a column of an existing table changes; a new table needs no bump
+MANIFEST = "_infoflow.json"
+TEMP_PREFIX = ".tmp-"
+PROBE_PREFIX = ".write-probe-"
+UTC_US = pa.timestamp("us", tz="UTC")
+
+# The columns that say which task (and which network) a row belongs to; depth is the network's depth L.
+_TASK = [("task_id", pa.string()), ("dataset", pa.string()), ("profile", pa.string()),
+         ("sigma_w2", pa.float64()), ("sigma_b2", pa.float64()), ("depth", pa.int64()), ("seed", pa.int64())]
+
+TABLES: dict[str, pa.Schema] = {
+    "runs": pa.schema([  # one row per finished task
+        ("task_id", pa.string()), ("kind", pa.string()),  # 'cascade' | 'baseline'
+        ("grid_name", pa.string()), ("dataset", pa.string()), ("profile", pa.string()),
+        ("sigma_w2", pa.float64()), ("sigma_b2", pa.float64()), ("depth", pa.int64()), ("seed", pa.int64()),
+        ("status", pa.string()),  # 'ok' | 'nonfinite' | 'diverged'
+        ("config_json", pa.string()),  # the task's full config, the input of task_id()
+        ("package_version", pa.string()), ("git_commit", pa.string()), ("torch_version", pa.string()),
+        ("ray_version", pa.string()), ("python_version", pa.string()),
+        ("hostname", pa.string()), ("node_id", pa.string()), ("device", pa.string()),  # e.g. 'cuda:0', 'cpu'
+        ("started_at", UTC_US), ("finished_at", UTC_US),
+        ("seconds", pa.float64()),  # wall seconds of the successful attempt
+        ("attempts", pa.int64()),  # 1 when the first attempt succeeded
+    ]),
+    "curves": pa.schema(_TASK + [  # long format: one row per (layer, measure) of a cascade
+        ("layer", pa.int64()),  # 0 = input, L = output
+        # 'kl_mean' | 'kl_median' (nats) | 'diff_entropy' (nats per pixel) | 'clamped_pixels' (count) |
+        # 'decoder_loss' (mean squared error per pixel, last decoder epoch)
+        ("measure", pa.string()),
+        ("value", pa.float64()),  # NaN/inf are stored, never dropped
+        ("finite", pa.bool_()),
+    ]),
+    "cutoffs": pa.schema(_TASK + [
+        ("measure", pa.string()),  # 'kl_mean' | 'kl_median_normalised' | 'diff_entropy' | 'kl_per_image'
+        ("cutoff_layer", pa.float64()),  # layer index; for kl_per_image the mean over images
+        ("cutoff_std", pa.float64()),  # std over images for kl_per_image, NaN otherwise (layers)
+        ("saturated", pa.bool_()), ("finite", pa.bool_()),
+        ("last_layer", pa.int64()),  # the deepest layer the cutoff search looked at
+        ("rtol", pa.float64()), ("atol", pa.float64()),  # the saturation tolerances used
+    ]),
+    "reconstructions": pa.schema(_TASK + [
+        ("image_index", pa.int64()),  # index into the test set
+        ("layer", pa.int64()),
+        ("height", pa.int64()), ("width", pa.int64()),  # pixels
+        ("pixels", pa.list_(pa.float32())),  # row-major, height * width values
+    ]),
+    "train_epochs": pa.schema(_TASK + [
+        ("loss_fn", pa.string()), ("epoch", pa.int64()),  # epoch counts from 1
+        ("train_loss", pa.float64()), ("test_loss", pa.float64()),  # nats per example
+        ("test_accuracy", pa.float64()),  # fraction in [0, 1]
+        ("seconds", pa.float64()),  # wall seconds of this epoch
+    ]),
+    "train_summary": pa.schema(_TASK + [
+        ("loss_fn", pa.string()), ("epochs", pa.int64()),  # epochs run
+        ("best_test_accuracy", pa.float64()), ("final_test_accuracy", pa.float64()),
+        ("accuracy_threshold", pa.float64()), ("reached_threshold", pa.bool_()),
+        ("stop_reason", pa.string()),  # 'threshold' | 'budget' | 'diverged'
+        ("seconds", pa.float64()),  # wall seconds of the whole training
+    ]),
+    "failures": pa.schema([  # one file per failed attempt, written by write_failure
+        ("task_id", pa.string()), ("kind", pa.string()), ("dataset", pa.string()),
+        ("sigma_w2", pa.float64()), ("depth", pa.int64()), ("seed", pa.int64()),
+        ("attempt", pa.int64()),  # 1-based
+        ("error", pa.string()), ("failed_at", UTC_US),
+    ]),
+}
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+
+
+class CorruptFileWarning(UserWarning):
+    """A results file cannot be read (truncated or corrupt) and is skipped."""
+
+
+def task_id(config: dict) -> str:
+    """First 16 hex chars of the sha256 of the task's full config as canonical JSON (sorted keys, no spaces).
+
+    Floats are written by ``float.__repr__`` (the shortest repr that round-trips), so equal configs give equal
+    ids on every platform and any changed value gives a different id. ``1`` and ``1.0`` differ.
+    """
+    try:
+        text = json.dumps(config, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=_plain)
+    except TypeError as e:
+        raise ConfigError(f"task config cannot be hashed: {e}; use str, int, float, bool, list and dict") from None
+    return hashlib.sha256(text.encode("ascii")).hexdigest()[:16]
+
+
+def _plain(value: object) -> object:
+    if hasattr(value, "item"):  # numpy scalar
+        return value.item()
+    raise TypeError(f"{value!r} of type {type(value).__name__} is not JSON serialisable")
+
+
+def _reason(e: Exception) -> str:
+    """One line saying why an OS or Arrow call failed ('Permission denied', 'No space left on device')."""
+    errno = getattr(e, "errno", None)
+    return os.strerror(errno) if errno else " ".join(str(e).split())
+
+
+def _check_name(what: str, value: object) -> None:
+    if not (isinstance(value, str) and _NAME.fullmatch(value)):
+        raise ConfigError(f"{what} must be letters, digits and ._+- not starting with . or _, got {value!r}")
+
+
+def _conform(name: str, rows: pa.Table | list[dict]) -> pa.Table:
+    """``rows`` as a table of ``TABLES[name]``'s schema: columns in order, values cast; ConfigError otherwise."""
+    if name not in TABLES:
+        raise ConfigError(f"unknown results table '{name}'; allowed: {', '.join(TABLES)}")
+    schema = TABLES[name]
+    if isinstance(rows, pa.Table):
+        present = have_all = set(rows.column_names)
+    else:
+        present = set().union(*(r.keys() for r in rows))
+        have_all = set(schema.names).intersection(*(r.keys() for r in rows))
+    unknown = sorted(present - set(schema.names))
+    missing = [c for c in schema.names if c not in have_all]
+    if unknown:
+        raise ConfigError(f"table '{name}' has unknown column(s) {', '.join(unknown)}; "
+                          f"allowed: {', '.join(schema.names)}")
+    if missing and (isinstance(rows, pa.Table) or rows):
+        raise ConfigError(f"table '{name}' lacks column(s) {', '.join(missing)}; every row needs all of "
+                          f"{', '.join(schema.names)}")
+    try:
+        if isinstance(rows, pa.Table):
+            return rows.select(schema.names).cast(schema)
+        return pa.Table.from_pylist(rows, schema=schema)
+    except (pa.ArrowException, TypeError, ValueError) as e:
+        raise ConfigError(f"table '{name}' does not fit its schema: {_reason(e)}") from None
+
+
+def _package_version() -> str:
+    try:
+        return metadata.version("infoflow-ray")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+class ResultStore:
+    """A results location: write a finished task's tables, list finished tasks, scan a table with polars."""
+
+    def __init__(self, location: str, filesystem: pafs.FileSystem, root: str):
+        self._location, self._filesystem, self._root = location, filesystem, root.rstrip("/")
+        self._local = isinstance(filesystem, pafs.LocalFileSystem)
+
+    location = property(lambda self: self._location, doc="The location as the user gave it.")
+    filesystem = property(lambda self: self._filesystem, doc="The pyarrow filesystem holding the results.")
+    root = property(lambda self: self._root, doc="The results folder's path on that filesystem.")
+
+    @classmethod
+    def open(cls, location: str, create: bool = True) -> ResultStore:
+        """Open ``location``; with ``create`` make it if missing and check that it is writable (fail fast).
+
+        ``create=False`` opens an existing results folder for reading only: no writability probe.
+        """
+        try:
+            if "://" in location:
+                filesystem, root = pafs.FileSystem.from_uri(location)
+            else:
+                filesystem, root = pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(location))
+            kind = filesystem.get_file_info(root).type
+        except (OSError, pa.ArrowException) as e:
+            raise ResultsError(f"cannot open results location '{location}': {_reason(e)}") from None
+        if kind == pafs.FileType.File:
+            raise ResultsError(f"results location '{location}' is a file; give a directory or a URI")
+        if kind == pafs.FileType.NotFound:
+            if not create:
+                raise ResultsError(f"results location '{location}' does not exist; give an existing results folder")
+            try:
+                filesystem.create_dir(root, recursive=True)
+            except OSError as e:
+                raise ResultsError(f"cannot create results location '{location}': {_reason(e)}; "
+                                   "give a writable directory or URI") from None
+        store = cls(location, filesystem, root)
+        manifest = store._read_manifest()
+        if manifest is None and not create:
+            raise ResultsError(f"results location '{location}' has no {MANIFEST}; it is not an infoflow results folder")
+        if manifest is not None and manifest.get("schema_version") != SCHEMA_VERSION:
+            raise ResultsError(f"results location '{location}' has schema version {manifest.get('schema_version')!r}"
+                               f" but this infoflow-ray writes version {SCHEMA_VERSION}; use a new results location")
+        if create:
+            store._probe_writable()
+            if manifest is None:
+                store._put(f"{store.root}/{MANIFEST}", json.dumps({
+                    "schema_version": SCHEMA_VERSION, "created": datetime.now(timezone.utc).isoformat(),
+                    "package_version": _package_version()}, indent=2).encode())
+        return store
+
+    def write_task(self, task_id: str, dataset: str, tables: dict[str, pa.Table | list[dict]]) -> None:
+        """Store a finished task: every table but ``runs`` first, then its one-row ``runs`` table.
+
+        All tables are validated before anything is written. Writing a task again replaces its files.
+        """
+        _check_name("task_id", task_id)
+        _check_name("dataset", dataset)
+        if "failures" in tables:
+            raise ConfigError("write_task does not take the 'failures' table; use write_failure")
+        conformed = {name: _conform(name, rows) for name, rows in tables.items()}
+        if "runs" not in conformed or conformed["runs"].num_rows != 1:
+            rows = conformed["runs"].num_rows if "runs" in conformed else 0
+            raise ConfigError(f"write_task needs a 'runs' table of exactly 1 row for task '{task_id}', got {rows}")
+        for name, table in conformed.items():
+            for column, expected in (("task_id", task_id), ("dataset", dataset)):
+                if set(table.column(column).to_pylist()) - {expected}:
+                    raise ConfigError(f"table '{name}' has rows whose {column} is not '{expected}'; "
+                                      f"write one task of one dataset per call")
+        for name in sorted(conformed, key=lambda n: n == "runs"):
+            self._write_table(name, dataset, task_id, conformed[name])
+
+    def write_failure(self, task_id: str, attempt: int, row: dict) -> None:
+        """Record one failed attempt: ``row`` holds the other ``failures`` columns (``failed_at`` defaults to now)."""
+        _check_name("task_id", task_id)
+        row = {"failed_at": datetime.now(timezone.utc), **row, "task_id": task_id, "attempt": attempt}
+        table = _conform("failures", [row])
+        _check_name("dataset", row["dataset"])
+        self._write_table("failures", row["dataset"], f"{task_id}-{attempt}", table)
+
+    def finished_task_ids(self, kind: str | None = None) -> set[str]:
+        """Ids of the tasks with a readable ``runs`` file, optionally only those of ``kind`` ('cascade', 'baseline')."""
+        finished = set()
+        for path in self._files("runs"):
+            try:
+                with self.filesystem.open_input_file(path) as f:
+                    parquet = pq.ParquetFile(f)  # reads the footer only
+                    if kind is not None and parquet.read(columns=["kind"]).column(0)[0].as_py() != kind:
+                        continue
+            except (OSError, pa.ArrowException) as e:
+                self._warn_unreadable(path, e)
+                continue
+            finished.add(path.rsplit("/", 1)[1].removesuffix(".parquet"))
+        return finished
+
+    def is_finished(self, task_id: str, dataset: str) -> bool:
+        """Whether one task has a readable ``runs`` file (cheaper than listing every finished task)."""
+        path = f"{self.root}/runs/dataset={dataset}/{task_id}.parquet"
+        if self.filesystem.get_file_info(path).type != pafs.FileType.File:
+            return False
+        return self._footer_reads(path)
+
+    def scan(self, table: str) -> pl.LazyFrame:
+        """All readable files of ``table`` as one lazy frame (empty, with the table's schema, when none)."""
+        if table not in TABLES:
+            raise ConfigError(f"unknown results table '{table}'; allowed: {', '.join(TABLES)}")
+        schema = TABLES[table]
+        paths = [p for p in self._files(table) if self._footer_reads(p)]
+        polars_schema = pl.from_arrow(schema.empty_table()).schema
+        if not paths:
+            return pl.LazyFrame(schema=polars_schema)
+        if self._local:  # the files hold `dataset` already: no hive column on top
+            return pl.scan_parquet(paths, schema=polars_schema, hive_partitioning=False, glob=False)
+        return pl.scan_pyarrow_dataset(ds.dataset(paths, schema=schema, format="parquet", filesystem=self.filesystem))
+
+    def remove_stale_temp_files(self, older_than_seconds: float = 3600) -> int:
+        """Delete temp files (``.tmp-*``) of crashed writers older than ``older_than_seconds``; return how many."""
+        selector = pafs.FileSelector(self.root, recursive=True, allow_not_found=True)
+        cutoff_ns = time.time_ns() - int(older_than_seconds * 1e9)
+        removed = 0
+        for info in self.filesystem.get_file_info(selector):
+            name = info.path.rsplit("/", 1)[-1]
+            if info.type == pafs.FileType.File and name.startswith(TEMP_PREFIX) and info.mtime_ns < cutoff_ns:
+                self.filesystem.delete_file(info.path)
+                removed += 1
+        return removed
+
+    def _write_table(self, table: str, dataset: str, stem: str, data: pa.Table) -> None:
+        sink = pa.BufferOutputStream()
+        pq.write_table(data, sink)
+        self._put(f"{self.root}/{table}/dataset={dataset}/{stem}.parquet", sink.getvalue())
+
+    def _put(self, path: str, data: bytes | pa.Buffer) -> None:
+        """Write ``data`` at ``path`` so that no reader sees it partially written."""
+        directory, name = path.rsplit("/", 1)
+        stem, dot, suffix = name.rpartition(".")
+        target = f"{directory}/{TEMP_PREFIX}{stem}-{uuid.uuid4().hex}{dot}{suffix}" if self._local else path
+        try:
+            self.filesystem.create_dir(directory, recursive=True)
+            with self.filesystem.open_output_stream(target) as f:
+                f.write(data)
+            if target != path:
+                self.filesystem.move(target, path)  # rename(2): atomic, replaces an existing file
+        except OSError as e:
+            if target != path:
+                self._delete_quietly(target)
+            raise ResultsError(f"cannot write results file '{path}': {_reason(e)}") from None
+
+    def _probe_writable(self) -> None:
+        probe = f"{self.root}/{PROBE_PREFIX}{uuid.uuid4().hex}"
+        try:
+            with self.filesystem.open_output_stream(probe) as f:
+                f.write(b"probe")
+            self.filesystem.delete_file(probe)
+        except OSError as e:
+            self._delete_quietly(probe)
+            raise ResultsError(f"results location '{self.location}' is not writable: {_reason(e)}; "
+                               "give a writable directory or URI") from None
+
+    def _read_manifest(self) -> dict | None:
+        path = f"{self.root}/{MANIFEST}"
+        try:
+            with self.filesystem.open_input_stream(path) as f:
+                manifest = json.loads(f.read())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as e:
+            raise ResultsError(f"cannot read '{path}': {_reason(e)}; use a new results location") from None
+        if not isinstance(manifest, dict):
+            raise ResultsError(f"'{path}' is not a JSON object; use a new results location")
+        return manifest
+
+    def _files(self, table: str) -> list[str]:
+        """Paths of the visible Parquet files of ``table`` (no part of the name below it starts with '.' or '_')."""
+        base = f"{self.root}/{table}"
+        selector = pafs.FileSelector(base, recursive=True, allow_not_found=True)
+        paths = []
+        for info in self.filesystem.get_file_info(selector):
+            relative = info.path.removeprefix(base + "/")
+            if (info.type == pafs.FileType.File and relative.endswith(".parquet")
+                    and not any(part.startswith((".", "_")) for part in relative.split("/"))):
+                paths.append(info.path)
+        return sorted(paths)
+
+    def _footer_reads(self, path: str) -> bool:
+        try:
+            with self.filesystem.open_input_file(path) as f:
+                pq.read_metadata(f)
+            return True
+        except (OSError, pa.ArrowException) as e:
+            self._warn_unreadable(path, e)
+            return False
+
+    def _warn_unreadable(self, path: str, e: Exception) -> None:
+        warnings.warn(f"skipping unreadable results file '{path}' ({_reason(e)}); a task whose runs file is "
+                      "unreadable runs again", CorruptFileWarning, stacklevel=3)
+
+    def _delete_quietly(self, path: str) -> None:
+        try:
+            self.filesystem.delete_file(path)
+        except OSError:
+            pass

@@ -1,0 +1,161 @@
+"""Baseline trainings as Ray Tune trials: one trial per (dataset, σw², depth, seed).
+
+Each trial reports test accuracy every epoch, stops at the accuracy threshold, the epoch budget or on
+divergence, checkpoints its trainer so an interrupted grid resumes (``Tuner.restore``), and writes its rows to
+the results store itself when it ends. Small trials share a GPU through fractional resources.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from ray import tune
+
+from infoflow_ray.model import default_device
+from infoflow_ray.store import ResultStore
+from infoflow_ray.sweep.grid import Task
+from infoflow_ray.sweep.progress import Progress
+from infoflow_ray.sweep.tasks import baseline_rows, device_name, load_task_data, runs_row, utc_now
+from infoflow_ray.training import BaselineTrainer
+
+CHECKPOINT_FILE = "trainer.pt"
+
+
+def baseline_trainable(config: dict) -> None:
+    """The Tune function trainable: train one baseline network, epoch by epoch, then store its rows."""
+    task = Task.from_config(config["task"])
+    store = ResultStore.open(config["results"], create=False)
+    if store.is_finished(task.task_id, task.dataset):
+        return  # finished by an earlier run whose Tune state was lost; never duplicate it
+    started, t0 = utc_now(), time.perf_counter()
+    device = default_device()
+    trainer = BaselineTrainer(task.network, task.train, load_task_data(task.dataset, task.data, device), task.seed,
+                              device)
+    attempt = 1
+    checkpoint = tune.get_checkpoint()
+    if checkpoint:
+        with checkpoint.as_directory() as folder:
+            saved = torch.load(Path(folder) / CHECKPOINT_FILE, map_location=device)
+        trainer.load_state_dict(saved["trainer"])
+        attempt = saved["attempt"] + 1
+    every = config.get("checkpoint_every_epochs", 1)
+    while (reason := trainer.stop_reason()) is None:
+        record = trainer.run_epoch()
+        metrics = {**record.as_dict(), "stop_reason": trainer.stop_reason() or ""}
+        if record.epoch % every == 0 or metrics["stop_reason"]:
+            with tempfile.TemporaryDirectory() as folder:
+                torch.save({"trainer": trainer.state_dict(), "attempt": attempt}, Path(folder) / CHECKPOINT_FILE)
+                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+        else:
+            tune.report(metrics)
+    rows = baseline_rows(task, trainer.history, reason)
+    status = "diverged" if reason == "diverged" else "ok"
+    rows["runs"] = [runs_row(task, grid_name=config["grid_name"], status=status, started_at=started,
+                             finished_at=utc_now(), seconds=time.perf_counter() - t0,
+                             attempts=attempt,
+                             node_id=_node_id(), device=device_name(device))]
+    store.write_task(task.task_id, task.dataset, rows)
+
+
+def _node_id() -> str:
+    import ray
+    return ray.get_runtime_context().get_node_id()
+
+
+class _TuneProgress(tune.Callback):
+    """Feeds trial starts/ends into the driver's progress line; records trials that failed for good."""
+
+    def __init__(self, progress: Progress, store: ResultStore):
+        self.progress, self.store = progress, store
+
+    def __getstate__(self) -> dict:
+        return {}  # Tune pickles its run config; the driver re-attaches a live callback on restore
+
+    def __setstate__(self, state: dict) -> None:
+        self.progress = self.store = None
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.progress.started("baseline")
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        result = trial.last_result or {}
+        task = Task.from_config(trial.config["task"])
+        detail = (f"{result.get('stop_reason') or 'skipped (already stored)'} after {result.get('epoch', 0)} "
+                  f"epochs, test accuracy {result.get('test_accuracy', float('nan')):.3f}")
+        self.progress.finished("baseline", f"{task.label}: {detail}")
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        task = Task.from_config(trial.config["task"])
+        self.progress.retried("baseline", f"retrying {task.label} (attempt {trial.num_failures} failed)")
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        task = Task.from_config(trial.config["task"])
+        error = (str(trial.error_file) if trial.error_file else "unknown error")
+        try:
+            error = Path(trial.error_file).read_text().strip().splitlines()[-1][:500]
+        except (OSError, TypeError, IndexError):
+            pass
+        self.store.write_failure(task.task_id, trial.num_failures, {
+            "task_id": task.task_id, "kind": "baseline", "dataset": task.dataset,
+            "sigma_w2": task.network.sigma_w2, "depth": task.network.depth, "seed": task.seed,
+            "attempt": trial.num_failures, "error": error, "failed_at": utc_now()})
+        self.progress.finished("baseline", f"FAILED {task.label}: {error}", failed=True)
+
+
+def experiment_name(tasks: list[Task]) -> str:
+    """A Tune experiment name that is the same for the same set of baseline tasks (so a re-run restores it)."""
+    digest = hashlib.sha256("\n".join(sorted(t.task_id for t in tasks)).encode()).hexdigest()[:12]
+    return f"baselines-{digest}"
+
+
+def tune_storage(results: str) -> str:
+    """Where Tune keeps trial state and checkpoints: ``_tune`` inside the results location (ignored by readers)."""
+    if "://" in results:
+        return results.rstrip("/") + "/_tune"
+    return os.path.abspath(os.path.join(results, "_tune"))
+
+
+def run_baselines(all_tasks: list[Task], pending: list[Task], *, results: str, grid_name: str, cpus: float,
+                  gpus: float, max_concurrent: int | None, max_attempts: int, checkpoint_every_epochs: int,
+                  store: ResultStore, progress: Progress) -> None:
+    """Run the pending baseline tasks as Tune trials, restoring the grid's experiment if it was interrupted."""
+    trainable = tune.with_resources(baseline_trainable, {"cpu": cpus, "gpu": gpus})
+    storage = tune_storage(results)
+    name = experiment_name(all_tasks)
+    callbacks = [_TuneProgress(progress, store)]
+    common = {"results": results, "grid_name": grid_name, "checkpoint_every_epochs": checkpoint_every_epochs}
+    path = f"{storage}/{name}"
+    if tune.Tuner.can_restore(path):
+        progress.note(f"resuming the baseline trials of {path}")
+        tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True)
+        tuner._local_tuner.get_run_config().callbacks = callbacks
+        tuner.fit()
+        done = store.finished_task_ids("baseline")
+        pending = [t for t in pending if t.task_id not in done]
+        if not pending:
+            return
+        name = f"{name}-rerun-{int(time.time())}"  # tasks Tune thinks finished but whose rows are missing
+    param_space = {**common, "task": tune.grid_search([t.config() for t in pending])}
+    tuner = tune.Tuner(
+        trainable,
+        param_space=param_space,
+        tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent,
+                                    trial_name_creator=lambda trial: _trial_name(trial),
+                                    trial_dirname_creator=lambda trial: _trial_name(trial).replace(" ", "_")),
+        run_config=tune.RunConfig(
+            name=name, storage_path=storage, verbose=0, callbacks=callbacks,
+            failure_config=tune.FailureConfig(max_failures=max_attempts - 1),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
+    )
+    tuner.fit()
+
+
+def _trial_name(trial) -> str:
+    task = Task.from_config(trial.config["task"])
+    net = task.network
+    return f"{task.dataset}_{net.profile_name}_s{net.sigma_w2:g}_L{net.depth}_seed{task.seed}_{trial.trial_id}"

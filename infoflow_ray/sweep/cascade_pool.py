@@ -1,0 +1,134 @@
+"""Cascade tasks on a pool of Ray actors, one GPU each (or CPU), fed by the driver with ``ray.wait``.
+
+An actor keeps each dataset resident on its device and writes every finished task straight to the results
+store, so results stream out as they finish and a lost actor loses no finished result. A task whose actor
+dies is re-queued (the actor restarts); a task that fails ``max_task_attempts`` times is recorded as failed.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import ray
+import torch
+from ray.exceptions import RayActorError, RayTaskError
+
+from infoflow_ray.errors import InfoflowError
+from infoflow_ray.model import default_device
+from infoflow_ray.store import ResultStore
+from infoflow_ray.sweep.grid import DataOptions, Task
+from infoflow_ray.sweep.progress import Progress
+from infoflow_ray.sweep.tasks import device_name, load_task_data, run_cascade, runs_row, utc_now
+
+
+@ray.remote(max_restarts=-1, max_task_retries=0)
+class CascadeWorker:
+    """Holds a device and its datasets; runs cascade tasks one at a time."""
+
+    def __init__(self, results: str, grid_name: str):
+        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
+        torch.set_num_threads(max(1, int(cpus)))
+        self.device = default_device()
+        self.store = ResultStore.open(results, create=False)
+        self.grid_name = grid_name
+        self._data: dict[tuple[str, DataOptions], object] = {}
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def run(self, task: Task, attempt: int) -> dict:
+        started, t0 = utc_now(), time.perf_counter()
+        key = (task.dataset, task.data)
+        if key not in self._data:
+            self._data[key] = load_task_data(task.dataset, task.data, self.device)
+        rows, status, summary = run_cascade(task, self._data[key], self.device)
+        node_id = ray.get_runtime_context().get_node_id()
+        rows["runs"] = [runs_row(task, grid_name=self.grid_name, status=status, started_at=started,
+                                 finished_at=utc_now(), seconds=time.perf_counter() - t0, attempts=attempt,
+                                 node_id=node_id, device=device_name(self.device))]
+        self.store.write_task(task.task_id, task.dataset, rows)
+        return {"status": status, "node_id": node_id, "pid": os.getpid(), **summary}
+
+
+@dataclass(frozen=True)
+class PoolSize:
+    """How many cascade actors and what each asks for."""
+
+    workers: int
+    cpus: float
+    gpus: float
+
+
+def pool_size(cascade_workers: int | None, cpus_per_cascade: float, gpus_per_cascade: float | None,
+              n_tasks: int) -> PoolSize:
+    """One actor per GPU on a GPU cluster (one per CPU otherwise), never more actors than tasks."""
+    resources = ray.cluster_resources()
+    cluster_gpus = int(resources.get("GPU", 0))
+    gpus = gpus_per_cascade if gpus_per_cascade is not None else (1.0 if cluster_gpus else 0.0)
+    if cascade_workers is None:
+        if gpus > 0:
+            cascade_workers = max(1, int(cluster_gpus / gpus))
+        else:
+            cascade_workers = max(1, int(resources.get("CPU", 1) // cpus_per_cascade))
+    return PoolSize(max(1, min(cascade_workers, n_tasks)), cpus_per_cascade, gpus)
+
+
+def _error_line(exc: BaseException) -> str:
+    cause = exc.cause if isinstance(exc, RayTaskError) and getattr(exc, "cause", None) else exc
+    text = f"{type(cause).__name__}: {cause}"
+    return text.strip().splitlines()[0][:500] if isinstance(cause, InfoflowError) else \
+        " ".join(text.split())[:500]
+
+
+def run_cascade_pool(tasks: list[Task], *, results: str, grid_name: str, size: PoolSize, max_attempts: int,
+                     store: ResultStore, progress: Progress, stop: threading.Event | None = None,
+                     on_worker_started=None) -> dict[str, dict]:
+    """Run ``tasks`` on ``size.workers`` actors; returns task_id → summary for the tasks that finished."""
+    stop = stop or threading.Event()
+    workers = [CascadeWorker.options(num_cpus=size.cpus, num_gpus=size.gpus, name=None).remote(results, grid_name)
+               for _ in range(size.workers)]
+    if on_worker_started:
+        on_worker_started(workers)
+    queue = deque((task, 1) for task in tasks)
+    idle = list(workers)
+    in_flight: dict[ray.ObjectRef, tuple[object, Task, int]] = {}
+    finished: dict[str, dict] = {}
+    try:
+        while (queue or in_flight) and not stop.is_set():
+            while queue and idle:
+                worker, (task, attempt) = idle.pop(), queue.popleft()
+                ref = worker.run.options(name=task.label).remote(task, attempt)
+                in_flight[ref] = (worker, task, attempt)
+                progress.started("cascade")
+            done, _ = ray.wait(list(in_flight), num_returns=1, timeout=1.0)
+            progress.tick()
+            for ref in done:
+                worker, task, attempt = in_flight.pop(ref)
+                idle.append(worker)
+                try:
+                    summary = ray.get(ref)
+                except (RayActorError, RayTaskError) as exc:
+                    permanent = isinstance(getattr(exc, "cause", None), InfoflowError)
+                    if attempt < max_attempts and not permanent:
+                        queue.append((task, attempt + 1))
+                        progress.retried("cascade", f"retrying {task.label} (attempt {attempt} failed: "
+                                                    f"{_error_line(exc)})")
+                    else:
+                        store.write_failure(task.task_id, attempt, {
+                            "task_id": task.task_id, "kind": "cascade", "dataset": task.dataset,
+                            "sigma_w2": task.network.sigma_w2, "depth": task.network.depth, "seed": task.seed,
+                            "attempt": attempt, "error": _error_line(exc), "failed_at": utc_now()})
+                        progress.finished("cascade", f"FAILED {task.label}: {_error_line(exc)}", failed=True)
+                    continue
+                finished[task.task_id] = summary
+                progress.finished("cascade", f"{task.label}: {summary['status']}, cutoff KL "
+                                             f"{summary['kl_mean']}, diff-entropy {summary['diff_entropy']} "
+                                             f"({summary['seconds']:.1f} s)")
+    finally:
+        for worker in workers:
+            ray.kill(worker)
+    return finished

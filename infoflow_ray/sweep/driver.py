@@ -1,0 +1,169 @@
+"""The driver: expand the grid, skip what is stored, run cascades on the actor pool and baselines on Tune.
+
+Cascades start first and hold their resources (by default every GPU, or every CPU on a CPU-only machine), so
+the predictions arrive long before the ground truth; Tune trials take the resources as the pool frees them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TextIO
+
+import polars as pl
+import ray
+
+from infoflow_ray.data import load_dataset
+from infoflow_ray.store import ResultStore
+from infoflow_ray.sweep.baselines import run_baselines
+from infoflow_ray.sweep.cascade_pool import PoolSize, pool_size, run_cascade_pool
+from infoflow_ray.sweep.grid import GridSpec, Task
+from infoflow_ray.sweep.progress import Progress
+
+
+@dataclass
+class GridOutcome:
+    """What a run of the grid did: counts per kind and the failures (task label → error)."""
+
+    total: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    interrupted: bool = False
+    seconds: float = 0.0
+
+
+def describe(grid: GridSpec, pending: list[Task], finished: set[str], out: TextIO) -> None:
+    """The dry-run report: every task, how many are already stored, what each kind asks for."""
+    tasks = grid.tasks()
+    res = grid.resources
+    print(f"grid '{grid.name}' → {grid.results}", file=out)
+    for kind in grid.kinds:
+        of_kind = [t for t in tasks if t.kind == kind]
+        done = sum(t.task_id in finished for t in of_kind)
+        print(f"  {kind}: {len(of_kind)} tasks ({done} already stored, {len(of_kind) - done} to run)", file=out)
+    print(f"  resources: cascade actors {res.cascade_workers or 'one per GPU (or CPU)'} × "
+          f"{res.cpus_per_cascade:g} CPU + {_gpus(res.gpus_per_cascade, '1 if GPUs')} GPU; "
+          f"baseline trials {res.cpus_per_trial:g} CPU + {_gpus(res.gpus_per_trial, '0.25 if GPUs')} GPU each",
+          file=out)
+    for task in pending:
+        print(f"  {task.task_id}  {task.label}", file=out)
+
+
+def _gpus(value: float | None, auto: str) -> str:
+    return auto if value is None else f"{value:g}"
+
+
+def check_datasets(grid: GridSpec) -> None:
+    """Load every dataset once on the driver, so a missing one fails before any work starts (local runs)."""
+    for name in grid.datasets:
+        load_dataset(name, n_inputs=grid.data.synthetic_inputs, n_train=grid.data.synthetic_train,
+                     n_test=grid.data.synthetic_test)
+
+
+def connect(address: str | None) -> None:
+    """Join the cluster at ``address`` (or $RAY_ADDRESS, as under ``ray job submit``), else start a local one."""
+    # Trials checkpoint every epoch by design; Tune's warning about frequent snapshots is noise here.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    ray.init(address=address, log_to_driver=False, include_dashboard=None if address else False,
+             configure_logging=False)
+
+
+def run_grid(grid: GridSpec, *, address: str | None = None, out: TextIO = sys.stdout,
+             progress_interval_seconds: float = 30.0) -> GridOutcome:
+    """Run every task of ``grid`` that is not stored yet. Returns counts; failures are recorded, not raised."""
+    start = time.monotonic()
+    if "://" not in grid.results:  # workers and Tune trials run in other folders: give them an absolute path
+        grid = dataclasses.replace(grid, results=os.path.abspath(grid.results))
+    store = ResultStore.open(grid.results)
+    tasks = grid.tasks()
+    finished = store.finished_task_ids()
+    pending = [t for t in tasks if t.task_id not in finished]
+    outcome = GridOutcome(total={k: sum(t.kind == k for t in tasks) for k in grid.kinds},
+                          skipped={k: sum(t.kind == k and t.task_id in finished for t in tasks) for k in grid.kinds})
+    if not pending:
+        print(f"all {len(tasks)} tasks of grid '{grid.name}' are already stored in {grid.results}", file=out)
+        return outcome
+    if address is None and not os.environ.get("RAY_ADDRESS"):
+        check_datasets(grid)
+    store.remove_stale_temp_files()
+    connect(address)
+    progress = Progress(grid.kinds, stream=out, interval_seconds=progress_interval_seconds)
+    for kind in grid.kinds:
+        progress.set_total(kind, outcome.total[kind], outcome.skipped[kind])
+    progress.note(f"grid '{grid.name}': {len(pending)} tasks to run, results in {store.location}")
+
+    cascades = [t for t in pending if t.kind == "cascade"]
+    baselines = [t for t in pending if t.kind == "baseline"]
+    stop = threading.Event()
+    pool_ready = threading.Event()
+    thread = None
+    res = grid.resources
+    if cascades:
+        size = pool_size(res.cascade_workers, res.cpus_per_cascade, res.gpus_per_cascade, len(cascades))
+        progress.note(f"cascade pool: {size.workers} actors × ({size.cpus:g} CPU, {size.gpus:g} GPU)")
+
+        def started(workers):
+            ray.get([w.pid.remote() for w in workers])  # placed and initialised: they hold their resources
+            pool_ready.set()
+
+        def cascade_loop():
+            try:
+                run_cascade_pool(cascades, results=grid.results, grid_name=grid.name, size=size,
+                                 max_attempts=res.max_task_attempts, store=store, progress=progress, stop=stop,
+                                 on_worker_started=started)
+            finally:
+                pool_ready.set()
+
+        thread = threading.Thread(target=cascade_loop, name="cascade-pool", daemon=True)
+        thread.start()
+        pool_ready.wait()
+    try:
+        if baselines:
+            cluster_gpus = ray.cluster_resources().get("GPU", 0)
+            gpus = res.gpus_per_trial if res.gpus_per_trial is not None else (0.25 if cluster_gpus else 0.0)
+            run_baselines([t for t in tasks if t.kind == "baseline"], baselines, results=grid.results,
+                          grid_name=grid.name, cpus=res.cpus_per_trial, gpus=gpus,
+                          max_concurrent=res.max_concurrent_trials, max_attempts=res.max_task_attempts,
+                          checkpoint_every_epochs=res.checkpoint_every_epochs, store=store, progress=progress)
+        if thread:
+            while thread.is_alive():
+                thread.join(timeout=1.0)
+    except KeyboardInterrupt:
+        outcome.interrupted = True
+        stop.set()
+    outcome.seconds = time.monotonic() - start
+    done = store.finished_task_ids()
+    missing = [t for t in pending if t.task_id not in done]
+    outcome.failed = {t.label: "not finished" for t in missing}
+    progress.note(f"finished in {outcome.seconds:.0f} s: {len(pending) - len(missing)} of {len(pending)} tasks "
+                  f"stored, {len(missing)} missing")
+    print_summary(store, out)
+    return outcome
+
+
+def print_summary(store: ResultStore, out: TextIO) -> None:
+    """Per (dataset, σw²): the cutoffs (mean over seeds) and the trainable depth measured so far."""
+    cutoffs = (store.scan("cutoffs").filter(pl.col("measure").is_in(["kl_mean", "diff_entropy"]))
+               .group_by("dataset", "sigma_w2", "measure").agg(pl.col("cutoff_layer").mean())
+               .collect().pivot(on="measure", index=["dataset", "sigma_w2"], values="cutoff_layer"))
+    trained = (store.scan("train_summary").group_by("dataset", "sigma_w2")
+               .agg(pl.col("depth").filter(pl.col("reached_threshold")).max().alias("trainable_depth"),
+                    pl.col("depth").max().alias("deepest_trained"), pl.len().alias("trainings"))
+               .collect())
+    if cutoffs.is_empty() and trained.is_empty():
+        return
+    if cutoffs.is_empty():
+        table = trained
+    elif trained.is_empty():
+        table = cutoffs
+    else:
+        table = cutoffs.join(trained, on=["dataset", "sigma_w2"], how="full", coalesce=True)
+    with pl.Config(tbl_rows=200, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
+        print(table.sort("dataset", "sigma_w2"), file=out)

@@ -1,0 +1,304 @@
+"""The grid: which cascade and baseline tasks a sweep runs, from a preset, a config file and CLI overrides.
+
+A grid of (σw², depth, dataset, seed) expands into
+- cascade tasks, one per (dataset, σw², seed) on the grid's deepest network (the cutoff is a property of σw²,
+  one deep cascade gives the curve for every depth), and
+- baseline tasks, one per (dataset, σw², depth, seed).
+Every task has a ``task_id`` hashed from everything that determines its result, so a re-run skips finished
+tasks and a changed parameter makes new tasks instead of overwriting old ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from infoflow_ray.config import CascadeSpec, NetworkSpec, TrainSpec, _require
+from infoflow_ray.data import DATASET_NAMES
+from infoflow_ray.errors import ConfigError
+from infoflow_ray.store import task_id as hash_task
+
+KINDS = ("cascade", "baseline")
+DATASET_SHAPES = {"mnist_t10k": (784, 10), "mnist": (784, 10), "fashion_mnist": (784, 10),
+                  "cifar10_gray": (1024, 10)}
+"""(n_inputs, n_classes) of each named dataset; ``synthetic`` takes its shape from the grid."""
+
+
+@dataclass(frozen=True)
+class DataOptions:
+    """How a dataset is loaded: a training subset (None = the whole split) and the synthetic data's shape."""
+
+    max_train_samples: int | None = None
+    synthetic_inputs: int = 64
+    synthetic_train: int = 2000
+    synthetic_test: int = 500
+
+    def __post_init__(self) -> None:
+        if self.max_train_samples is not None:
+            _require(isinstance(self.max_train_samples, int) and self.max_train_samples >= 64,
+                     "max_train_samples", self.max_train_samples, "None or an integer >= 64")
+        for name in ("synthetic_inputs", "synthetic_train", "synthetic_test"):
+            value = getattr(self, name)
+            _require(isinstance(value, int) and value >= 2, name, value, "an integer >= 2")
+
+
+@dataclass(frozen=True)
+class ResourceSpec:
+    """What each piece of work asks Ray for. ``None`` means: decide from the cluster (GPUs when it has them).
+
+    cascade_workers: actors in the cascade pool (None: one per GPU, or one per CPU on a CPU-only cluster).
+    gpus_per_cascade: GPUs per cascade actor (None: 1 with GPUs, else 0). gpus_per_trial: GPUs per baseline
+    trial (None: 0.25 with GPUs — small MLPs share a GPU — else 0). max_task_attempts: tries per task before
+    it is recorded as failed. checkpoint_every_epochs: how often a
+    baseline trial saves a Tune checkpoint.
+    """
+
+    cascade_workers: int | None = None
+    cpus_per_cascade: float = 1.0
+    gpus_per_cascade: float | None = None
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float | None = None
+    max_concurrent_trials: int | None = None
+    max_task_attempts: int = 3
+    checkpoint_every_epochs: int = 1
+
+    def __post_init__(self) -> None:
+        if self.cascade_workers is not None:
+            _require(isinstance(self.cascade_workers, int) and self.cascade_workers >= 1,
+                     "resources.cascade_workers", self.cascade_workers, "None or an integer >= 1")
+        for name in ("cpus_per_cascade", "cpus_per_trial"):
+            value = getattr(self, name)
+            _require(isinstance(value, (int, float)) and value > 0, f"resources.{name}", value, "a number > 0")
+        for name in ("gpus_per_cascade", "gpus_per_trial"):
+            value = getattr(self, name)
+            _require(value is None or (isinstance(value, (int, float)) and value >= 0), f"resources.{name}",
+                     value, "None or a number >= 0")
+        for name in ("max_task_attempts", "checkpoint_every_epochs"):
+            value = getattr(self, name)
+            _require(isinstance(value, int) and value >= 1, f"resources.{name}", value, "an integer >= 1")
+
+
+@dataclass(frozen=True)
+class Task:
+    """One unit of work: a cascade prediction or a baseline training of one network on one dataset."""
+
+    kind: str
+    dataset: str
+    network: NetworkSpec
+    seed: int
+    data: DataOptions
+    cascade: CascadeSpec | None = None
+    train: TrainSpec | None = None
+
+    def config(self) -> dict[str, Any]:
+        """Everything that determines the result, as plain JSON-able values."""
+        out = {"kind": self.kind, "dataset": self.dataset, "seed": self.seed,
+               "network": dataclasses.asdict(self.network), "data": dataclasses.asdict(self.data)}
+        out["network"]["widths"] = list(self.network.widths) if not isinstance(self.network.widths, str) \
+            else self.network.widths
+        if self.cascade is not None:
+            out["cascade"] = {k: v for k, v in dataclasses.asdict(self.cascade).items()
+                              if k not in ("strategy",)}  # strategies give the same decoders
+        if self.train is not None:
+            out["train"] = dataclasses.asdict(self.train)
+        return out
+
+    @property
+    def task_id(self) -> str:
+        return hash_task(self.config())
+
+    @property
+    def label(self) -> str:
+        """A name a person can read, e.g. for the Ray dashboard: 'cascade mnist_t10k σw²=1.76 L=30 seed=0'."""
+        return (f"{self.kind} {self.dataset} {self.network.profile_name} σw²={self.network.sigma_w2:g} "
+                f"L={self.network.depth} seed={self.seed}")
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Task:
+        network = dict(config["network"])
+        if not isinstance(network["widths"], str):
+            network["widths"] = tuple(network["widths"])
+        return cls(kind=config["kind"], dataset=config["dataset"], seed=config["seed"],
+                   network=NetworkSpec(**network), data=DataOptions(**config["data"]),
+                   cascade=CascadeSpec(**config["cascade"]) if "cascade" in config else None,
+                   train=TrainSpec(**config["train"]) if "train" in config else None)
+
+
+def _tuple(values: Any) -> tuple:
+    return tuple(values) if isinstance(values, (list, tuple)) else (values,)
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    """A full grid. ``cascade_depth``: depth of the cascade networks (None = the deepest of ``depths``)."""
+
+    name: str
+    sigma_w2: tuple[float, ...]
+    depths: tuple[int, ...]
+    datasets: tuple[str, ...] = ("mnist_t10k",)
+    seeds: tuple[int, ...] = (0,)
+    widths: str | tuple[int, ...] = "wide"
+    sigma_b2: float = 0.05
+    cascade_depth: int | None = None
+    kinds: tuple[str, ...] = KINDS
+    results: str = "results/default"
+    data: DataOptions = field(default_factory=DataOptions)
+    cascade: CascadeSpec = field(default_factory=CascadeSpec)
+    train: TrainSpec = field(default_factory=TrainSpec)
+    resources: ResourceSpec = field(default_factory=ResourceSpec)
+
+    def __post_init__(self) -> None:
+        for name in ("sigma_w2", "depths", "datasets", "seeds", "kinds"):
+            object.__setattr__(self, name, _tuple(getattr(self, name)))
+            _require(len(getattr(self, name)) > 0, name, list(getattr(self, name)), "a non-empty list")
+        for d in self.datasets:
+            _require(d in DATASET_NAMES, "datasets", d, f"one of {', '.join(DATASET_NAMES)}")
+        for k in self.kinds:
+            _require(k in KINDS, "kinds", k, f"one of {', '.join(KINDS)}")
+        for s in self.seeds:
+            _require(isinstance(s, int) and not isinstance(s, bool) and s >= 0, "seeds", s, "integers >= 0")
+        for name in ("sigma_w2", "depths", "seeds"):
+            values = getattr(self, name)
+            _require(len(set(values)) == len(values), name, list(values), "a list without repeated values")
+        _require(bool(self.results) and isinstance(self.results, str), "results", self.results,
+                 "a directory path or a URI")
+        if self.cascade_depth is not None:
+            _require(isinstance(self.cascade_depth, int) and self.cascade_depth >= max(self.depths),
+                     "cascade_depth", self.cascade_depth, f"None or an integer >= the deepest depth {max(self.depths)}")
+        self.tasks()  # every network of the grid is validated here, before any work starts
+
+    @property
+    def deepest(self) -> int:
+        return self.cascade_depth or max(self.depths)
+
+    def network(self, dataset: str, sigma_w2: float, depth: int) -> NetworkSpec:
+        n_in, n_out = DATASET_SHAPES.get(dataset, (self.data.synthetic_inputs, 10))
+        return NetworkSpec(sigma_w2=float(sigma_w2), depth=depth, sigma_b2=float(self.sigma_b2),
+                           widths=self.widths, n_inputs=n_in, n_outputs=n_out)
+
+    def tasks(self) -> list[Task]:
+        """All tasks of the grid, cascades first (so predictions arrive long before the ground truth)."""
+        out = []
+        if "cascade" in self.kinds:
+            out += [Task("cascade", ds, self.network(ds, s, self.deepest), seed, self.data, cascade=self.cascade)
+                    for ds in self.datasets for s in self.sigma_w2 for seed in self.seeds]
+        if "baseline" in self.kinds:
+            out += [Task("baseline", ds, self.network(ds, s, depth), seed, self.data, train=self.train)
+                    for ds in self.datasets for s in self.sigma_w2 for depth in self.depths for seed in self.seeds]
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(dataclasses.asdict(self), default=list))
+
+
+def value_range(start: float, stop: float, step: float) -> tuple[float, ...]:
+    """start, start+step, …, stop (inclusive), rounded to 10 decimals so 0.1-steps give clean values."""
+    _require(step > 0 and stop >= start, "range", f"{start}:{stop}:{step}", "start:stop:step with step > 0")
+    n = int(math.floor((stop - start) / step + 1e-9)) + 1
+    return tuple(round(start + i * step, 10) for i in range(n))
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # End-to-end check in well under a minute on a laptop CPU (tests use it).
+    "tiny": dict(sigma_w2=(0.5, 1.76, 3.0), depths=(3, 6), data=dict(max_train_samples=3000),
+                 cascade=dict(eval_samples=200), train=dict(max_epochs=2), results="results/tiny"),
+    # The embedded default: ordered, critical and chaotic σw² on MNIST-t10k, ≈ 10 minutes on a 2-core CPU.
+    "default": dict(sigma_w2=(0.5, 1.0, 1.5, 1.76, 2.0, 2.5, 3.0, 4.0), depths=(5, 10, 15, 20, 25, 30),
+                    data=dict(max_train_samples=4000), cascade=dict(eval_samples=1000),
+                    train=dict(max_epochs=8), results="results/default"),
+    # The paper's grids (fig. 3): σw² 0.1..4 step 0.1, depths to 200, 200 epochs. GPU clusters.
+    "paper-mnist-wide": dict(sigma_w2=value_range(0.1, 4.0, 0.1), depths=tuple(range(10, 201, 10)),
+                             datasets=("mnist",), widths="wide", cascade=dict(eval_samples=1000),
+                             train=dict(max_epochs=200), results="results/paper-mnist-wide"),
+    "paper-cifar-shrinking": dict(sigma_w2=value_range(0.1, 4.0, 0.1), depths=tuple(range(10, 201, 10)),
+                                  datasets=("cifar10_gray",), widths="shrinking", cascade=dict(eval_samples=1000),
+                                  train=dict(max_epochs=200), results="results/paper-cifar-shrinking"),
+}
+
+_NESTED = {"data": DataOptions, "cascade": CascadeSpec, "train": TrainSpec, "resources": ResourceSpec}
+
+
+def _check_keys(where: str, values: dict[str, Any], cls: type) -> None:
+    allowed = [f.name for f in dataclasses.fields(cls)]
+    for key in values:
+        if key not in allowed:
+            raise ConfigError(f"unknown key '{key}' in {where}; allowed: {', '.join(allowed)}")
+
+
+def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``override`` on top of ``base``, one level deep for the nested sections (data, cascade, train, resources)."""
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
+    for key, value in override.items():
+        if key in _NESTED and isinstance(value, dict):
+            out[key] = {**out.get(key, {}), **value}
+        else:
+            out[key] = value
+    return out
+
+
+def build_grid(name: str, values: dict[str, Any]) -> GridSpec:
+    """A validated GridSpec from plain values (preset + config file + CLI merged)."""
+    _check_keys("the grid config", {k: v for k, v in values.items() if k != "name"}, GridSpec)
+    kwargs = dict(values)
+    for key, cls in _NESTED.items():
+        section = kwargs.get(key, {})
+        if not isinstance(section, dict):
+            raise ConfigError(f"'{key}' must be a table of settings, got {section!r}")
+        _check_keys(f"[{key}]", section, cls)
+        kwargs[key] = cls(**section)
+    if isinstance(kwargs.get("widths"), list):
+        kwargs["widths"] = tuple(kwargs["widths"])
+    try:
+        return GridSpec(name=name, **kwargs)
+    except TypeError as exc:  # a required field is missing
+        raise ConfigError(f"grid config is incomplete: {exc}") from None
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Grid values from a TOML (.toml) or YAML (.yaml/.yml) file; ranges may be given as {start, stop, step}."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file '{path}' does not exist; give a .toml or .yaml file")
+    text = path.read_text()
+    try:
+        if path.suffix == ".toml":
+            values = tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml"):
+            import yaml
+            values = yaml.safe_load(text) or {}
+        else:
+            raise ConfigError(f"config file '{path}' must end in .toml, .yaml or .yml")
+    except (tomllib.TOMLDecodeError, ValueError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"config file '{path}' is malformed: {first_line}") from None
+    except Exception as exc:  # yaml.YAMLError and friends
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"config file '{path}' is malformed: {first_line}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"config file '{path}' must hold a table of settings, got {type(values).__name__}")
+    for key in ("sigma_w2", "depths"):
+        if isinstance(values.get(key), dict):
+            r = values[key]
+            values[key] = value_range(r["start"], r["stop"], r["step"])
+            if key == "depths":
+                values[key] = tuple(int(v) for v in values[key])
+    return values
+
+
+def resolve_grid(preset: str = "default", config_file: str | Path | None = None,
+                 overrides: dict[str, Any] | None = None) -> GridSpec:
+    """Preset, then config file, then overrides (e.g. CLI flags) — later ones win."""
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset '{preset}'; choose one of {', '.join(PRESETS)}")
+    values = PRESETS[preset]
+    if config_file is not None:
+        values = merge(values, load_config_file(config_file))
+    values = merge(values, overrides or {})
+    return build_grid(preset, values)

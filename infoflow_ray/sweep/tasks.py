@@ -1,0 +1,143 @@
+"""Running one task and turning its result into table rows — plain Python, so it is tested without Ray.
+
+The Ray layer (actors, Tune trials) calls these and hands the rows to ``ResultStore.write_task``.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import json
+import math
+import platform
+import socket
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import infoflow_ray
+from infoflow_ray.data import Dataset, load_dataset
+from infoflow_ray.predict import Prediction, predict_trainability
+from infoflow_ray.sweep.grid import DataOptions, Task
+from infoflow_ray.training import EpochRecord
+
+Rows = dict[str, list[dict[str, Any]]]
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def load_task_data(dataset: str, options: DataOptions, device: torch.device | str) -> Dataset:
+    """The dataset of a task, on ``device``, with the grid's training subset applied."""
+    data = load_dataset(dataset, n_inputs=options.synthetic_inputs, n_train=options.synthetic_train,
+                        n_test=options.synthetic_test)
+    if options.max_train_samples is not None and options.max_train_samples < data.train_x.shape[0]:
+        n = options.max_train_samples
+        data = Dataset(name=data.name, train_x=data.train_x[:n], train_y=data.train_y[:n], test_x=data.test_x,
+                       test_y=data.test_y, n_classes=data.n_classes)
+    return data.to(device)
+
+
+def image_shape(n_pixels: int) -> tuple[int, int]:
+    """(height, width) of a flattened square image, or (1, n_pixels) when it is not square."""
+    side = math.isqrt(n_pixels)
+    return (side, side) if side * side == n_pixels else (1, n_pixels)
+
+
+@functools.cache
+def software_versions() -> dict[str, str]:
+    """Versions recorded with every run, so a result can be traced to the code that made it."""
+    def version(name: str) -> str:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            return "absent"
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(infoflow_ray.__file__).parent, timeout=5).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        commit = "unknown"
+    return {"package_version": infoflow_ray.__version__, "git_commit": commit, "torch_version": torch.__version__,
+            "ray_version": version("ray"), "python_version": platform.python_version()}
+
+
+def device_name(device: torch.device | str) -> str:
+    device = torch.device(device)
+    if device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(device)}"
+    return f"cpu:{torch.get_num_threads()}threads"
+
+
+def _keys(task: Task) -> dict[str, Any]:
+    net = task.network
+    return {"task_id": task.task_id, "dataset": task.dataset, "profile": net.profile_name,
+            "sigma_w2": net.sigma_w2, "sigma_b2": net.sigma_b2, "depth": net.depth, "seed": task.seed}
+
+
+def runs_row(task: Task, *, grid_name: str, status: str, started_at: datetime, finished_at: datetime,
+             seconds: float, attempts: int, node_id: str, device: str) -> dict[str, Any]:
+    """The ``runs`` row of a finished task: its config, versions, hardware and timing."""
+    return {**_keys(task), "kind": task.kind, "grid_name": grid_name, "status": status,
+            "config_json": json.dumps(task.config(), sort_keys=True), **software_versions(),
+            "hostname": socket.gethostname(), "node_id": node_id, "device": device, "started_at": started_at,
+            "finished_at": finished_at, "seconds": seconds, "attempts": attempts}
+
+
+CURVE_MEASURES = ("kl_mean", "kl_median", "diff_entropy", "clamped_pixels")
+
+
+def cascade_rows(task: Task, prediction: Prediction) -> Rows:
+    """``curves``, ``cutoffs`` and ``reconstructions`` rows of one cascade task."""
+    keys = _keys(task)
+    spec = task.cascade
+    curves = []
+    for measure in CURVE_MEASURES:
+        values = np.asarray(getattr(prediction, measure), dtype=np.float64)
+        curves += [{**keys, "layer": layer, "measure": measure, "value": float(v), "finite": bool(np.isfinite(v))}
+                   for layer, v in enumerate(values)]
+    curves += [{**keys, "layer": layer, "measure": "decoder_loss", "value": float(v),
+                "finite": bool(np.isfinite(v))} for layer, v in enumerate(prediction.decoder_loss, start=1)]
+    tolerances = {"last_layer": prediction.cutoff_last_layer, "rtol": spec.rtol, "atol": spec.atol}
+    cutoffs = [{**keys, "measure": name, "cutoff_layer": float(c.layer) if c.finite else float("nan"),
+                "cutoff_std": float("nan"), "saturated": c.saturated, "finite": c.finite, **tolerances}
+               for name, c in prediction.cutoffs.items()]
+    per_image_finite = math.isfinite(prediction.per_image_cutoff_mean)
+    cutoffs.append({**keys, "measure": "kl_per_image", "cutoff_layer": prediction.per_image_cutoff_mean,
+                    "cutoff_std": prediction.per_image_cutoff_std,
+                    "saturated": per_image_finite and prediction.per_image_cutoff_mean < prediction.cutoff_last_layer,
+                    "finite": per_image_finite, **tolerances})
+    height, width = image_shape(prediction.stored_images.shape[-1])
+    images = [{**keys, "image_index": i, "layer": int(layer), "height": height, "width": width,
+               "pixels": prediction.stored_images[i, j].astype(np.float32).tolist()}
+              for i in range(prediction.stored_images.shape[0])
+              for j, layer in enumerate(prediction.stored_layers)]
+    return {"curves": curves, "cutoffs": cutoffs, "reconstructions": images}
+
+
+def run_cascade(task: Task, data: Dataset, device: torch.device | str, progress=None) -> tuple[Rows, str, dict]:
+    """Run a cascade task: its table rows (without ``runs``), its status ('ok'/'nonfinite') and a summary."""
+    prediction = predict_trainability(task.network, task.cascade, data, task.seed, device, progress)
+    status = "ok" if prediction.finite else "nonfinite"
+    summary = {name: c.layer for name, c in prediction.cutoffs.items()}
+    summary["seconds"] = sum(prediction.seconds.values())
+    return cascade_rows(task, prediction), status, summary
+
+
+def baseline_rows(task: Task, history: list[EpochRecord], stop_reason: str) -> Rows:
+    """``train_epochs`` and ``train_summary`` rows of one finished baseline training."""
+    keys = {**_keys(task), "loss_fn": task.train.loss}
+    epochs = [{**keys, **{k: v for k, v in r.as_dict().items()}} for r in history]
+    accuracies = [r.test_accuracy for r in history]
+    finite = [a for a in accuracies if math.isfinite(a)]
+    summary = {**keys, "epochs": len(history), "best_test_accuracy": max(finite, default=float("nan")),
+               "final_test_accuracy": accuracies[-1] if accuracies else float("nan"),
+               "accuracy_threshold": task.train.accuracy_threshold,
+               "reached_threshold": any(a >= task.train.accuracy_threshold for a in finite),
+               "stop_reason": stop_reason, "seconds": float(sum(r.seconds for r in history))}
+    return {"train_epochs": epochs, "train_summary": [summary]}

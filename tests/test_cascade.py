@@ -1,0 +1,227 @@
+"""The decoder cascade and the prediction on real data (SPEC §2–4).
+
+The expensive part — one cascade epoch on MNIST-t10k for a depth-30 `wide` network in the ordered phase and at
+criticality — runs once per σw² in a module fixture; the mechanics are checked on a depth-8 network trained on
+1,000 images.
+"""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from infoflow_ray import cascade, entropy
+from infoflow_ray.cascade import Decoders, reconstruct, reconstruct_in_chunks, train_cascade
+from infoflow_ray.config import CascadeSpec, NetworkSpec
+from infoflow_ray.data import Dataset, load_dataset
+from infoflow_ray.model import TanhNetwork
+from infoflow_ray.predict import Prediction, predict_trainability
+
+ORDERED, CRITICAL = 0.5, 1.76
+DEEP = 30
+SMALL_DEPTH = 8
+
+
+@pytest.fixture(scope="module")
+def t10k() -> Dataset:
+    return load_dataset("mnist_t10k")
+
+
+@pytest.fixture(scope="module")
+def small_t10k(t10k) -> Dataset:
+    return dataclasses.replace(t10k, train_x=t10k.train_x[:1000], train_y=t10k.train_y[:1000])
+
+
+@pytest.fixture(scope="module")
+def phases(t10k) -> dict[float, Prediction]:
+    """One epoch of the cascade on all 8,000 training images, evaluated on 500 test images, per σw²."""
+    spec = CascadeSpec(eval_samples=500, stored_images=200)
+    return {s: predict_trainability(NetworkSpec(s, DEEP), spec, t10k, seed=0) for s in (ORDERED, CRITICAL)}
+
+
+# --- the science on MNIST-t10k ----------------------------------------------------------------------------
+
+
+def test_curves_cover_layers_zero_to_L(phases):
+    for p in phases.values():
+        assert p.finite and p.depth == DEEP
+        assert p.kl_per_image.shape == (DEEP + 1, 500)
+        assert p.kl_mean.shape == p.diff_entropy.shape == p.clamped_pixels.shape == (DEEP + 1,)
+        assert np.all(p.kl_per_image[0] == 0) and np.all(p.kl_per_image[1:] > 0)
+        assert p.cutoff_last_layer == DEEP - 2
+
+
+def test_kl_cutoff_is_smaller_in_the_ordered_phase_than_at_criticality(phases):
+    ordered, critical = phases[ORDERED].cutoffs["kl_mean"], phases[CRITICAL].cutoffs["kl_mean"]
+    assert ordered.saturated and ordered.finite and critical.finite
+    assert ordered.layer + 5 <= critical.layer
+    # the same ordering for the per-image cutoffs and the normalised median curve
+    assert phases[ORDERED].per_image_cutoff_mean + 5 <= phases[CRITICAL].per_image_cutoff_mean
+    assert (phases[ORDERED].cutoffs["kl_median_normalised"].layer + 5
+            <= phases[CRITICAL].cutoffs["kl_median_normalised"].layer)
+
+
+def test_ordered_phase_collapses_deep_layers_and_criticality_does_not(phases):
+    floor = entropy.HALF_LN_2PIE + np.log(CascadeSpec().sigma_floor_rel / 784)
+    ordered, critical = phases[ORDERED], phases[CRITICAL]
+    deep = slice(DEEP - 8, DEEP - 1)  # layers 22..28, the deep end of the constant-width run
+    assert np.all(ordered.clamped_pixels[deep] == 784)
+    assert ordered.diff_entropy[deep] == pytest.approx(floor, abs=1e-9)
+    assert np.all(critical.clamped_pixels[1:] == 0)
+    assert np.all(critical.diff_entropy[1:] > floor + 5)
+
+
+def test_layer_one_reconstruction_at_criticality_is_close_to_the_input(phases, t10k):
+    p = phases[CRITICAL]
+    n = p.stored_images.shape[0]
+    assert n == 200 and p.stored_layers[0] == 0 and 1 in p.stored_layers
+    x = t10k.test_x[:n]
+    assert np.array_equal(p.stored_images[:, 0], x.numpy())
+    x_hat_1 = torch.from_numpy(p.stored_images[:, list(p.stored_layers).index(1)])
+    mse_reconstruction = (x_hat_1 - x).square().mean().item()
+    mse_mean_image = (x.mean(dim=0) - x).square().mean().item()  # the best constant image
+    assert mse_reconstruction < 0.3 * mse_mean_image
+
+
+# --- mechanics on a small network ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_net() -> TanhNetwork:
+    return TanhNetwork(NetworkSpec(CRITICAL, SMALL_DEPTH), seed=0)
+
+
+@pytest.fixture(scope="module")
+def trained_by_strategy(small_net, small_t10k) -> dict[str, cascade.TrainedCascade]:
+    return {s: train_cascade(small_net, small_t10k.train_x, CascadeSpec(strategy=s), seed=0)
+            for s in ("layerwise", "lockstep")}
+
+
+def test_layerwise_and_lockstep_train_the_same_decoders(trained_by_strategy):
+    layerwise, lockstep = trained_by_strategy["layerwise"], trained_by_strategy["lockstep"]
+    assert (layerwise.strategy, lockstep.strategy) == ("layerwise", "lockstep")
+    for a, b in zip(layerwise.decoders.weights + layerwise.decoders.biases,
+                    lockstep.decoders.weights + lockstep.decoders.biases, strict=True):
+        assert a.shape == b.shape
+        assert torch.allclose(a, b, rtol=0, atol=1e-4)
+    assert torch.allclose(layerwise.decoder_loss, lockstep.decoder_loss, rtol=1e-4)
+
+
+def test_layerwise_and_lockstep_give_the_same_cutoffs(small_t10k):
+    predictions = [predict_trainability(NetworkSpec(ORDERED, SMALL_DEPTH), CascadeSpec(eval_samples=200, strategy=s),
+                                        small_t10k, seed=0) for s in ("layerwise", "lockstep")]
+    assert predictions[0].cutoffs == predictions[1].cutoffs
+    assert predictions[0].per_image_cutoff_mean == predictions[1].per_image_cutoff_mean
+    np.testing.assert_allclose(predictions[0].kl_per_image, predictions[1].kl_per_image, rtol=1e-3, atol=1e-6)
+
+
+def test_training_reduces_every_decoders_mse(small_net, small_t10k, trained_by_strategy):
+    acts = small_net.activations(small_t10k.test_x[:256])
+    untrained = Decoders.init(small_net.spec.layer_widths, seed=0, device="cpu")
+    trained = trained_by_strategy["layerwise"].decoders
+    for layer in range(1, SMALL_DEPTH + 1):
+        before = (untrained.decode(layer, acts[layer]) - acts[layer - 1]).square().mean()
+        after = (trained.decode(layer, acts[layer]) - acts[layer - 1]).square().mean()
+        assert after < 0.5 * before
+
+
+def test_decoder_init_is_pytorch_default_and_seeded():
+    widths = (30, 20, 10)
+    a, b = Decoders.init(widths, 0, "cpu"), Decoders.init(widths, 0, "cpu")
+    assert [tuple(v.shape) for v in a.weights] == [(30, 20), (20, 10)]
+    assert [tuple(c.shape) for c in a.biases] == [(30,), (20,)]
+    for v, c, n_l in zip(a.weights, a.biases, widths[1:]):
+        bound = n_l**-0.5
+        assert v.abs().max() <= bound and c.abs().max() <= bound
+        assert v.abs().max() > 0.8 * bound  # uniform over the whole interval, not a narrower one
+    assert all(torch.equal(u, v) for u, v in zip(a.weights + a.biases, b.weights + b.biases))
+    assert not torch.equal(a.weights[0], Decoders.init(widths, 1, "cpu").weights[0])
+
+
+def _naive_reconstruction(network, decoders, x, layer):
+    a = x
+    for k in range(1, layer + 1):
+        a = torch.tanh(a @ network.layers[k - 1].weight.T + network.layers[k - 1].bias)
+    for k in range(layer, 0, -1):
+        a = torch.tanh(a @ decoders.weights[k - 1].T + decoders.biases[k - 1])
+    return a
+
+
+@pytest.fixture(scope="module")
+def shrinking():
+    """A network whose widths all differ, so that any mixed-up layer fails on shapes or values."""
+    net = TanhNetwork(NetworkSpec(CRITICAL, 6, widths="shrinking", n_inputs=48, n_outputs=5), seed=2)
+    decoders = Decoders.init(net.spec.layer_widths, seed=2, device="cpu")
+    x = torch.rand(9, 48, generator=torch.Generator().manual_seed(0))
+    return net, decoders, x
+
+
+@pytest.mark.parametrize("first, last", [(1, 6), (1, 1), (2, 4), (3, 3), (4, 6), (6, 6)])
+def test_reconstruct_is_the_composition_of_decoders(shrinking, first, last):
+    net, decoders, x = shrinking
+    expected = torch.stack([_naive_reconstruction(net, decoders, x, layer) for layer in range(first, last + 1)])
+    got = reconstruct(net, decoders, x, first, last)
+    assert got.shape == (last - first + 1, 9, 48)
+    assert torch.allclose(got, expected, atol=1e-6)
+    a_first = net.activations(x)[first]
+    assert torch.allclose(reconstruct(net, decoders, x, first, last, a_first=a_first), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 4])
+def test_reconstruct_in_chunks_equals_one_chunk(shrinking, chunk):
+    net, decoders, x = shrinking
+    whole = list(reconstruct_in_chunks(net, decoders, x, layers_per_chunk=6))
+    assert [first for first, _ in whole] == [1]
+    parts = list(reconstruct_in_chunks(net, decoders, x, layers_per_chunk=chunk))
+    assert [first for first, _ in parts] == list(range(1, 7, chunk))
+    assert torch.allclose(torch.cat([r for _, r in parts]), whole[0][1], atol=1e-6)
+
+
+@pytest.mark.parametrize("group", [None, 3])
+def test_hand_written_mse_gradient_equals_autograd(group):
+    g = torch.Generator().manual_seed(0)
+    lead = () if group is None else (group,)
+    a = torch.randn(*lead, 16, 7, generator=g, dtype=torch.float64)
+    target = torch.rand(*lead, 16, 5, generator=g, dtype=torch.float64)
+    V = torch.randn(*lead, 5, 7, generator=g, dtype=torch.float64).requires_grad_()
+    c = torch.randn(*lead, 1, 5, generator=g, dtype=torch.float64).requires_grad_()
+    y = torch.tanh(a @ V.transpose(-2, -1) + c)
+    losses = (y - target).square().mean(dim=(-2, -1))
+    losses.sum().backward()  # groups are independent: the sum's gradient is each group's own
+    loss, dV, dc = cascade._mse_grads(y.detach(), target, a)
+    assert torch.allclose(loss, losses.detach(), rtol=1e-12)
+    assert torch.allclose(dV, V.grad, rtol=1e-10, atol=1e-14)
+    assert torch.allclose(dc, c.grad.squeeze(-2), rtol=1e-10, atol=1e-14)
+
+
+# --- the prediction as a function ---------------------------------------------------------------------------
+
+
+def _assert_same_prediction(p: Prediction, q: Prediction) -> None:
+    for name in ("kl_per_image", "kl_mean", "kl_median", "diff_entropy", "clamped_pixels", "decoder_loss",
+                 "stored_layers", "stored_images"):
+        assert np.array_equal(getattr(p, name), getattr(q, name)), name
+    assert p.cutoffs == q.cutoffs
+    assert p.per_image_cutoff_mean == q.per_image_cutoff_mean
+
+
+def test_same_seed_same_prediction_and_inputs_untouched(small_t10k):
+    before = {f: getattr(small_t10k, f).clone() for f in ("train_x", "train_y", "test_x", "test_y")}
+    spec = CascadeSpec(eval_samples=200)
+    runs = [predict_trainability(NetworkSpec(CRITICAL, SMALL_DEPTH), spec, small_t10k, seed=s) for s in (4, 4, 5)]
+    _assert_same_prediction(runs[0], runs[1])
+    assert not np.array_equal(runs[0].kl_per_image, runs[2].kl_per_image)
+    for f, tensor in before.items():
+        assert torch.equal(getattr(small_t10k, f), tensor), f
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_prediction_on_cuda_matches_cpu(small_t10k):
+    spec = CascadeSpec(eval_samples=200)
+    cpu = predict_trainability(NetworkSpec(CRITICAL, SMALL_DEPTH), spec, small_t10k, seed=0)
+    gpu = predict_trainability(NetworkSpec(CRITICAL, SMALL_DEPTH), spec, small_t10k, seed=0, device="cuda")
+    assert gpu.strategy == "lockstep" and gpu.finite
+    assert small_t10k.train_x.device.type == "cpu"
+    np.testing.assert_allclose(gpu.kl_mean, cpu.kl_mean, rtol=0.05, atol=1e-3)
+    np.testing.assert_allclose(gpu.decoder_loss, cpu.decoder_loss, rtol=0.05)

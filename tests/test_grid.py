@@ -1,0 +1,122 @@
+"""Grid expansion, presets, config files and task identity (no Ray)."""
+
+import pytest
+
+from infoflow_ray.errors import ConfigError
+from infoflow_ray.sweep.cli import EXIT_BAD_INPUT, main
+from infoflow_ray.sweep.grid import PRESETS, Task, resolve_grid, value_range
+
+
+def test_tiny_preset_expands_to_cascades_at_the_deepest_depth_and_one_baseline_per_depth():
+    grid = resolve_grid("tiny")
+    tasks = grid.tasks()
+    cascades = [t for t in tasks if t.kind == "cascade"]
+    baselines = [t for t in tasks if t.kind == "baseline"]
+    n_sigma, n_seed, n_ds = len(grid.sigma_w2), len(grid.seeds), len(grid.datasets)
+    assert len(cascades) == n_sigma * n_seed * n_ds
+    assert len(baselines) == n_sigma * n_seed * n_ds * len(grid.depths)
+    assert {t.network.depth for t in cascades} == {max(grid.depths)}
+    assert tasks[: len(cascades)] == cascades  # cascades are scheduled first
+    assert len({t.task_id for t in tasks}) == len(tasks)
+
+
+def test_task_ids_are_stable_and_change_with_any_parameter():
+    grid = resolve_grid("tiny")
+    again = resolve_grid("tiny")
+    assert [t.task_id for t in grid.tasks()] == [t.task_id for t in again.tasks()]
+    more_epochs = resolve_grid("tiny", overrides={"train": {"max_epochs": 3}})
+    baseline_ids = {t.task_id for t in grid.tasks() if t.kind == "baseline"}
+    assert baseline_ids.isdisjoint(t.task_id for t in more_epochs.tasks() if t.kind == "baseline")
+    # the cascade tasks do not depend on the baseline settings, so they are shared
+    assert {t.task_id for t in grid.tasks() if t.kind == "cascade"} == \
+        {t.task_id for t in more_epochs.tasks() if t.kind == "cascade"}
+
+
+def test_task_round_trips_through_its_config():
+    for task in resolve_grid("tiny").tasks():
+        assert Task.from_config(task.config()) == task
+
+
+def test_paper_presets_have_the_papers_grid():
+    grid = resolve_grid("paper-mnist-wide")
+    assert grid.sigma_w2[0] == 0.1 and grid.sigma_w2[-1] == 4.0 and len(grid.sigma_w2) == 40
+    assert max(grid.depths) == 200 and grid.train.max_epochs == 200
+    assert resolve_grid("paper-cifar-shrinking").widths == "shrinking"
+
+
+@pytest.mark.parametrize("overrides, field", [
+    ({"datasets": ("imagenet",)}, "datasets"),
+    ({"sigma_w2": ()}, "sigma_w2"),
+    ({"sigma_w2": (0.0,)}, "sigma_w2"),
+    ({"depths": (2,)}, "depth"),
+    ({"seeds": (-1,)}, "seeds"),
+    ({"depths": (5, 5)}, "depths"),
+    ({"train": {"max_epochs": 0}}, "train.max_epochs"),
+    ({"cascade": {"batch_size": 0}}, "cascade.batch_size"),
+    ({"resources": {"cascade_workers": 0}}, "resources.cascade_workers"),
+    ({"colour": "blue"}, "colour"),
+    ({"train": {"epochz": 3}}, "epochz"),
+])
+def test_bad_grids_are_refused_in_one_line_naming_the_field(overrides, field):
+    with pytest.raises(ConfigError) as err:
+        resolve_grid("tiny", overrides=overrides)
+    message = str(err.value)
+    assert field in message and "\n" not in message
+
+
+def test_config_files_toml_and_yaml(tmp_path):
+    toml = tmp_path / "grid.toml"
+    toml.write_text('sigma_w2 = {start = 1.0, stop = 2.0, step = 0.5}\ndepths = [3, 4]\n[train]\nmax_epochs = 3\n')
+    grid = resolve_grid("tiny", toml)
+    assert grid.sigma_w2 == (1.0, 1.5, 2.0) and grid.depths == (3, 4) and grid.train.max_epochs == 3
+    yaml = tmp_path / "grid.yaml"
+    yaml.write_text("seeds: [0, 1]\ncascade:\n  epochs: 2\n")
+    grid = resolve_grid("tiny", yaml)
+    assert grid.seeds == (0, 1) and grid.cascade.epochs == 2
+
+
+@pytest.mark.parametrize("text, suffix", [("sigma_w2 = [1.0,\n", ".toml"), ("a: [1, 2\n", ".yaml"),
+                                          ("- 1\n- 2\n", ".yaml")])
+def test_malformed_config_files_are_refused(tmp_path, text, suffix):
+    path = tmp_path / f"bad{suffix}"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        resolve_grid("tiny", path)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_missing_config_file_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        resolve_grid("tiny", tmp_path / "nope.toml")
+
+
+def test_value_range_is_inclusive_and_clean():
+    assert value_range(0.1, 0.5, 0.1) == (0.1, 0.2, 0.3, 0.4, 0.5)
+
+
+@pytest.mark.parametrize("argv", [["--datasets", "imagenet"], ["--sigma-w2", "0,1"], ["--depths", "2,5"],
+                                  ["--preset", "tiny", "--sigma-w2", ""]])
+def test_cli_exits_2_on_bad_grid_and_writes_nothing(tmp_path, capsys, argv):
+    results = tmp_path / "results"
+    code = main(["--preset", "tiny", "--results", str(results), *argv])
+    err = capsys.readouterr().err
+    assert code == EXIT_BAD_INPUT
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert not results.exists()
+
+
+def test_dry_run_lists_every_task_and_writes_nothing(tmp_path, capsys):
+    results = tmp_path / "results"
+    assert main(["--preset", "tiny", "--results", str(results), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    grid = resolve_grid("tiny")
+    for task in grid.tasks():
+        assert task.task_id in out
+    assert "resources" in out and not results.exists()
+
+
+def test_every_preset_is_valid():
+    for name in PRESETS:
+        grid = resolve_grid(name)
+        assert grid.tasks()
+        assert grid.results.endswith(name)  # each preset writes to its own folder, never into another's
