@@ -91,7 +91,10 @@ cluster_pids() {
     ps -A -o pid=,ppid=,args= | ROOT="$RAY_TMP/" awk '
       { parent[$1] = $2; if (index($0, ENVIRON["ROOT"])) ours[$1] = 1 }
       END {
-        do { grew = 0; for (p in parent) if (!(p in ours) && (parent[p] in ours)) { ours[p] = 1; grew = 1 } } while (grew)
+        do {
+          grew = 0
+          for (p in parent) if (!(p in ours) && (parent[p] in ours)) { ours[p] = 1; grew = 1 }
+        } while (grew)
         for (p in ours) print p
       }'
   } | sort -un | grep -vx "$$" || true
@@ -185,7 +188,7 @@ cmd_start() {
   (umask 077 && $py -c 'import secrets; print(secrets.token_hex(32), end="")' >"$TOKEN_PATH")
   save_state
   # Whatever fails from here on, stop what was started (the logs stay for a look).
-  trap 'status=$?; if [ $status -ne 0 ]; then say "start failed; stopping what was started"; keep_logs=1 cmd_stop; fi' EXIT
+  trap 'status=$?; [ $status -eq 0 ] || { say "start failed; stopping what was started"; keep_logs=1 cmd_stop; }' EXIT
 
   export RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH=$TOKEN_PATH RAY_USAGE_STATS_ENABLED=0
   unset RAY_AUTH_TOKEN RAY_ADDRESS RAY_API_SERVER_ADDRESS
@@ -200,7 +203,8 @@ cmd_start() {
   done
 
   # Wait until every node has registered, and record the node ids.
-  if ! $py - "$GCS_ADDRESS" $((workers + 1)) "$wait_seconds" "$state_dir/nodes.json" >"$state_dir/logs/wait.log" 2>&1 <<'EOF'
+  local wait_log=$state_dir/logs/wait.log
+  if ! $py - "$GCS_ADDRESS" $((workers + 1)) "$wait_seconds" "$state_dir/nodes.json" >"$wait_log" 2>&1 <<'EOF'
 import json, sys, time
 import ray
 
@@ -219,8 +223,8 @@ with open(out, "w") as f:
     json.dump(sorted(nodes, key=lambda n: n["node_name"]), f, indent=1)
 EOF
   then
-    tail -n 20 "$state_dir/logs/wait.log" >&2
-    die "not every node joined (log: $state_dir/logs/wait.log)"
+    tail -n 20 "$wait_log" >&2
+    die "not every node joined (log: $wait_log)"
   fi
   trap - EXIT
 
@@ -263,10 +267,13 @@ cmd_stop() {
     # shellcheck disable=SC2086
     wait_gone 5 $left || die "processes still running: $left"
   fi
-  rm -rf "$RAY_TMP"
   rm -f "$state_dir/cluster.env" "$state_dir/env.sh" "$state_dir/nodes.json" "$TOKEN_PATH"
-  [ "${keep_logs:-0}" = 1 ] || rm -rf "$state_dir/logs"
-  rmdir "$state_dir" 2>/dev/null || true
+  if [ "${keep_logs:-0}" = 1 ]; then
+    say "logs kept: $state_dir/logs and Ray's own logs in $RAY_TMP (delete both when done)"
+  else
+    rm -rf "$RAY_TMP" "$state_dir/logs"
+    rmdir "$state_dir" 2>/dev/null || true
+  fi
   say "stopped the local Ray cluster of $state_dir ($((${#raylets[@]} + ${#gcs[@]} + ${#others[@]})) processes)"
 }
 

@@ -104,7 +104,7 @@ def test_layerwise_and_lockstep_train_the_same_decoders(trained_by_strategy):
     for a, b in zip(layerwise.decoders.weights + layerwise.decoders.biases,
                     lockstep.decoders.weights + lockstep.decoders.biases, strict=True):
         assert a.shape == b.shape
-        assert torch.allclose(a, b, rtol=0, atol=1e-4)
+        assert torch.allclose(a, b, rtol=0, atol=1e-5)  # a different batch order differs by ~1e-2
     assert torch.allclose(layerwise.decoder_loss, lockstep.decoder_loss, rtol=1e-4)
 
 
@@ -123,7 +123,9 @@ def test_training_reduces_every_decoders_mse(small_net, small_t10k, trained_by_s
     for layer in range(1, SMALL_DEPTH + 1):
         before = (untrained.decode(layer, acts[layer]) - acts[layer - 1]).square().mean()
         after = (trained.decode(layer, acts[layer]) - acts[layer - 1]).square().mean()
-        assert after < 0.5 * before
+        assert after < before
+        if layer <= SMALL_DEPTH - 2:  # the last two decode from 400 and 10 units: less to recover
+            assert after < 0.5 * before
 
 
 def test_decoder_init_is_pytorch_default_and_seeded():

@@ -134,7 +134,8 @@ def test_kuberay_manifest_has_what_the_crds_need(doc):
                 assert "$KUBERAY_GEN_RAY_START_CMD" in " ".join(container["args"])
     assert "nvidia.com/gpu" not in head["template"]["spec"]["containers"][0]["resources"]["limits"]
 
-    gpu_groups = [g for g in groups if "nvidia.com/gpu" in g["template"]["spec"]["containers"][0]["resources"]["limits"]]
+    gpu_groups = [g for g in groups
+                  if "nvidia.com/gpu" in g["template"]["spec"]["containers"][0]["resources"]["limits"]]
     assert gpu_groups, "a worker group with nvidia.com/gpu in its limits"
     for group in gpu_groups:
         assert group["minReplicas"] == 0 <= group.get("replicas", 0) <= group["maxReplicas"]
@@ -164,8 +165,16 @@ def test_cluster_files_hold_no_secrets():
 
 # --- local multi-node cluster --------------------------------------------------------------------------------
 
-RAY_CLI = Path(sys.executable).with_name("ray") if Path(sys.executable).with_name("ray").exists() else None
-RAY_CLI = RAY_CLI or (Path(shutil.which("ray")) if shutil.which("ray") else None)
+
+
+def _ray_cli() -> Path | None:
+    """The `ray` CLI next to the Python running the tests, else the one on PATH."""
+    beside = Path(sys.executable).with_name("ray")
+    found = beside if beside.exists() else shutil.which("ray")
+    return Path(found) if found else None
+
+
+RAY_CLI = _ray_cli()
 
 PROBE = """
 import json, ray
@@ -193,6 +202,12 @@ def _parse_exports(stdout: str) -> tuple[dict[str, str], list[str]]:
         elif words[:1] == ["unset"]:
             unsets += words[1:]
     return exports, unsets
+
+
+def _state_value(state_text: str, key: str) -> str:
+    """A value from the script's cluster.env (shell assignments quoted with printf %q)."""
+    line = next(line for line in state_text.splitlines() if line.startswith(f"{key}="))
+    return "".join(shlex.split(line.split("=", 1)[1]))
 
 
 def _session_members(session_ids: set[int]) -> set[int]:
@@ -251,7 +266,7 @@ def test_local_multinode_cluster_runs_three_nodes_with_token_auth_and_stops_only
         assert exports["RAY_AUTH_MODE"] == "token" and "RAY_AUTH_TOKEN" in unsets
         token = Path(exports["RAY_AUTH_TOKEN_PATH"]).read_text()
         assert len(token) >= 32 and oct(Path(exports["RAY_AUTH_TOKEN_PATH"]).stat().st_mode)[-3:] == "600"
-        session_ids = {int(s) for s in shlex.split(recorded.split("SESSION_IDS=")[1].splitlines()[0])[0].split()}
+        session_ids = {int(sid) for sid in _state_value(recorded, "SESSION_IDS").split()}
         ours = _session_members(session_ids)
         assert len(session_ids) == 3 and ours
 
@@ -290,7 +305,7 @@ def test_local_multinode_cluster_runs_three_nodes_with_token_auth_and_stops_only
     assert stopped.returncode == 0, stopped.stderr[-3000:]
     assert bystander_survived, "stop ended a process it did not start"
     assert not [pid for pid in ours if _running(pid)], "processes of the cluster survived stop"
-    ray_tmp = shlex.split(recorded.split("RAY_TMP=")[1].splitlines()[0])[0]
+    ray_tmp = _state_value(recorded, "RAY_TMP")
     assert not _cmdlines_mentioning(ray_tmp + "/")
     assert not Path(ray_tmp).exists() and not state.exists()
     assert not (home / ".ray" / "auth_token").exists(), "the script must not touch ~/.ray"

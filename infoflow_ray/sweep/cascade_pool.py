@@ -84,18 +84,31 @@ def _error_line(exc: BaseException) -> str:
         " ".join(text.split())[:500]
 
 
+def _failure_row(task: Task, attempt: int, error: str) -> dict:
+    return {"task_id": task.task_id, "kind": "cascade", "dataset": task.dataset, "sigma_w2": task.network.sigma_w2,
+            "depth": task.network.depth, "seed": task.seed, "attempt": attempt, "error": error,
+            "failed_at": utc_now()}
+
+
 def run_cascade_pool(tasks: list[Task], *, results: str, grid_name: str, size: PoolSize, max_attempts: int,
                      store: ResultStore, progress: Progress, stop: threading.Event | None = None,
                      on_worker_started=None) -> dict[str, dict]:
-    """Run ``tasks`` on ``size.workers`` actors; returns task_id → summary for the tasks that finished."""
+    """Run ``tasks`` on ``size.workers`` actors; returns task_id → summary for the tasks that finished.
+
+    A worker whose task failed is pinged until it answers (Ray restarts a dead actor) before it gets new work,
+    so a restart never burns the attempts of the tasks queued behind it. A task counts an attempt when it
+    raised or its actor died under it (a task that kills its actor every time ends as failed, not in a loop).
+    Errors of infoflow-ray's own kinds (bad config, missing dataset) are not retried.
+    """
     stop = stop or threading.Event()
-    workers = [CascadeWorker.options(num_cpus=size.cpus, num_gpus=size.gpus, name=None).remote(results, grid_name)
+    workers = [CascadeWorker.options(num_cpus=size.cpus, num_gpus=size.gpus).remote(results, grid_name)
                for _ in range(size.workers)]
     if on_worker_started:
         on_worker_started(workers)
     queue = deque((task, 1) for task in tasks)
     idle = list(workers)
     in_flight: dict[ray.ObjectRef, tuple[object, Task, int]] = {}
+    pinging: dict[ray.ObjectRef, object] = {}
     finished: dict[str, dict] = {}
     try:
         while (queue or in_flight) and not stop.is_set():
@@ -104,26 +117,33 @@ def run_cascade_pool(tasks: list[Task], *, results: str, grid_name: str, size: P
                 ref = worker.run.options(name=task.label).remote(task, attempt)
                 in_flight[ref] = (worker, task, attempt)
                 progress.started("cascade")
-            done, _ = ray.wait(list(in_flight), num_returns=1, timeout=1.0)
+            done, _ = ray.wait([*in_flight, *pinging], num_returns=1, timeout=1.0)
             progress.tick()
             for ref in done:
+                if ref in pinging:
+                    worker = pinging.pop(ref)
+                    try:
+                        ray.get(ref)
+                        idle.append(worker)
+                    except RayActorError:
+                        time.sleep(0.5)
+                        pinging[worker.pid.remote()] = worker
+                    continue
                 worker, task, attempt = in_flight.pop(ref)
-                idle.append(worker)
                 try:
                     summary = ray.get(ref)
                 except (RayActorError, RayTaskError) as exc:
+                    pinging[worker.pid.remote()] = worker
                     permanent = isinstance(getattr(exc, "cause", None), InfoflowError)
                     if attempt < max_attempts and not permanent:
                         queue.append((task, attempt + 1))
                         progress.retried("cascade", f"retrying {task.label} (attempt {attempt} failed: "
                                                     f"{_error_line(exc)})")
                     else:
-                        store.write_failure(task.task_id, attempt, {
-                            "task_id": task.task_id, "kind": "cascade", "dataset": task.dataset,
-                            "sigma_w2": task.network.sigma_w2, "depth": task.network.depth, "seed": task.seed,
-                            "attempt": attempt, "error": _error_line(exc), "failed_at": utc_now()})
+                        store.write_failure(task.task_id, attempt, _failure_row(task, attempt, _error_line(exc)))
                         progress.finished("cascade", f"FAILED {task.label}: {_error_line(exc)}", failed=True)
                     continue
+                idle.append(worker)
                 finished[task.task_id] = summary
                 progress.finished("cascade", f"{task.label}: {summary['status']}, cutoff KL "
                                              f"{summary['kl_mean']}, diff-entropy {summary['diff_entropy']} "
