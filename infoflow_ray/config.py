@@ -27,9 +27,12 @@ def _require(ok: bool, field: str, value: object, allowed: str) -> None:
         raise ConfigError(f"{field} must be {allowed}, got {value!r}")
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _positive_float(field: str, value: float) -> None:
-    _require(isinstance(value, (int, float)) and math.isfinite(value) and value > 0, field, value,
-             "a finite number > 0")
+    _require(_is_number(value) and math.isfinite(value) and value > 0, field, value, "a finite number > 0")
 
 
 def _positive_int(field: str, value: int) -> None:
@@ -160,6 +163,6 @@ class TrainSpec:
         _positive_int("train.max_epochs", self.max_epochs)
         _positive_float("train.lr", self.lr)
         _positive_int("train.batch_size", self.batch_size)
-        _require(isinstance(self.accuracy_threshold, (int, float)) and 0 < self.accuracy_threshold <= 1,
+        _require(_is_number(self.accuracy_threshold) and 0 < self.accuracy_threshold <= 1,
                  "train.accuracy_threshold", self.accuracy_threshold, "a number in (0, 1]")
         _require(self.loss in LOSSES, "train.loss", self.loss, f"one of {', '.join(LOSSES)}")

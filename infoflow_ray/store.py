@@ -15,6 +15,8 @@ skip, files whose footer cannot be read — such a ``runs`` file makes its task 
 
 from __future__ import annotations
 
+import contextlib
+
 import hashlib
 import json
 import os
@@ -89,8 +91,18 @@ TABLES: dict[str, pa.Schema] = {
         ("loss_fn", pa.string()), ("epochs", pa.int64()),  # epochs run
         ("best_test_accuracy", pa.float64()), ("final_test_accuracy", pa.float64()),
         ("accuracy_threshold", pa.float64()), ("reached_threshold", pa.bool_()),
-        ("stop_reason", pa.string()),  # 'threshold' | 'budget' | 'diverged'
+        ("stop_reason", pa.string()),  # 'threshold' | 'budget' | 'diverged' | 'mi_plateau'
         ("seconds", pa.float64()),  # wall seconds of the whole training
+    ]),
+    "info_plane": pa.schema(_TASK + [  # one row per (phase, epoch, layer) point; see infoplane.info_plane_rows
+        ("phase", pa.string()),  # 'untrained' (the network at init) | 'training' (a baseline trial)
+        ("epoch", pa.int64()),  # 0 for untrained; training epochs count from 1 (0 = before the first)
+        ("layer", pa.int64()),  # hidden layer T_l, 1-based
+        ("estimator", pa.string()),  # 'binning' | 'kde' | 'ksg' | 'binning_extended'
+        ("i_xt", pa.float64()), ("i_ty", pa.float64()),  # I(X;T_l), I(T_l;Y) in nats
+        ("n_samples", pa.int64()),  # N, the samples the estimate used
+        ("param", pa.string()),  # the estimator's parameters, 'name=value' joined by ';', e.g. 'n_bins=30'
+        ("seconds", pa.float64()),  # wall seconds of estimating all layers of this point
     ]),
     "failures": pa.schema([  # one file per failed attempt, written by write_failure
         ("task_id", pa.string()), ("kind", pa.string()), ("dataset", pa.string()),
@@ -263,6 +275,29 @@ class ResultStore:
                 continue
             finished.add(path.rsplit("/", 1)[1].removesuffix(".parquet"))
         return finished
+
+    @contextlib.contextmanager
+    def exclusive(self, holder: str):
+        """Hold this results location for one driver while the block runs (local folders).
+
+        A second driver on the same folder is refused with a ResultsError instead of racing the first one's
+        Tune state. The lock is an OS file lock, released even when the holder is killed. Object stores have
+        no such lock: there the per-task atomic, idempotent writes keep results whole, but run one driver.
+        """
+        if not self._local:
+            yield
+            return
+        from filelock import FileLock, Timeout
+        lock = FileLock(f"{self.root}/_driver.lock", timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise ResultsError(f"another driver is running on results location '{self.location}'; wait for it "
+                               "to finish, or give another --results") from None
+        try:
+            yield
+        finally:
+            lock.release()
 
     def is_finished(self, task_id: str, dataset: str) -> bool:
         """Whether one task has a readable ``runs`` file (cheaper than listing every finished task)."""

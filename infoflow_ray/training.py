@@ -8,6 +8,7 @@ report and checkpoint after every epoch and resume from a checkpoint.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -104,8 +105,9 @@ class BaselineTrainer:
         return None
 
     def state_dict(self) -> dict:
-        return {"network": self.network.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "history": [r.as_dict() for r in self.history]}
+        """A snapshot (copied, so further training does not change it) for checkpoints."""
+        return copy.deepcopy({"network": self.network.state_dict(), "optimizer": self.optimizer.state_dict(),
+                              "history": [r.as_dict() for r in self.history]})
 
     def load_state_dict(self, state: dict) -> None:
         self.network.load_state_dict(state["network"])

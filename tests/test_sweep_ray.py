@@ -1,5 +1,6 @@
 """The orchestrator on a real local Ray: the tiny grid end to end, resume, and a killed cascade actor."""
 
+import math
 import os
 import signal
 import threading
@@ -151,3 +152,24 @@ def test_results_files_are_plain_parquet_readable_without_infoflow(tiny_results)
     assert files and all(pq.read_metadata(p).num_rows >= 1 for p in files)
     frame = pl.scan_parquet(str(tiny_results / "cutoffs" / "**" / "*.parquet")).collect()
     assert frame.height > 0
+
+
+def test_info_plane_metrics_are_one_flag_away_and_land_in_their_table(tmp_path, ray_local):
+    from infoflow_ray.store import TABLES
+    grid = resolve_grid("tiny", overrides={
+        "results": str(tmp_path / "r"), "sigma_w2": (0.5, 1.76), "depths": (3,), "cascade_depth": 4,
+        "train": {"max_epochs": 2, "stop_at_threshold": False},
+        "info_plane": {"enabled": True, "samples": 300, "extended_networks": 3, "stopper": "mi", "patience": 5}})
+    outcome = run_grid(grid, progress_interval_seconds=600)
+    assert not outcome.failed
+    store = ResultStore.open(grid.results, create=False)
+    info = store.scan("info_plane").collect()
+    assert info.columns == TABLES["info_plane"].names
+    untrained = info.filter(pl.col("phase") == "untrained")
+    assert untrained.group_by("task_id", "estimator").len()["len"].to_list() == [4] * 4  # 4 layers each
+    assert set(untrained["estimator"]) == {"binning", "binning_extended"}
+    trajectory = info.filter(pl.col("phase") == "training")
+    assert sorted(set(trajectory["epoch"])) == [0, 1, 2] and set(trajectory["layer"]) == {1, 2, 3}
+    assert (info["i_xt"] <= math.log(300) + 1e-9).all() and (info["i_xt"] >= 0).all()
+    summary = store.scan("train_summary").collect()
+    assert set(summary["stop_reason"]) <= {"budget", "mi_plateau", "threshold"}

@@ -16,11 +16,13 @@ from pathlib import Path
 import torch
 from ray import tune
 
+from infoflow_ray.infoplane import mi_stopping
 from infoflow_ray.model import default_device
 from infoflow_ray.store import ResultStore
 from infoflow_ray.sweep.grid import Task
 from infoflow_ray.sweep.progress import Progress
-from infoflow_ray.sweep.tasks import baseline_rows, device_name, load_task_data, runs_row, utc_now
+from infoflow_ray.sweep.tasks import (baseline_rows, device_name, info_plane_point, load_task_data, runs_row,
+                                     utc_now)
 from infoflow_ray.training import BaselineTrainer
 
 CHECKPOINT_FILE = "trainer.pt"
@@ -44,22 +46,57 @@ def baseline_trainable(config: dict) -> None:
         trainer.load_state_dict(saved["trainer"])
         attempt = saved["attempt"] + 1
     every = config.get("checkpoint_every_epochs", 1)
-    while (reason := trainer.stop_reason()) is None:
+    probe = InfoPlaneProbe(task, trainer) if task.info_plane is not None else None
+    if probe and checkpoint:
+        probe.restore(saved.get("info_plane", []))
+    while (reason := trainer.stop_reason() or (probe and probe.stop_reason())) is None:
         record = trainer.run_epoch()
-        metrics = {**record.as_dict(), "stop_reason": trainer.stop_reason() or ""}
+        if probe:
+            probe.after_epoch(record.epoch)
+        metrics = {**record.as_dict(), "stop_reason": trainer.stop_reason() or (probe and probe.stop_reason()) or ""}
         if record.epoch % every == 0 or metrics["stop_reason"]:
             with tempfile.TemporaryDirectory() as folder:
-                torch.save({"trainer": trainer.state_dict(), "attempt": attempt}, Path(folder) / CHECKPOINT_FILE)
+                torch.save({"trainer": trainer.state_dict(), "attempt": attempt,
+                            "info_plane": probe.rows if probe else []}, Path(folder) / CHECKPOINT_FILE)
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
         else:
             tune.report(metrics)
     rows = baseline_rows(task, trainer.history, reason)
+    if probe:
+        rows["info_plane"] = probe.rows
     status = "diverged" if reason == "diverged" else "ok"
     rows["runs"] = [runs_row(task, grid_name=config["grid_name"], status=status, started_at=started,
                              finished_at=utc_now(), seconds=time.perf_counter() - t0,
                              attempts=attempt,
                              node_id=_node_id(), device=device_name(device))]
     store.write_task(task.task_id, task.dataset, rows)
+
+
+class InfoPlaneProbe:
+    """The information-plane trajectory of one training: a point at epoch 0 and every ``every_epochs`` epochs;
+    with ``stopper='mi'`` it also ends the training when I(T;Y) of the last hidden layer stops rising."""
+
+    def __init__(self, task: Task, trainer: BaselineTrainer):
+        self.task, self.trainer, self.spec = task, trainer, task.info_plane
+        self.rows = info_plane_point(task, trainer.network, trainer.data, epoch=0)
+
+    def restore(self, rows: list[dict]) -> None:
+        self.rows = rows or self.rows
+
+    def after_epoch(self, epoch: int) -> None:
+        if epoch % self.spec.every_epochs == 0:
+            self.rows += info_plane_point(self.task, self.trainer.network, self.trainer.data, epoch=epoch)
+
+    def last_hidden_ity(self) -> list[float]:
+        """I(T;Y) of the last hidden layer (L−1) at every measured epoch, in order."""
+        last_hidden = self.task.network.depth - 1
+        return [r["i_ty"] for r in self.rows if r["layer"] == last_hidden]
+
+    def stop_reason(self) -> str | None:
+        if self.spec.stopper == "mi" and mi_stopping(self.last_hidden_ity(), self.spec.patience,
+                                                      self.spec.min_delta):
+            return "mi_plateau"
+        return None
 
 
 def _node_id() -> str:
@@ -79,14 +116,19 @@ class _TuneProgress(tune.Callback):
     def __setstate__(self, state: dict) -> None:
         self.progress = self.store = None
 
+    def _running(self, trials) -> None:
+        self.progress.set_running("baseline", sum(t.status == "RUNNING" for t in trials))
+
     def on_trial_start(self, iteration, trials, trial, **info):
         self.progress.started("baseline")
+        self._running(trials)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         result = trial.last_result or {}
         task = Task.from_config(trial.config["task"])
         detail = (f"{result.get('stop_reason') or 'skipped (already stored)'} after {result.get('epoch', 0)} "
                   f"epochs, test accuracy {result.get('test_accuracy', float('nan')):.3f}")
+        self._running([t for t in trials if t is not trial])
         self.progress.finished("baseline", f"{task.label}: {detail}")
 
     def on_trial_recover(self, iteration, trials, trial, **info):

@@ -7,7 +7,10 @@ Exit codes: 0 everything stored; 1 some tasks failed for good (recorded in the `
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
+import threading
 from typing import Any
 
 from infoflow_ray.errors import InfoflowError
@@ -38,7 +41,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="default", choices=list(PRESETS),
                    help="starting grid (default: %(default)s, ≈10 min on a laptop CPU)")
     p.add_argument("--config", help="TOML or YAML file with grid settings (override the preset)")
-    p.add_argument("--results", help="results location: a directory or a URI such as s3://bucket/path")
+    p.add_argument("--results", default=os.environ.get("INFOFLOW_RESULTS"),
+                   help="results location: a directory or a URI such as s3://bucket/path "
+                        "(default: $INFOFLOW_RESULTS, else results/<preset>)")
     p.add_argument("--sigma-w2", type=_numbers(float), help="σw² values: 0.5,1,1.76 or start:stop:step")
     p.add_argument("--depths", type=_numbers(int), help="trained depths: 5,10,20 or start:stop:step")
     p.add_argument("--datasets", type=lambda s: tuple(s.split(",")), help="e.g. mnist_t10k,fashion_mnist")
@@ -51,6 +56,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--cascade-epochs", type=int, help="decoder training epochs")
     p.add_argument("--eval-samples", type=int, help="test images the entropies are measured on")
     p.add_argument("--max-train-samples", type=int, help="use only the first N training images")
+    p.add_argument("--info-plane", nargs="?", const="binning", choices=["binning", "kde", "ksg"],
+                   help="also measure the information plane I(X;T_l), I(T_l;Y) (estimator, default binning)")
     p.add_argument("--only", choices=["cascade", "baseline"], help="run one kind of task only")
     p.add_argument("--cascade-workers", type=int, help="cascade actors (default: one per GPU, or per CPU)")
     p.add_argument("--gpus-per-trial", type=float, help="GPU fraction per baseline trial (default 0.25 with GPUs)")
@@ -69,6 +76,7 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
         "cascade": {"epochs": args.cascade_epochs, "eval_samples": args.eval_samples},
         "data": {"max_train_samples": args.max_train_samples},
         "resources": {"cascade_workers": args.cascade_workers, "gpus_per_trial": args.gpus_per_trial},
+        "info_plane": {"enabled": True, "estimator": args.info_plane} if args.info_plane else {},
     }
     out: dict[str, Any] = {k: v for k, v in top.items() if v is not None}
     for section, values in nested.items():
@@ -78,8 +86,14 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def _terminate(signum, frame):
+    raise KeyboardInterrupt  # `ray job stop` and `kill` end the driver like Ctrl-C: cleanly, resumable
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         grid = resolve_grid(args.preset, args.config, overrides(args))
         if args.dry_run:

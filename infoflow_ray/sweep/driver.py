@@ -68,6 +68,9 @@ def connect(address: str | None) -> None:
     """Join the cluster at ``address`` (or $RAY_ADDRESS, as under ``ray job submit``), else start a local one."""
     # Trials checkpoint every epoch by design; Tune's warning about frequent snapshots is noise here.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # Ctrl-C must reach the driver as KeyboardInterrupt (it stops the cascade pool too); Tune's own handler
+    # would swallow it. Trials keep their per-epoch checkpoints and Tune its state, so a re-run resumes.
+    os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS")
@@ -82,6 +85,12 @@ def run_grid(grid: GridSpec, *, address: str | None = None, out: TextIO = sys.st
     if "://" not in grid.results:  # workers and Tune trials run in other folders: give them an absolute path
         grid = dataclasses.replace(grid, results=os.path.abspath(grid.results))
     store = ResultStore.open(grid.results)
+    with store.exclusive(holder=f"pid {os.getpid()}"):
+        return _run(grid, store, address, out, progress_interval_seconds, start)
+
+
+def _run(grid: GridSpec, store: ResultStore, address: str | None, out: TextIO, progress_interval_seconds: float,
+         start: float) -> GridOutcome:
     tasks = grid.tasks()
     finished = store.finished_task_ids()
     pending = [t for t in tasks if t.task_id not in finished]
@@ -138,10 +147,14 @@ def run_grid(grid: GridSpec, *, address: str | None = None, out: TextIO = sys.st
     except KeyboardInterrupt:
         outcome.interrupted = True
         stop.set()
+        if thread:
+            thread.join(timeout=30)
     outcome.seconds = time.monotonic() - start
     done = store.finished_task_ids()
     missing = [t for t in pending if t.task_id not in done]
     outcome.failed = {t.label: "not finished" for t in missing}
+    if outcome.interrupted:
+        progress.note("interrupted: finished tasks are stored; run the same command again to resume")
     progress.note(f"finished in {outcome.seconds:.0f} s: {len(pending) - len(missing)} of {len(pending)} tasks "
                   f"stored, {len(missing)} missing")
     print_summary(store, out)

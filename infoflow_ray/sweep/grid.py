@@ -84,6 +84,50 @@ class ResourceSpec:
 
 
 @dataclass(frozen=True)
+class InfoPlaneSpec:
+    """Optional information-plane metrics (seeds 002, 003), off by default; all values in nats.
+
+    For every cascade task: I(X;T_l), I(T_l;Y) of every layer of the untrained network (plus seed 002's
+    "extended" binning estimator over ``extended_networks`` independently initialised networks when > 1). For
+    every baseline task: the same every ``every_epochs`` epochs of training (trajectories). ``samples``: test
+    images the estimates use. ``stopper='mi'``: also stop a training when I(T;Y) of the last hidden layer has
+    not risen by ``min_delta`` for ``patience`` evaluations (seed 002's criterion); the stop reason records it.
+    """
+
+    enabled: bool = False
+    estimator: str = "binning"
+    n_bins: int = 30
+    noise_var: float = 0.1
+    k: int = 3
+    samples: int = 1000
+    every_epochs: int = 1
+    extended_networks: int = 0
+    stopper: str = "threshold"
+    patience: int = 3
+    min_delta: float = 1e-3
+
+    def __post_init__(self) -> None:
+        _require(isinstance(self.enabled, bool), "info_plane.enabled", self.enabled, "true or false")
+        _require(self.estimator in ("binning", "kde", "ksg"), "info_plane.estimator", self.estimator,
+                 "one of binning, kde, ksg")
+        _require(self.stopper in ("threshold", "mi"), "info_plane.stopper", self.stopper, "threshold or mi")
+        for name in ("n_bins", "k", "samples", "every_epochs", "patience"):
+            value = getattr(self, name)
+            _require(isinstance(value, int) and value >= 2 - (name in ("every_epochs", "patience", "k")),
+                     f"info_plane.{name}", value, "a positive integer" if name != "n_bins" else "an integer >= 2")
+        _require(isinstance(self.extended_networks, int) and self.extended_networks >= 0,
+                 "info_plane.extended_networks", self.extended_networks, "an integer >= 0")
+        _require(isinstance(self.noise_var, (int, float)) and self.noise_var > 0, "info_plane.noise_var",
+                 self.noise_var, "a number > 0")
+
+    @property
+    def params(self) -> dict:
+        """The chosen estimator's own parameters."""
+        return {"binning": {"n_bins": self.n_bins}, "kde": {"noise_var": self.noise_var},
+                "ksg": {"k": self.k}}[self.estimator]
+
+
+@dataclass(frozen=True)
 class Task:
     """One unit of work: a cascade prediction or a baseline training of one network on one dataset."""
 
@@ -94,6 +138,7 @@ class Task:
     data: DataOptions
     cascade: CascadeSpec | None = None
     train: TrainSpec | None = None
+    info_plane: InfoPlaneSpec | None = None
 
     def config(self) -> dict[str, Any]:
         """Everything that determines the result, as plain JSON-able values."""
@@ -106,6 +151,8 @@ class Task:
                               if k not in ("strategy",)}  # strategies give the same decoders
         if self.train is not None:
             out["train"] = dataclasses.asdict(self.train)
+        if self.info_plane is not None:  # only when enabled, so enabling it never renames other tasks
+            out["info_plane"] = dataclasses.asdict(self.info_plane)
         return out
 
     @property
@@ -126,7 +173,8 @@ class Task:
         return cls(kind=config["kind"], dataset=config["dataset"], seed=config["seed"],
                    network=NetworkSpec(**network), data=DataOptions(**config["data"]),
                    cascade=CascadeSpec(**config["cascade"]) if "cascade" in config else None,
-                   train=TrainSpec(**config["train"]) if "train" in config else None)
+                   train=TrainSpec(**config["train"]) if "train" in config else None,
+                   info_plane=InfoPlaneSpec(**config["info_plane"]) if "info_plane" in config else None)
 
 
 def _tuple(values: Any) -> tuple:
@@ -151,6 +199,7 @@ class GridSpec:
     cascade: CascadeSpec = field(default_factory=CascadeSpec)
     train: TrainSpec = field(default_factory=TrainSpec)
     resources: ResourceSpec = field(default_factory=ResourceSpec)
+    info_plane: InfoPlaneSpec = field(default_factory=InfoPlaneSpec)
 
     def __post_init__(self) -> None:
         for name in ("sigma_w2", "depths", "datasets", "seeds", "kinds"):
@@ -184,11 +233,14 @@ class GridSpec:
     def tasks(self) -> list[Task]:
         """All tasks of the grid, cascades first (so predictions arrive long before the ground truth)."""
         out = []
+        info = self.info_plane if self.info_plane.enabled else None
         if "cascade" in self.kinds:
-            out += [Task("cascade", ds, self.network(ds, s, self.deepest), seed, self.data, cascade=self.cascade)
+            out += [Task("cascade", ds, self.network(ds, s, self.deepest), seed, self.data, cascade=self.cascade,
+                         info_plane=info)
                     for ds in self.datasets for s in self.sigma_w2 for seed in self.seeds]
         if "baseline" in self.kinds:
-            out += [Task("baseline", ds, self.network(ds, s, depth), seed, self.data, train=self.train)
+            out += [Task("baseline", ds, self.network(ds, s, depth), seed, self.data, train=self.train,
+                         info_plane=info)
                     for ds in self.datasets for s in self.sigma_w2 for depth in self.depths for seed in self.seeds]
         return out
 
@@ -208,9 +260,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(sigma_w2=(0.5, 1.76, 3.0), depths=(3, 6), data=dict(max_train_samples=3000),
                  cascade=dict(eval_samples=200), train=dict(max_epochs=2), results="results/tiny"),
     # The embedded default: ordered, critical and chaotic σw² on MNIST-t10k, ≈ 10 minutes on a 2-core CPU.
-    "default": dict(sigma_w2=(0.5, 1.0, 1.5, 1.76, 2.0, 2.5, 3.0, 4.0), depths=(5, 10, 15, 20, 25, 30),
+    "default": dict(sigma_w2=(0.5, 1.0, 1.5, 1.76, 2.0, 3.0, 4.0), depths=(4, 8, 12, 16, 20),
                     data=dict(max_train_samples=4000), cascade=dict(eval_samples=1000),
-                    train=dict(max_epochs=8), results="results/default"),
+                    train=dict(max_epochs=5), results="results/default"),
     # The paper's grids (fig. 3): σw² 0.1..4 step 0.1, depths to 200, 200 epochs. GPU clusters.
     "paper-mnist-wide": dict(sigma_w2=value_range(0.1, 4.0, 0.1), depths=tuple(range(10, 201, 10)),
                              datasets=("mnist",), widths="wide", cascade=dict(eval_samples=1000),
@@ -220,7 +272,8 @@ PRESETS: dict[str, dict[str, Any]] = {
                                   train=dict(max_epochs=200), results="results/paper-cifar-shrinking"),
 }
 
-_NESTED = {"data": DataOptions, "cascade": CascadeSpec, "train": TrainSpec, "resources": ResourceSpec}
+_NESTED = {"data": DataOptions, "cascade": CascadeSpec, "train": TrainSpec, "resources": ResourceSpec,
+           "info_plane": InfoPlaneSpec}
 
 
 def _check_keys(where: str, values: dict[str, Any], cls: type) -> None:

@@ -74,6 +74,11 @@ class Progress:
                 c.done += 1
             self._print(message)
 
+    def set_running(self, kind: str, running: int) -> None:
+        """Correct the running count from an authoritative source (Tune's trial states)."""
+        with self._lock:
+            self._counts[kind].running = running + 1  # `finished` decrements for the trial that just ended
+
     def retried(self, kind: str, message: str) -> None:
         """A running task failed and went back to the queue."""
         with self._lock:

@@ -12,6 +12,7 @@ import math
 import platform
 import socket
 import subprocess
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,11 @@ import numpy as np
 import torch
 
 import infoflow_ray
+from infoflow_ray import infoplane, seeding
 from infoflow_ray.data import Dataset, load_dataset
+from infoflow_ray.model import TanhNetwork
 from infoflow_ray.predict import Prediction, predict_trainability
-from infoflow_ray.sweep.grid import DataOptions, Task
+from infoflow_ray.sweep.grid import DataOptions, InfoPlaneSpec, Task
 from infoflow_ray.training import EpochRecord
 
 Rows = dict[str, list[dict[str, Any]]]
@@ -126,7 +129,46 @@ def run_cascade(task: Task, data: Dataset, device: torch.device | str, progress=
     status = "ok" if prediction.finite else "nonfinite"
     summary = {name: c.layer for name, c in prediction.cutoffs.items()}
     summary["seconds"] = sum(prediction.seconds.values())
-    return cascade_rows(task, prediction), status, summary
+    rows = cascade_rows(task, prediction)
+    if task.info_plane is not None:
+        network = TanhNetwork(task.network, task.seed, device)
+        rows["info_plane"] = info_plane_point(task, network, data, epoch=None)
+        if task.info_plane.extended_networks > 1:
+            rows["info_plane"] += extended_info_plane(task, data, device)
+    return rows, status, summary
+
+
+def _probe_samples(data: Dataset, spec: InfoPlaneSpec) -> tuple[torch.Tensor, torch.Tensor]:
+    return data.test_x[: spec.samples], data.test_y[: spec.samples]
+
+
+@torch.no_grad()
+def info_plane_point(task: Task, network: TanhNetwork, data: Dataset, epoch: int | None) -> list[dict]:
+    """``info_plane`` rows of every layer of ``network`` now (untrained: epoch None), on the probe images."""
+    spec = task.info_plane
+    x, y = _probe_samples(data, spec)
+    start = time.perf_counter()
+    was_training = network.training
+    network.eval()
+    per_layer = infoplane.layer_mi(network.activations(x)[1:], y, spec.estimator, inputs=x, **spec.params)
+    network.train(was_training)
+    return infoplane.info_plane_rows(_keys(task), per_layer, spec.estimator, epoch, time.perf_counter() - start,
+                                     spec.params, n_samples=x.shape[0])
+
+
+@torch.no_grad()
+def extended_info_plane(task: Task, data: Dataset, device: torch.device | str) -> list[dict]:
+    """Seed 002's extended binning estimator over independently initialised networks of the task's σw², L."""
+    spec = task.info_plane
+    x, y = _probe_samples(data, spec)
+    start = time.perf_counter()
+    seeds = [task.seed] + [seeding.derived_seed(task.seed, "extended-network", i)
+                           for i in range(1, spec.extended_networks)]
+    family = [TanhNetwork(task.network, s, device).activations(x)[1:] for s in seeds]
+    per_layer = infoplane.extended_binned_mi(family, y, spec.n_bins, seed=task.seed)
+    params = {"n_bins": spec.n_bins, "networks": spec.extended_networks}
+    return infoplane.info_plane_rows(_keys(task), per_layer, "binning_extended", None,
+                                     time.perf_counter() - start, params, n_samples=x.shape[0])
 
 
 def baseline_rows(task: Task, history: list[EpochRecord], stop_reason: str) -> Rows:

@@ -1,0 +1,425 @@
+"""Analysis of a results folder with polars: cutoffs vs trainable depths vs mean-field theory (SPEC §4, §5, §7).
+
+Every frame is read through ``ResultStore.scan`` and is tidy: one row per the keys it names. The keys of a point
+of the phase diagram are ``KEYS`` = (dataset, profile, sigma_b2, sigma_w2); a frame over the whole σw² axis is
+grouped by ``GROUP`` = (dataset, profile, sigma_b2). σb² is a key because mean-field theory (and the critical
+σw²) depends on it.
+
+Conventions, documented once here:
+- Seeds: cutoffs and curves are aggregated over seeds: mean, standard deviation (ddof 1, null with one seed)
+  and the number of seeds n.
+- Cascade depth: a cascade's ``depth`` is its network's depth (the grid's deepest). When one σw² has cascades of
+  several depths (several grids in one folder) the deepest one is used.
+- Trainable depth ℓ_train(σw²): the largest trained depth at which a training reached the accuracy threshold
+  (in any seed), **0 when none did**, so that it ranks below every trainable σw². ``any_trainable`` tells
+  0-because-nothing-trained apart; ``trainable_depth_mean``/``_std`` are over the per-seed values.
+- Non-finite cutoffs (a NaN in a curve) are left out of the mean and counted in ``n_nonfinite``.
+- A cutoff that did not saturate (``saturated`` false) sits at the deepest layer searched (``last_layer``): it is
+  a lower bound, counted in ``n_unsaturated``.
+- Seconds are task-seconds: the sum of each task's wall time (``runs.seconds``), not the grid's elapsed time
+  (tasks run in parallel).
+A function whose table has no readable rows yet raises a one-line ResultsError naming the table and what writes it;
+``missing`` never does, and lists what is there and what is not.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from infoflow_ray import theory
+from infoflow_ray.errors import ResultsError
+from infoflow_ray.store import TABLES, CorruptFileWarning, ResultStore
+
+KEYS = ["dataset", "profile", "sigma_b2", "sigma_w2"]
+GROUP = ["dataset", "profile", "sigma_b2"]
+CUTOFF_MEASURES = ("kl_mean", "kl_median_normalised", "diff_entropy", "kl_per_image")
+CURVE_MEASURES = ("kl_mean", "kl_median", "diff_entropy", "clamped_pixels", "decoder_loss")
+
+_CASCADE = "cascade tasks write it: run jobs/full_grid.py without --only baseline"
+_BASELINE = "baseline trainings write it: run jobs/full_grid.py without --only cascade"
+PRODUCERS = {
+    "runs": "every finished task writes a row: run jobs/full_grid.py",
+    "curves": _CASCADE, "cutoffs": _CASCADE, "reconstructions": _CASCADE,
+    "train_epochs": _BASELINE, "train_summary": _BASELINE,
+    "failures": "failed task attempts write it",
+}
+
+
+def open_results(location: str | Path | ResultStore) -> ResultStore:
+    """An existing results folder (local path or URI), for reading; ResultsError when it is not one."""
+    if isinstance(location, ResultStore):
+        return location
+    return ResultStore.open(str(location), create=False)
+
+
+def table(store: ResultStore, name: str) -> pl.LazyFrame:
+    """``store.scan(name)``, or a one-line ResultsError when the table has no readable rows yet."""
+    frame = store.scan(name)
+    if frame.select(pl.len()).collect().item() == 0:
+        raise ResultsError(f"results '{store.location}' have no '{name}' table yet; {PRODUCERS[name]}")
+    return frame
+
+
+def _deepest_cascade(frame: pl.LazyFrame) -> pl.LazyFrame:
+    return frame.filter(pl.col("depth") == pl.col("depth").max().over(KEYS))
+
+
+def cutoffs_by_sigma(store: ResultStore) -> pl.LazyFrame:
+    """Cutoffs per (dataset, profile, σb², σw², measure), over seeds.
+
+    Columns: KEYS, measure, cutoff_mean, cutoff_std (over seeds; layers), n_seeds (finite cutoffs), n_nonfinite,
+    n_unsaturated, per_image_std (kl_per_image only: the mean over seeds of the spread over images), last_layer
+    (the deepest layer searched: the ceiling of an unsaturated cutoff), depth (the cascade network's depth).
+    """
+    ok = pl.col("finite") & pl.col("cutoff_layer").is_finite()
+    return (_deepest_cascade(table(store, "cutoffs"))
+            .group_by(KEYS + ["measure"])
+            .agg(cutoff_mean=pl.col("cutoff_layer").filter(ok).mean(),
+                 cutoff_std=pl.col("cutoff_layer").filter(ok).std(),
+                 n_seeds=ok.sum().cast(pl.Int64),
+                 n_nonfinite=(~ok).sum().cast(pl.Int64),
+                 n_unsaturated=(ok & ~pl.col("saturated")).sum().cast(pl.Int64),
+                 per_image_std=pl.col("cutoff_std").filter(ok & pl.col("cutoff_std").is_not_nan()).mean(),
+                 last_layer=pl.col("last_layer").max(),
+                 depth=pl.col("depth").max())
+            .sort(KEYS + ["measure"]))
+
+
+def curves_by_sigma(store: ResultStore, measures: tuple[str, ...] = CURVE_MEASURES) -> pl.LazyFrame:
+    """Entropy curves per (dataset, profile, σb², σw², measure, layer), over seeds (finite values only).
+
+    Columns: KEYS, depth (cascade depth), measure, layer (0 = input), value_mean, value_std, n_seeds, n_nonfinite.
+    """
+    return (_deepest_cascade(table(store, "curves"))
+            .filter(pl.col("measure").is_in(list(measures)))
+            .group_by(KEYS + ["depth", "measure", "layer"])
+            .agg(value_mean=pl.col("value").filter("finite").mean(),
+                 value_std=pl.col("value").filter("finite").std(),
+                 n_seeds=pl.col("finite").sum().cast(pl.Int64),
+                 n_nonfinite=(~pl.col("finite")).sum().cast(pl.Int64))
+            .sort(KEYS + ["measure", "layer"]))
+
+
+def accuracy_grid(store: ResultStore) -> pl.LazyFrame:
+    """Baseline outcome per (dataset, profile, σb², σw², depth), over seeds: the phase diagram's cells.
+
+    Columns: KEYS, depth, best_test_accuracy (mean over seeds of each training's best), best_test_accuracy_std,
+    reached_fraction (share of seeds that reached the threshold), epochs_mean, n_seeds.
+    """
+    return (table(store, "train_summary")
+            .group_by(KEYS + ["depth"])
+            .agg(best_test_accuracy=pl.col("best_test_accuracy").mean(),
+                 best_test_accuracy_std=pl.col("best_test_accuracy").std(),
+                 reached_fraction=pl.col("reached_threshold").cast(pl.Float64).mean(),
+                 epochs_mean=pl.col("epochs").cast(pl.Float64).mean(),
+                 n_seeds=pl.len().cast(pl.Int64))
+            .sort(KEYS + ["depth"]))
+
+
+def trainable_depth(store: ResultStore) -> pl.LazyFrame:
+    """ℓ_train per (dataset, profile, σb², σw²) from the baseline trainings.
+
+    Columns: KEYS, trainable_depth (largest trained depth that reached the threshold in any seed; 0 when none
+    did), any_trainable, trainable_depth_mean / trainable_depth_std (over the per-seed values, same rule),
+    deepest_trained, n_trained (trainings), n_reached, n_seeds, best_test_accuracy (the best of all trainings),
+    accuracy_threshold, loss_fn (comma-joined when mixed).
+    """
+    summary = table(store, "train_summary")
+    reached_depth = pl.col("depth").filter("reached_threshold").max().fill_null(0)
+    per_seed = (summary.group_by(KEYS + ["seed"]).agg(seed_depth=reached_depth)
+                .group_by(KEYS).agg(trainable_depth_mean=pl.col("seed_depth").cast(pl.Float64).mean(),
+                                    trainable_depth_std=pl.col("seed_depth").cast(pl.Float64).std(),
+                                    n_seeds=pl.len().cast(pl.Int64)))
+    overall = summary.group_by(KEYS).agg(
+        trainable_depth=reached_depth,
+        any_trainable=pl.col("reached_threshold").any(),
+        deepest_trained=pl.col("depth").max(),
+        n_trained=pl.len().cast(pl.Int64),
+        n_reached=pl.col("reached_threshold").sum().cast(pl.Int64),
+        best_test_accuracy=pl.col("best_test_accuracy").max(),
+        accuracy_threshold=pl.col("accuracy_threshold").max(),
+        loss_fn=pl.col("loss_fn").unique().sort().str.join(","))
+    return overall.join(per_seed, on=KEYS).sort(KEYS)
+
+
+def mean_field_frame(sigma_w2, sigma_b2: float = 0.05) -> pl.DataFrame:
+    """Mean-field quantities on a σw² grid at one σb²: sigma_w2, sigma_b2, q_star, chi_1, c_star, chi_c, xi_c
+    (layers), depth_6xi (6ξ_c, the predicted maximal trainable depth; inf at criticality) and phase
+    ('ordered' χ1 < 1, 'chaotic' χ1 > 1)."""
+    mf = theory.mean_field(np.atleast_1d(np.asarray(sigma_w2, dtype=float)), sigma_b2)
+    return pl.DataFrame({"sigma_w2": mf.sigma_w2, "sigma_b2": np.full_like(mf.sigma_w2, mf.sigma_b2),
+                         "q_star": mf.q_star, "chi_1": mf.chi_1, "c_star": mf.c_star, "chi_c": mf.chi_c,
+                         "xi_c": mf.xi_c, "depth_6xi": mf.depth_6xi}).with_columns(
+        phase=pl.when(pl.col("chi_1") < 1).then(pl.lit("ordered")).otherwise(pl.lit("chaotic")))
+
+
+def critical_sigma_w2(sigma_b2: float) -> float:
+    """The mean-field critical σw² (χ1 = 1) at σb², as a float."""
+    return float(theory.critical_sigma_w2(sigma_b2))
+
+
+def comparison(store: ResultStore) -> pl.LazyFrame:
+    """Cutoffs beside trainable depths and the mean-field prediction, one row per (dataset, profile, σb², σw²).
+
+    A full join: every σw² present on either side has a row (nulls on the absent side). Columns: KEYS,
+    cutoff_{m} and cutoff_{m}_std for every m in CUTOFF_MEASURES, n_cascade_seeds, cascade_depth,
+    cutoff_last_layer, the columns of ``trainable_depth``, and chi_1, xi_c, depth_6xi from mean-field theory.
+    """
+    measure = pl.col("measure")
+    cutoffs = cutoffs_by_sigma(store).group_by(KEYS).agg(
+        *[pl.col("cutoff_mean").filter(measure == m).first().alias(f"cutoff_{m}") for m in CUTOFF_MEASURES],
+        *[pl.col("cutoff_std").filter(measure == m).first().alias(f"cutoff_{m}_std") for m in CUTOFF_MEASURES],
+        n_cascade_seeds=pl.col("n_seeds").max(), cascade_depth=pl.col("depth").max(),
+        cutoff_last_layer=pl.col("last_layer").max())
+    joined = cutoffs.join(trainable_depth(store), on=KEYS, how="full", coalesce=True)
+    points = joined.select("sigma_b2", "sigma_w2").unique().collect()
+    theory_rows = [mean_field_frame(part["sigma_w2"].to_numpy(), sigma_b2)
+                   for (sigma_b2,), part in points.group_by("sigma_b2")]
+    mean_field = pl.concat(theory_rows).select("sigma_b2", "sigma_w2", "chi_1", "xi_c", "depth_6xi")
+    return joined.join(mean_field.lazy(), on=["sigma_b2", "sigma_w2"], how="left").sort(KEYS)
+
+
+def _peaks(frame: pl.DataFrame, column: str, name: str) -> pl.DataFrame:
+    """σw² where ``column`` is largest per GROUP: the centre, low and high end of the tied maximum (the grid's
+    resolution limits the location), and the peak value. The centre is null (no single peak) where the maximum
+    is <= 0 (nothing trainable), where every σw² ties (a flat curve, e.g. every cutoff at its ceiling) or where
+    the tied σw² are not neighbours on the grid (two separate maxima)."""
+    valid = (frame.filter(pl.col(column).is_not_null() & pl.col(column).is_finite())
+             .with_columns(n_valid=pl.len().over(GROUP), position=pl.col("sigma_w2").rank("dense").over(GROUP)))
+    top = valid.filter(pl.col(column) == pl.col(column).max().over(GROUP))
+    peaks = top.group_by(GROUP).agg(pl.col("sigma_w2").mean().alias(f"{name}_peak_sigma_w2"),
+                                    pl.col("sigma_w2").min().alias(f"{name}_peak_lo"),
+                                    pl.col("sigma_w2").max().alias(f"{name}_peak_hi"),
+                                    pl.col(column).first().alias(f"{name}_peak"),
+                                    flat=(pl.len() == pl.col("n_valid").first()) & (pl.len() > 1),
+                                    apart=pl.col("position").max() - pl.col("position").min() + 1 > pl.len())
+    positive = pl.col(f"{name}_peak") > 0
+    return peaks.with_columns(
+        pl.when(positive & ~pl.col("flat") & ~pl.col("apart")).then(pl.col(f"{name}_peak_sigma_w2"))
+        .alias(f"{name}_peak_sigma_w2"),
+        *[pl.when(positive).then(pl.col(f"{name}_peak_{part}")).alias(f"{name}_peak_{part}") for part in ("lo", "hi")],
+    ).drop("flat", "apart")
+
+
+def agreement(comparison_frame: pl.LazyFrame | pl.DataFrame,
+              measures: tuple[str, ...] = CUTOFF_MEASURES) -> pl.DataFrame:
+    """How well each cutoff measure predicts ℓ_train over σw², per (dataset, profile, σb², measure).
+
+    Columns: GROUP, measure, n_sigma_w2 (σw² with both a finite cutoff and a trainable depth), spearman (rank
+    correlation over those σw², average ranks for ties; NaN when either side is constant), cutoff_peak_sigma_w2 /
+    _lo / _hi / cutoff_peak, trainable_peak_sigma_w2 / _lo / _hi / trainable_peak (see ``_peaks``: each curve's
+    peak over all its σw²; the centre is null where a curve has no single peak), critical_sigma_w2 (mean field),
+    cutoff_peak_minus_critical, trainable_peak_minus_critical, cutoff_peak_minus_trainable_peak.
+    """
+    frame = comparison_frame.lazy().collect() if isinstance(comparison_frame, pl.LazyFrame) else comparison_frame
+    rows = []
+    trainable = frame.select(GROUP + ["sigma_w2", pl.col("trainable_depth").cast(pl.Float64)])
+    trainable_peaks = _peaks(trainable, "trainable_depth", "trainable")
+    for m in measures:
+        pair = frame.select(GROUP + ["sigma_w2", pl.col(f"cutoff_{m}").alias("cutoff"),
+                                     pl.col("trainable_depth").cast(pl.Float64).alias("trainable")])
+        both = pair.filter(pl.col("cutoff").is_finite() & pl.col("trainable").is_not_null())
+        rho = both.group_by(GROUP).agg(
+            n_sigma_w2=pl.len().cast(pl.Int64),
+            spearman=pl.corr(pl.col("cutoff").rank("average"), pl.col("trainable").rank("average")))
+        groups = pair.select(GROUP).unique()
+        rows.append(groups.join(rho, on=GROUP, how="left")
+                    .join(_peaks(pair, "cutoff", "cutoff"), on=GROUP, how="left")
+                    .join(trainable_peaks, on=GROUP, how="left")
+                    .with_columns(measure=pl.lit(m), n_sigma_w2=pl.col("n_sigma_w2").fill_null(0)))
+    result = pl.concat(rows, how="diagonal_relaxed")
+    critical = {b: critical_sigma_w2(b) for b in result["sigma_b2"].unique().to_list()}
+    result = result.with_columns(critical_sigma_w2=pl.col("sigma_b2").replace_strict(critical,
+                                                                                      return_dtype=pl.Float64))
+    return result.with_columns(
+        cutoff_peak_minus_critical=pl.col("cutoff_peak_sigma_w2") - pl.col("critical_sigma_w2"),
+        trainable_peak_minus_critical=pl.col("trainable_peak_sigma_w2") - pl.col("critical_sigma_w2"),
+        cutoff_peak_minus_trainable_peak=pl.col("cutoff_peak_sigma_w2") - pl.col("trainable_peak_sigma_w2"),
+    ).select(GROUP + ["measure", "n_sigma_w2", "spearman",
+                      "cutoff_peak_sigma_w2", "cutoff_peak_lo", "cutoff_peak_hi", "cutoff_peak",
+                      "trainable_peak_sigma_w2", "trainable_peak_lo", "trainable_peak_hi", "trainable_peak",
+                      "critical_sigma_w2", "cutoff_peak_minus_critical", "trainable_peak_minus_critical",
+                      "cutoff_peak_minus_trainable_peak"]).sort(GROUP + ["measure"])
+
+
+def timing(store: ResultStore) -> pl.LazyFrame:
+    """Task-seconds spent predicting (cascade runs) and training (baseline runs) per (dataset, profile, σb², σw²).
+
+    Columns: KEYS, predicting_seconds, n_cascade, training_seconds, n_baseline, speedup (training / predicting;
+    null unless both kinds ran). One cascade per seed covers every depth; training covers each depth separately.
+    """
+    kind = pl.col("kind")
+    return (table(store, "runs").group_by(KEYS)
+            .agg(predicting_seconds=pl.col("seconds").filter(kind == "cascade").sum(),
+                 n_cascade=(kind == "cascade").sum().cast(pl.Int64),
+                 training_seconds=pl.col("seconds").filter(kind == "baseline").sum(),
+                 n_baseline=(kind == "baseline").sum().cast(pl.Int64))
+            .pipe(_with_speedup).sort(KEYS))
+
+
+def timing_total(timing_frame: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:
+    """``timing`` summed over σw², per (dataset, profile, σb²)."""
+    return (timing_frame.lazy().group_by(GROUP)
+            .agg(pl.col("predicting_seconds", "n_cascade", "training_seconds", "n_baseline").sum(),
+                 n_sigma_w2=pl.len().cast(pl.Int64))
+            .pipe(_with_speedup).sort(GROUP).collect())
+
+
+def _with_speedup(frame: pl.LazyFrame) -> pl.LazyFrame:
+    both = (pl.col("n_cascade") > 0) & (pl.col("n_baseline") > 0) & (pl.col("predicting_seconds") > 0)
+    return frame.with_columns(speedup=pl.when(both).then(pl.col("training_seconds") / pl.col("predicting_seconds")))
+
+
+def representative_sigma_w2(values, critical: float) -> list[float]:
+    """Ordered, near-critical and chaotic σw² out of ``values``: the smallest, the closest to ``critical`` and
+    the largest (fewer when there are fewer distinct values)."""
+    values = sorted(set(float(v) for v in values))
+    if not values:
+        return []
+    near = min(values, key=lambda v: abs(v - critical))
+    return sorted({values[0], near, values[-1]})
+
+
+def phase_of(sigma_w2: float, critical: float, rtol: float = 0.05) -> str:
+    """'near-critical' within rtol of the critical σw², else 'ordered' below and 'chaotic' above."""
+    if abs(sigma_w2 - critical) <= rtol * critical:
+        return "near-critical"
+    return "ordered" if sigma_w2 < critical else "chaotic"
+
+
+# --------------------------------------------------------------------------------------------------- inventory
+
+@dataclass(frozen=True)
+class Inventory:
+    """What a results folder holds and what it lacks (a grid may still be running).
+
+    rows: readable rows per table. unreadable_files: files the store skipped (truncated or corrupt).
+    coverage: one row per (dataset, profile, σb², σw²): cascade_runs, cutoff_seeds, curve_seeds,
+    reconstruction_seeds, baseline_runs, trainings, trained_depths, missing_trainings (expected (depth, seed)
+    pairs — every depth and seed seen in the σw²'s (dataset, profile, σb²) — with no training),
+    missing_depths. failed: tasks whose attempts failed and that have no finished run. duplicates: (kind, σw²,
+    depth, seed) points finished by more than one task (different configs in one folder). devices per kind.
+    What is missing is judged against what is present: a σw² no task of which has finished is not seen.
+    """
+
+    location: str
+    rows: dict[str, int]
+    unreadable_files: tuple[str, ...]
+    coverage: pl.DataFrame
+    failed: pl.DataFrame
+    duplicates: pl.DataFrame
+    devices: dict[str, list[str]]
+    loss_fns: list[str]
+    thresholds: list[float]
+
+    @property
+    def absent(self) -> list[str]:
+        """The tables this analysis reads that have no readable rows (``failures``, empty when nothing failed,
+        and optional tables of other analyses are not listed)."""
+        return [name for name in PRODUCERS if name != "failures" and self.rows.get(name, 0) == 0]
+
+    def problems(self) -> list[str]:
+        """One sentence per thing that is missing or suspicious; empty when the results are complete."""
+        out = [f"table '{name}' has no rows; {PRODUCERS[name]}" for name in self.absent]
+        if self.unreadable_files:
+            out.append(f"{len(self.unreadable_files)} unreadable (truncated or corrupt) file(s) skipped: "
+                       + ", ".join(self.unreadable_files))
+        for (dataset, profile, sigma_b2), part in self.coverage.group_by(GROUP, maintain_order=True):
+            where = f"{dataset}/{profile} σb²={sigma_b2:g}"
+            no_train = part.filter((pl.col("cutoff_seeds") > 0) & (pl.col("trainings") == 0))["sigma_w2"]
+            no_cut = part.filter((pl.col("trainings") > 0) & (pl.col("cutoff_seeds") == 0))["sigma_w2"]
+            lost = part.filter(pl.col("cascade_runs") > pl.col("cutoff_seeds"))["sigma_w2"]
+            lost_training = part.filter(pl.col("baseline_runs") > pl.col("trainings"))["sigma_w2"]
+            if len(no_train):
+                out.append(f"{where}: σw² {_list(no_train)} have cutoffs but no trainings")
+            if len(no_cut):
+                out.append(f"{where}: σw² {_list(no_cut)} have trainings but no cutoffs")
+            if len(lost):
+                out.append(f"{where}: σw² {_list(lost)} have finished cascade runs whose cutoffs are unreadable")
+            if len(lost_training):
+                out.append(f"{where}: σw² {_list(lost_training)} have finished baseline runs whose training "
+                           "summaries are unreadable")
+            for row in part.filter(pl.col("missing_trainings") > 0).iter_rows(named=True):
+                out.append(f"{where}: σw² {row['sigma_w2']:g} lacks {row['missing_trainings']} training(s) at "
+                           f"depth(s) {_list(row['missing_depths'])}")
+        if self.failed.height:
+            out.append(f"{self.failed.height} task(s) failed and have no finished run: "
+                       + "; ".join(f"{r['kind']} σw²={r['sigma_w2']:g} depth {r['depth']} seed {r['seed']}: "
+                                   f"{r['error']}" for r in self.failed.head(5).iter_rows(named=True))
+                       + (" …" if self.failed.height > 5 else ""))
+        if self.duplicates.height:
+            out.append(f"{self.duplicates.height} (kind, σw², depth, seed) point(s) were finished by more than one "
+                       "task (grids with different settings in one folder); they are averaged as extra seeds")
+        if len(self.loss_fns) > 1 or len(self.thresholds) > 1:
+            out.append(f"trainings mix losses {self.loss_fns} / accuracy thresholds {self.thresholds}; "
+                       "ℓ_train mixes them too")
+        return out
+
+
+def _list(values) -> str:
+    return ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
+
+
+def missing(store: ResultStore) -> Inventory:
+    """An inventory of the results: rows per table, unreadable files, per-σw² coverage, failures (see Inventory)."""
+    columns = {name: [c for c in ("task_id", "kind", *KEYS, "depth", "seed", "loss_fn", "accuracy_threshold",
+                                  "device", "attempt", "error") if c in schema.names] for name, schema in TABLES.items()}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CorruptFileWarning)
+        frames = {name: store.scan(name).select(columns[name]).collect() for name in TABLES}
+    unreadable = sorted({_quoted_path(str(w.message)) for w in caught if issubclass(w.category, CorruptFileWarning)})
+    for w in caught:
+        if not issubclass(w.category, CorruptFileWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+    runs, summary = frames["runs"], frames["train_summary"]
+    seeds = pl.col("seed").n_unique().cast(pl.Int64)
+    parts = [runs.group_by(KEYS).agg(cascade_runs=(pl.col("kind") == "cascade").sum().cast(pl.Int64),
+                                     baseline_runs=(pl.col("kind") == "baseline").sum().cast(pl.Int64)),
+             frames["cutoffs"].group_by(KEYS).agg(cutoff_seeds=seeds),
+             frames["curves"].group_by(KEYS).agg(curve_seeds=seeds),
+             frames["reconstructions"].group_by(KEYS).agg(reconstruction_seeds=seeds),
+             summary.group_by(KEYS).agg(trainings=pl.len().cast(pl.Int64),
+                                        trained_depths=pl.col("depth").unique().sort())]
+    coverage = parts[0]
+    for part in parts[1:]:
+        coverage = coverage.join(part, on=KEYS, how="full", coalesce=True)
+    counts = ["cascade_runs", "baseline_runs", "cutoff_seeds", "curve_seeds", "reconstruction_seeds", "trainings"]
+    coverage = coverage.with_columns(pl.col(counts).fill_null(0))
+
+    baselines = pl.concat([runs.filter(pl.col("kind") == "baseline").select(KEYS + ["depth", "seed"]),
+                           summary.select(KEYS + ["depth", "seed"])])
+    expected = (coverage.select(KEYS)
+                .join(baselines.select(GROUP + ["depth"]).unique(), on=GROUP)
+                .join(baselines.select(GROUP + ["seed"]).unique(), on=GROUP))
+    absent = expected.join(summary.select(KEYS + ["depth", "seed"]).unique(), on=KEYS + ["depth", "seed"],
+                           how="anti")
+    gaps = absent.group_by(KEYS).agg(missing_trainings=pl.len().cast(pl.Int64),
+                                     missing_depths=pl.col("depth").unique().sort())
+    coverage = (coverage.join(gaps, on=KEYS, how="left")
+                .with_columns(pl.col("missing_trainings").fill_null(0)).sort(KEYS))
+
+    failures = frames["failures"]
+    failed = (failures.join(runs.select("task_id"), on="task_id", how="anti")
+              .group_by("task_id").agg(pl.col("kind", "dataset", "sigma_w2", "depth", "seed").first(),
+                                       attempts=pl.len().cast(pl.Int64), error=pl.col("error").sort_by("attempt").last())
+              .sort("kind", "dataset", "sigma_w2", "depth", "seed"))
+    duplicates = (runs.group_by(["kind"] + KEYS + ["depth", "seed"]).agg(tasks=pl.len().cast(pl.Int64))
+                  .filter(pl.col("tasks") > 1))
+    devices = {kind: sorted(part["device"].unique().to_list())
+               for (kind,), part in runs.group_by("kind")}
+    return Inventory(location=store.location, rows={name: frame.height for name, frame in frames.items()},
+                     unreadable_files=tuple(unreadable), coverage=coverage, failed=failed, duplicates=duplicates,
+                     devices=devices, loss_fns=sorted(summary["loss_fn"].unique().to_list()),
+                     thresholds=sorted(summary["accuracy_threshold"].unique().to_list()))
+
+
+def _quoted_path(message: str) -> str:
+    match = re.search(r"file '([^']*)'", message)
+    return match.group(1) if match else message

@@ -1,0 +1,171 @@
+"""Analyse a results folder: the phase diagram and the other figures (PNG + PDF) and a Markdown report.
+
+    python jobs/analyze.py results/default                  # writes results/default/analysis/
+    python jobs/analyze.py s3://bucket/grid --out analysis  # a cloud results location (--out defaults to ./analysis)
+
+Works on partial results (a grid still running): draws the figures whose data exist, says which it skipped and
+why, and lists in report.md what is missing. Exit status 2 with a one-line message for a bad results location.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from infoflow_ray import analysis, plots
+from infoflow_ray.errors import ConfigError, ResultsError
+
+
+def markdown_table(frame: pl.DataFrame, digits: int = 3) -> str:
+    """A Markdown table of ``frame``: floats to ``digits`` significant digits, nulls as '–'."""
+    def cell(value) -> str:
+        if value is None:
+            return "–"
+        if isinstance(value, float):
+            return f"{value:.{digits}g}" if math.isfinite(value) else str(value)
+        if isinstance(value, list):
+            return ", ".join(str(v) for v in value)
+        return str(value)
+    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * frame.width]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.iter_rows()]
+    return "\n".join(lines)
+
+
+class Analysis:
+    """Collects figures, tables and skipped steps while the analysis runs."""
+
+    def __init__(self, out: Path):
+        self.out = out
+        self.figures: list[Path] = []
+        self.skipped: list[str] = []
+        self.sections: list[str] = []
+
+    def frame(self, name: str, make):
+        """``make()`` collected, or None (and a skipped note) when its table is absent."""
+        try:
+            result = make()
+            return result.collect() if isinstance(result, pl.LazyFrame) else result
+        except ResultsError as e:
+            self.skipped.append(f"{name}: {e}")
+            return None
+
+    def figure(self, name: str, needs: dict, make) -> None:
+        """Draw and save one figure when every frame it needs exists; otherwise note why not."""
+        absent = [what for what, frame in needs.items() if frame is None]
+        if absent:
+            self.skipped.append(f"{name}: no {' or '.join(absent)} (see above)")
+            return
+        try:
+            fig = make()
+        except ConfigError as e:  # this (dataset, profile, σb²) has no rows in one of the frames
+            self.skipped.append(f"{name}: {e}")
+            return
+        self.figures += plots.save(fig, self.out, name)
+
+
+def run(store, out: Path) -> Analysis:
+    """Every frame, figure and report section that the results allow, drawn per (dataset, profile, σb²)."""
+    a = Analysis(out)
+    inventory = analysis.missing(store)
+    cutoffs = a.frame("cutoffs", lambda: analysis.cutoffs_by_sigma(store))
+    trainable = a.frame("trainable depth", lambda: analysis.trainable_depth(store))
+    accuracy = a.frame("accuracy grid", lambda: analysis.accuracy_grid(store))
+    curves = a.frame("curves", lambda: analysis.curves_by_sigma(store, ("kl_mean", "diff_entropy")))
+    timing = a.frame("timing", lambda: analysis.timing(store))
+    comparison = a.frame("comparison", lambda: analysis.comparison(store))
+    agreement = analysis.agreement(comparison) if comparison is not None else None
+    if inventory.rows["reconstructions"] == 0:
+        a.skipped.append(f"reconstructions: {analysis.PRODUCERS['reconstructions']}")
+
+    for dataset, profile, sigma_b2 in inventory.coverage.select(analysis.GROUP).unique().sort(analysis.GROUP).rows():
+        key = dict(dataset=dataset, profile=profile, sigma_b2=sigma_b2)
+        suffix = f"{dataset}_{profile}_sb{sigma_b2:g}"
+        critical = analysis.critical_sigma_w2(sigma_b2)
+        sigma_w2 = inventory.coverage.filter(**key)["sigma_w2"]
+        pad = 0.1 * (sigma_w2.max() - sigma_w2.min() or 1.0)
+        fine_grid = np.linspace(max(sigma_w2.min() - pad, 1e-3), sigma_w2.max() + pad, 160)
+        mean_field = analysis.mean_field_frame(fine_grid, sigma_b2)
+        a.figure(f"phase_diagram_{suffix}", {"baseline trainings": accuracy}, lambda: plots.phase_diagram(
+            accuracy, cutoffs, mean_field, critical, trainable, **key))
+        a.figure(f"diff_entropy_map_{suffix}", {"curves": curves}, lambda: plots.diff_entropy_map(
+            curves, cutoffs, critical, **key))
+        a.figure(f"re_curves_{suffix}", {"curves": curves}, lambda: plots.re_curves(
+            curves, critical=critical, cutoffs=cutoffs, **key))
+        if inventory.rows["reconstructions"]:
+            chosen = analysis.representative_sigma_w2(sigma_w2, critical)
+            images = store.scan("reconstructions").filter(pl.col("sigma_w2").is_in(chosen), **key).collect()
+            a.figure(f"reconstructions_{suffix}", {"reconstructions": images}, lambda: plots.reconstructions_grid(
+                images, critical=critical, **key))
+        a.figure(f"timing_{suffix}", {"runs": timing}, lambda: plots.timing_bars(timing, **key))
+
+    a.sections = report_sections(inventory, comparison, agreement, timing, a)
+    return a
+
+
+def report_sections(inventory, comparison, agreement, timing, a: Analysis) -> list[str]:
+    sections = [f"# Analysis of `{inventory.location}`\n\nWritten {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC "
+                "by `jobs/analyze.py`. ℓ_c: cutoff layer (mean over seeds); ℓ_train: the largest trained depth that "
+                "reached the accuracy threshold (0 when none did); 6ξ_c: mean-field predicted trainable depth."]
+    problems = inventory.problems()
+    rows = ", ".join(f"{name} {n}" for name, n in inventory.rows.items())
+    devices = "; ".join(f"{kind} tasks on {', '.join(names)}" for kind, names in inventory.devices.items())
+    sections.append("## What the results hold\n\nRows per table: " + rows + ".\n\n"
+                    + (f"Devices: {devices}.\n\n" if devices else "")
+                    + ("Missing or suspicious:\n\n" + "\n".join(f"- {p}" for p in problems) if problems
+                       else "Nothing missing: every σw² has cutoffs and every (depth, seed) was trained."))
+    if agreement is not None:
+        shown = agreement.select("dataset", "profile", "sigma_b2", "measure", "n_sigma_w2", "spearman",
+                                 "cutoff_peak_sigma_w2", "trainable_peak_sigma_w2", "critical_sigma_w2",
+                                 "cutoff_peak_minus_critical", "trainable_peak_minus_critical")
+        sections.append("## Agreement: does the cutoff predict ℓ_train?\n\nSpearman rank correlation of ℓ_c and "
+                        "ℓ_train over σw² (nan: one of them is constant); the σw² at which each peaks (centre of a "
+                        "tied maximum; – where a curve has no single peak: flat, two separate maxima, or nothing "
+                        "trainable) and its distance from the mean-field critical σw².\n\n" + markdown_table(shown))
+    if comparison is not None:
+        shown = comparison.select("dataset", "profile", "sigma_w2", "cutoff_kl_mean", "cutoff_kl_mean_std",
+                                  "cutoff_diff_entropy", "cutoff_diff_entropy_std", "cutoff_last_layer",
+                                  "trainable_depth", "deepest_trained", "best_test_accuracy", "depth_6xi")
+        sections.append("## Cutoff vs trainable depth per σw²\n\n`cutoff_last_layer` is the deepest layer searched"
+                        " (a cutoff equal to it did not saturate).\n\n" + markdown_table(shown))
+    if timing is not None:
+        sections.append("## Time spent predicting vs training\n\nTask-seconds (sum of each task's wall time).\n\n"
+                        + markdown_table(analysis.timing_total(timing)) + "\n\nPer σw²:\n\n" + markdown_table(timing))
+    figures = [p for p in a.figures if p.suffix == ".png"]
+    sections.append("## Figures\n\n" + "\n".join(f"![{p.stem}]({p.name})" for p in figures)
+                    if figures else "## Figures\n\nNone could be drawn.")
+    if a.skipped:
+        sections.append("## Skipped\n\n" + "\n".join(f"- {s}" for s in a.skipped))
+    return sections
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Figures and a Markdown report from an infoflow-ray results folder.")
+    parser.add_argument("results", help="results location: a directory or a URI such as s3://bucket/path")
+    parser.add_argument("--out", help="output folder (default: RESULTS/analysis, or ./analysis for a URI)")
+    args = parser.parse_args(argv)
+    try:
+        store = analysis.open_results(args.results)
+    except ResultsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else (Path("analysis") if "://" in args.results
+                                             else Path(args.results) / "analysis")
+    out.mkdir(parents=True, exist_ok=True)
+    result = run(store, out)
+    report = out / "report.md"
+    report.write_text("\n\n".join(result.sections) + "\n", encoding="utf-8")
+    for path in result.figures + [report]:
+        print(path)
+    for note in result.skipped:
+        print(f"skipped {note}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

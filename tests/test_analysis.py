@@ -1,0 +1,426 @@
+"""Analysis, plots, jobs/analyze.py and the notebook: on the tiny preset's real results, on a hand-made results
+set with a known answer, and on missing, partial and corrupt results."""
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from PIL import Image
+
+from infoflow_ray import analysis, plots
+from infoflow_ray.errors import ConfigError, ResultsError
+from infoflow_ray.store import CorruptFileWarning, ResultStore
+
+ROOT = Path(__file__).resolve().parents[1]
+ANALYZE = ROOT / "jobs" / "analyze.py"
+KEYS = ["dataset", "profile", "sigma_b2", "sigma_w2"]
+CRITICAL = 1.7609  # mean-field critical σw² at σb² = 0.05 (SPEC §5)
+
+
+# ------------------------------------------------------------------------------------------ tiny real results
+
+@pytest.fixture(scope="module")
+def tiny(tiny_results):
+    return analysis.open_results(tiny_results)
+
+
+COLUMNS = {
+    "cutoffs_by_sigma": KEYS + ["measure", "cutoff_mean", "cutoff_std", "n_seeds", "n_nonfinite", "n_unsaturated",
+                                "per_image_std", "last_layer", "depth"],
+    "trainable_depth": KEYS + ["trainable_depth", "any_trainable", "deepest_trained", "n_trained", "n_reached",
+                               "best_test_accuracy", "accuracy_threshold", "loss_fn", "trainable_depth_mean",
+                               "trainable_depth_std", "n_seeds"],
+    "accuracy_grid": KEYS + ["depth", "best_test_accuracy", "best_test_accuracy_std", "reached_fraction",
+                             "epochs_mean", "n_seeds"],
+    "curves_by_sigma": KEYS + ["depth", "measure", "layer", "value_mean", "value_std", "n_seeds", "n_nonfinite"],
+    "timing": KEYS + ["predicting_seconds", "n_cascade", "training_seconds", "n_baseline", "speedup"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(COLUMNS))
+def test_frames_on_tiny_results_have_the_documented_columns_and_rows(tiny, name):
+    frame = getattr(analysis, name)(tiny)
+    assert isinstance(frame, pl.LazyFrame)
+    frame = frame.collect()
+    assert frame.columns == COLUMNS[name]
+    assert frame.height > 0
+    assert frame.select(KEYS).null_count().sum_horizontal().item() == 0
+    assert sorted(frame["sigma_w2"].unique()) == [0.5, 1.76, 3.0]  # the tiny preset's σw²
+
+
+def test_tiny_cutoffs_are_layers_within_the_searched_range(tiny):
+    cutoffs = analysis.cutoffs_by_sigma(tiny).collect()
+    assert set(cutoffs["measure"]) == set(analysis.CUTOFF_MEASURES)
+    assert (cutoffs["n_seeds"] == 1).all()  # the tiny grid has one seed
+    assert cutoffs["cutoff_std"].is_null().all()  # no spread from one seed
+    assert ((cutoffs["cutoff_mean"] >= 1) & (cutoffs["cutoff_mean"] <= cutoffs["last_layer"])).all()
+    assert (cutoffs["depth"] == 6).all() and (cutoffs["last_layer"] == 4).all()  # wide: L - 2
+
+
+def test_tiny_trainable_depth_counts_every_training(tiny):
+    trainable = analysis.trainable_depth(tiny).collect()
+    assert (trainable["n_trained"] == 2).all() and (trainable["deepest_trained"] == 6).all()
+    for row in trainable.iter_rows(named=True):
+        assert row["trainable_depth"] in (0, 3, 6)
+        assert row["any_trainable"] == (row["trainable_depth"] > 0)
+
+
+def test_comparison_joins_every_sigma_w2_of_either_side(tiny):
+    cutoffs = set(analysis.cutoffs_by_sigma(tiny).collect()["sigma_w2"])
+    trainable = set(analysis.trainable_depth(tiny).collect()["sigma_w2"])
+    comparison = analysis.comparison(tiny).collect()
+    assert comparison.height == comparison.select(KEYS).n_unique()
+    assert set(comparison["sigma_w2"]) == cutoffs | trainable
+    both = comparison.filter(pl.col("sigma_w2").is_in(list(cutoffs & trainable)))
+    assert both.height == len(cutoffs & trainable) == 3
+    assert both["cutoff_kl_mean"].null_count() == 0 and both["trainable_depth"].null_count() == 0
+    assert (both["chi_1"] < 1).to_list() == [s < CRITICAL for s in both["sigma_w2"]]
+
+
+def test_agreement_on_tiny_results_has_one_row_per_measure(tiny):
+    agreement = analysis.agreement(analysis.comparison(tiny))
+    assert sorted(agreement["measure"]) == sorted(analysis.CUTOFF_MEASURES)
+    assert (agreement["n_sigma_w2"] == 3).all()
+    assert agreement["critical_sigma_w2"].to_numpy() == pytest.approx(CRITICAL, abs=1e-3)
+
+
+def test_timing_on_tiny_results_sums_every_run(tiny):
+    runs = tiny.scan("runs").collect()
+    timing = analysis.timing(tiny).collect()
+    assert timing["n_cascade"].sum() == (runs["kind"] == "cascade").sum()
+    assert timing["n_baseline"].sum() == (runs["kind"] == "baseline").sum()
+    assert timing["predicting_seconds"].sum() + timing["training_seconds"].sum() == pytest.approx(
+        runs["seconds"].sum())
+    total = analysis.timing_total(timing)
+    assert total.height == 1
+    assert total["speedup"][0] == pytest.approx(total["training_seconds"][0] / total["predicting_seconds"][0])
+
+
+def test_inventory_of_complete_tiny_results_reports_nothing_missing(tiny):
+    inventory = analysis.missing(tiny)
+    assert inventory.problems() == []
+    assert inventory.unreadable_files == ()
+    assert inventory.rows["runs"] == 9 and inventory.rows["failures"] == 0
+    assert inventory.coverage.height == 3
+    assert (inventory.coverage["missing_trainings"] == 0).all()
+
+
+def _assert_png(path: Path, min_width: int = 500, min_height: int = 350) -> None:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", path
+    assert len(data) > 20_000, f"{path} is only {len(data)} bytes"
+    with Image.open(path) as image:
+        image.verify()
+    with Image.open(path) as image:
+        width, height = image.size
+        assert width >= min_width and height >= min_height, (path, image.size)
+        pixels = np.asarray(image.convert("L"))
+    assert pixels.std() > 10, f"{path} is nearly blank"
+
+
+def test_every_figure_is_drawn_from_tiny_results(tiny, tmp_path):
+    critical = analysis.critical_sigma_w2(0.05)
+    cutoffs = analysis.cutoffs_by_sigma(tiny)
+    curves = analysis.curves_by_sigma(tiny)
+    mean_field = analysis.mean_field_frame(np.linspace(0.3, 3.2, 200), 0.05)
+    figures = {
+        "phase": plots.phase_diagram(analysis.accuracy_grid(tiny), cutoffs, mean_field, critical,
+                                     analysis.trainable_depth(tiny)),
+        "entropy_map": plots.diff_entropy_map(curves, cutoffs, critical),
+        "curves": plots.re_curves(curves, critical=critical, cutoffs=cutoffs),
+        "images": plots.reconstructions_grid(tiny.scan("reconstructions"), critical=critical),
+        "timing": plots.timing_bars(analysis.timing(tiny)),
+    }
+    for name, fig in figures.items():
+        assert fig.axes[0].get_title() or fig.get_suptitle(), name
+        png, pdf = plots.save(fig, tmp_path, name)
+        _assert_png(png)
+        assert pdf.read_bytes()[:5] == b"%PDF-"
+    phase = figures["phase"].axes[0]
+    assert "sigma_w" in phase.get_xlabel() and phase.get_legend() is not None
+    assert len(figures["phase"].axes) == 2  # the heatmap and its colour bar
+
+
+def test_a_frame_with_several_groups_must_be_narrowed(tiny):
+    accuracy = analysis.accuracy_grid(tiny).collect()
+    doubled = pl.concat([accuracy, accuracy.with_columns(dataset=pl.lit("other"))])
+    with pytest.raises(ConfigError, match="several .*pass dataset="):
+        plots.phase_diagram(doubled)
+    assert plots.phase_diagram(doubled, dataset="other") is not None
+
+
+def _run_analyze(*args):
+    return subprocess.run([sys.executable, str(ANALYZE), *map(str, args)], capture_output=True, text=True,
+                          timeout=300, cwd=ROOT)
+
+
+def test_analyze_job_writes_figures_and_report(tiny_results, tmp_path):
+    out = tmp_path / "analysis"
+    result = _run_analyze(tiny_results, "--out", out)
+    assert result.returncode == 0, result.stderr
+    printed = [Path(line) for line in result.stdout.splitlines()]
+    assert out / "report.md" in printed
+    pngs = sorted(out.glob("*.png"))
+    assert {p.stem.split("_mnist")[0] for p in pngs} == {"phase_diagram", "diff_entropy_map", "re_curves",
+                                                        "reconstructions", "timing"}
+    for png in pngs:
+        assert png in printed and png.with_suffix(".pdf").exists()
+        _assert_png(png)
+    report = (out / "report.md").read_text()
+    for heading in ("## What the results hold", "## Agreement", "## Cutoff vs trainable depth",
+                    "## Time spent predicting vs training", "## Figures"):
+        assert heading in report
+    assert "| mnist_t10k | wide | 0.05 | kl_mean |" in report
+    assert "Skipped" not in report
+
+
+def test_analyze_job_defaults_to_an_analysis_folder_inside_the_results(tiny_copy):
+    result = _run_analyze(tiny_copy)
+    assert result.returncode == 0, result.stderr
+    assert (tiny_copy / "analysis" / "report.md").exists()
+    assert analysis.missing(analysis.open_results(tiny_copy)).problems() == []  # the folder still reads
+
+
+def test_notebook_runs_top_to_bottom_on_tiny_results(tiny_results, monkeypatch):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    notebook = nbformat.read(ROOT / "notebooks" / "analysis.ipynb", as_version=4)
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    assert code[0].source.startswith("import os\nRESULTS = ")
+    assert all(not c.outputs for c in code), "store the notebook without outputs"
+    notebook.cells.append(nbformat.v4.new_code_cell("import sys; print(sys.executable)"))
+    monkeypatch.setenv("INFOFLOW_RESULTS", str(tiny_results))
+    nbclient.NotebookClient(notebook, kernel_name="python3", timeout=300,
+                            resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
+    errors = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert not errors
+    images = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
+    assert len(images) >= 5
+    assert Path(notebook.cells[-1].outputs[0].text.strip()) == Path(sys.executable)  # the venv's kernel ran it
+
+
+# ------------------------------------------------------------------------------ hand-made results, known answer
+
+SIGMA_W2 = [0.5, 1.0, 1.5, 1.76, 2.0, 2.5, 3.0]
+TRAINABLE = {0.5: 5, 1.0: 10, 1.5: 15, 1.76: 20, 2.0: 15, 2.5: 10, 3.0: 5}  # peaks at 1.76
+DEPTHS = [5, 10, 15, 20, 25]
+T0 = datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+
+
+def _keys(tid, sigma_w2, depth, seed, dataset="synthetic"):
+    return dict(task_id=tid, dataset=dataset, profile="wide", sigma_w2=sigma_w2, sigma_b2=0.05, depth=depth,
+                seed=seed)
+
+
+def _runs_row(keys, kind, seconds):
+    return {**keys, "kind": kind, "grid_name": "handmade", "status": "ok", "config_json": json.dumps(keys),
+            "package_version": "0.1.0", "git_commit": "abc", "torch_version": "2.5", "ray_version": "2.40",
+            "python_version": "3.11", "hostname": "h", "node_id": "n", "device": "cpu", "started_at": T0,
+            "finished_at": T0, "seconds": seconds, "attempts": 1}
+
+
+def write_cascade(store, sigma_w2, seed, cutoff, depth=25):
+    keys = _keys(f"c-{sigma_w2}-{seed}-{depth}", sigma_w2, depth, seed)
+    cutoffs = [{**keys, "measure": m, "cutoff_layer": float(cutoff), "cutoff_std": 0.5 if m == "kl_per_image"
+                else math.nan, "saturated": True, "finite": True, "last_layer": depth - 2, "rtol": 0.005,
+                "atol": 1e-8} for m in analysis.CUTOFF_MEASURES]
+    curves = [{**keys, "layer": layer, "measure": m, "value": -float(layer) if m == "diff_entropy" else layer / 10,
+               "finite": True} for m in ("kl_mean", "diff_entropy") for layer in range(depth + 1)]
+    images = [{**keys, "image_index": 0, "layer": layer, "height": 4, "width": 4,
+               "pixels": np.linspace(0, 1, 16, dtype=np.float32).tolist()} for layer in range(depth + 1)]
+    store.write_task(keys["task_id"], "synthetic", {"cutoffs": cutoffs, "curves": curves, "reconstructions": images,
+                                                    "runs": [_runs_row(keys, "cascade", 2.0)]})
+
+
+def write_training(store, sigma_w2, depth, seed, reached):
+    keys = _keys(f"b-{sigma_w2}-{depth}-{seed}", sigma_w2, depth, seed)
+    accuracy = 0.9 if reached else 0.1
+    summary = {**keys, "loss_fn": "logits", "epochs": 3, "best_test_accuracy": accuracy,
+               "final_test_accuracy": accuracy, "accuracy_threshold": 0.4, "reached_threshold": reached,
+               "stop_reason": "threshold" if reached else "budget", "seconds": 9.0}
+    store.write_task(keys["task_id"], "synthetic", {"train_summary": [summary],
+                                                    "runs": [_runs_row(keys, "baseline", 10.0)]})
+
+
+@pytest.fixture
+def handmade(tmp_path):
+    """Cutoffs T(σw²) − 3 and T(σw²) − 1 in seeds 0 and 1; trainings reach the threshold up to depth T(σw²)."""
+    store = ResultStore.open(str(tmp_path / "handmade"))
+    for s, depth in TRAINABLE.items():
+        for seed, offset in ((0, -3), (1, -1)):
+            write_cascade(store, s, seed, depth + offset)
+            for d in DEPTHS:
+                write_training(store, s, d, seed, reached=d <= depth)
+    return store
+
+
+def test_known_answer_peaks_at_the_chosen_sigma_w2_with_rank_correlation_one(handmade):
+    comparison = analysis.comparison(handmade).collect()
+    assert comparison["sigma_w2"].to_list() == SIGMA_W2
+    assert comparison["trainable_depth"].to_list() == [TRAINABLE[s] for s in SIGMA_W2]
+    assert comparison["cutoff_kl_mean"].to_list() == [TRAINABLE[s] - 2.0 for s in SIGMA_W2]
+    assert comparison["cutoff_kl_mean_std"].to_numpy() == pytest.approx(math.sqrt(2))
+    assert (comparison["deepest_trained"] == 25).all() and (comparison["n_trained"] == 10).all()
+
+    agreement = analysis.agreement(comparison)
+    assert agreement.height == len(analysis.CUTOFF_MEASURES)
+    assert agreement["spearman"].to_numpy() == pytest.approx(1.0)
+    assert (agreement["n_sigma_w2"] == len(SIGMA_W2)).all()
+    assert agreement["cutoff_peak_sigma_w2"].to_list() == [1.76] * 4
+    assert agreement["trainable_peak_sigma_w2"].to_list() == [1.76] * 4
+    assert agreement["trainable_peak"].to_list() == [20.0] * 4
+    assert agreement["cutoff_peak_minus_critical"].to_numpy() == pytest.approx(1.76 - CRITICAL, abs=1e-3)
+
+
+def test_anti_correlated_cutoffs_give_rank_correlation_minus_one(tmp_path):
+    store = ResultStore.open(str(tmp_path / "anti"))
+    for s, depth in TRAINABLE.items():
+        write_cascade(store, s, 0, 30 - depth)
+        for d in DEPTHS:
+            write_training(store, s, d, 0, reached=d <= depth)
+    agreement = analysis.agreement(analysis.comparison(store))
+    assert agreement["spearman"].to_numpy() == pytest.approx(-1.0)
+    assert agreement["cutoff_peak_sigma_w2"].null_count() == 4  # two separate maxima (0.5 and 3): no single peak
+    assert agreement["cutoff_peak_lo"].to_list() == [0.5] * 4 and agreement["cutoff_peak_hi"].to_list() == [3.0] * 4
+
+
+def test_known_answer_timing_and_trainable_depth_over_seeds(handmade):
+    trainable = analysis.trainable_depth(handmade).collect()
+    assert (trainable["n_seeds"] == 2).all() and (trainable["trainable_depth_std"] == 0).all()
+    timing = analysis.timing(handmade).collect()
+    assert (timing["predicting_seconds"] == 4.0).all() and (timing["training_seconds"] == 100.0).all()
+    assert timing["speedup"].to_list() == [25.0] * len(SIGMA_W2)
+    assert analysis.timing_total(timing)["speedup"].to_list() == [25.0]
+
+
+def test_nothing_trainable_ranks_as_depth_zero_and_has_no_peak(tmp_path):
+    store = ResultStore.open(str(tmp_path / "none"))
+    for s in (0.5, 1.76, 3.0):
+        write_cascade(store, s, 0, 10)
+        write_training(store, s, 5, 0, reached=False)
+    trainable = analysis.trainable_depth(store).collect()
+    assert trainable["trainable_depth"].to_list() == [0, 0, 0]
+    assert not trainable["any_trainable"].any()
+    agreement = analysis.agreement(analysis.comparison(store))
+    assert agreement["trainable_peak_sigma_w2"].is_null().all()
+    assert agreement["cutoff_peak_sigma_w2"].is_null().all()  # flat: every σw² ties
+    assert agreement["spearman"].is_nan().all()  # constant on both sides
+
+
+def test_the_deepest_cascade_of_a_sigma_w2_is_used(handmade):
+    write_cascade(handmade, 1.76, 0, 5, depth=10)  # a shallower grid in the same folder
+    cutoffs = analysis.cutoffs_by_sigma(handmade).collect().filter(pl.col("sigma_w2") == 1.76)
+    assert (cutoffs["depth"] == 25).all() and (cutoffs["cutoff_mean"] == 18.0).all()
+
+
+def test_phase_diagram_of_the_known_answer(handmade, tmp_path):
+    critical = analysis.critical_sigma_w2(0.05)
+    fig = plots.phase_diagram(analysis.accuracy_grid(handmade), analysis.cutoffs_by_sigma(handmade),
+                              analysis.mean_field_frame(np.linspace(0.3, 3.2, 300), 0.05), critical,
+                              analysis.trainable_depth(handmade))
+    _assert_png(plots.save(fig, tmp_path, "phase")[0])
+
+
+# ------------------------------------------------------------------------------------ partial, missing, corrupt
+
+def test_partial_results_say_what_is_missing(tmp_path):
+    store = ResultStore.open(str(tmp_path / "partial"))
+    for s in (0.5, 1.76, 3.0):
+        write_cascade(store, s, 0, 10)
+    for d in (5, 10):
+        write_training(store, 0.5, d, 0, reached=True)
+    write_training(store, 1.76, 5, 0, reached=True)
+    write_training(store, 2.5, 5, 0, reached=False)  # trained, no cascade yet
+    inventory = analysis.missing(store)
+    problems = "\n".join(inventory.problems())
+    assert "σw² 3 have cutoffs but no trainings" in problems
+    assert "σw² 2.5 have trainings but no cutoffs" in problems
+    assert "σw² 1.76 lacks 1 training(s) at depth(s) 10" in problems
+    comparison = analysis.comparison(store).collect()
+    assert comparison["sigma_w2"].to_list() == [0.5, 1.76, 2.5, 3.0]  # full join: either side
+    assert comparison.filter(pl.col("sigma_w2") == 3.0)["trainable_depth"].to_list() == [None]
+    assert comparison.filter(pl.col("sigma_w2") == 2.5)["cutoff_kl_mean"].to_list() == [None]
+    agreement = analysis.agreement(comparison)
+    assert (agreement["n_sigma_w2"] == 2).all()
+
+
+def test_failed_tasks_are_reported(handmade):
+    handmade.write_failure("b-x", 1, dict(kind="baseline", dataset="synthetic", sigma_w2=4.0, depth=5, seed=0,
+                                          error="RuntimeError: out of memory"))
+    problems = analysis.missing(handmade).problems()
+    assert any("1 task(s) failed" in p and "out of memory" in p for p in problems)
+
+
+def test_an_empty_folder_is_not_a_results_folder(tmp_path):
+    with pytest.raises(ResultsError, match="not an infoflow results folder"):
+        analysis.open_results(tmp_path)
+    result = _run_analyze(tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "not an infoflow results folder" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_missing_location_exits_2_with_one_line(tmp_path):
+    result = _run_analyze(tmp_path / "nowhere")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "does not exist" in result.stderr
+
+
+def test_a_results_folder_with_no_tasks_yet(tmp_path):
+    store = ResultStore.open(str(tmp_path / "new"))
+    with pytest.raises(ResultsError, match=r"no 'cutoffs' table yet; cascade tasks write it"):
+        analysis.cutoffs_by_sigma(store)
+    assert set(analysis.missing(store).absent) == {"runs", "curves", "cutoffs", "reconstructions", "train_epochs",
+                                                   "train_summary"}
+    result = _run_analyze(tmp_path / "new", "--out", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    assert "None could be drawn" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_an_absent_table_is_named_and_the_other_figures_are_still_drawn(tiny_copy, tmp_path):
+    shutil.rmtree(tiny_copy / "train_summary")
+    store = analysis.open_results(tiny_copy)
+    with pytest.raises(ResultsError, match=r"no 'train_summary' table yet; baseline trainings write it") as e:
+        analysis.trainable_depth(store)
+    assert "\n" not in str(e.value)
+    out = tmp_path / "out"
+    result = _run_analyze(tiny_copy, "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert not list(out.glob("phase_diagram_*"))
+    assert list(out.glob("diff_entropy_map_*.png")) and list(out.glob("timing_*.png"))
+    report = (out / "report.md").read_text()
+    assert "table 'train_summary' has no rows" in report and "## Skipped" in report
+    assert "skipped phase_diagram" in result.stderr
+
+
+def test_a_truncated_file_is_skipped_counted_and_reported(tiny_copy, tmp_path):
+    victim = sorted((tiny_copy / "cutoffs").rglob("*.parquet"))[0]
+    victim.write_bytes(victim.read_bytes()[:100])
+    store = analysis.open_results(tiny_copy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CorruptFileWarning)
+        inventory = analysis.missing(store)
+        assert analysis.cutoffs_by_sigma(store).collect()["sigma_w2"].n_unique() == 2
+    assert inventory.unreadable_files == (str(victim),)
+    problems = "\n".join(inventory.problems())
+    assert "1 unreadable (truncated or corrupt) file(s) skipped" in problems
+    assert "finished cascade runs whose cutoffs are unreadable" in problems
+    with pytest.warns(CorruptFileWarning, match="skipping unreadable results file"):
+        analysis.cutoffs_by_sigma(store)
+    out = tmp_path / "out"
+    result = _run_analyze(tiny_copy, "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert "1 unreadable (truncated or corrupt) file(s) skipped" in (out / "report.md").read_text()
+
+
+def test_representative_sigma_w2_and_phases():
+    assert analysis.representative_sigma_w2([3.0, 0.5, 1.5, 1.76, 2.0], CRITICAL) == [0.5, 1.76, 3.0]
+    assert analysis.representative_sigma_w2([1.0], CRITICAL) == [1.0]
+    assert [analysis.phase_of(s, CRITICAL) for s in (0.5, 1.76, 3.0)] == ["ordered", "near-critical", "chaotic"]

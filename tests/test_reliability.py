@@ -1,0 +1,151 @@
+"""Faults and bad input: killed or interrupted drivers, damaged files, concurrent drivers, refused grids.
+
+Each driver here is a real `python jobs/full_grid.py` process with its own local Ray. After every fault the
+results must hold every task exactly once, with the values of an undisturbed run of the same seeds.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from infoflow_ray.store import MANIFEST, ResultStore
+from infoflow_ray.sweep.cli import EXIT_BAD_INPUT, EXIT_INTERRUPTED, main
+from infoflow_ray.sweep.grid import resolve_grid
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_TASKS = resolve_grid("tiny").tasks()
+
+
+def _driver(results: Path, *extra: str) -> subprocess.Popen:
+    """The main job on the tiny preset, in its own process group (so its local Ray can be killed with it)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_ADDRESS")}
+    return subprocess.Popen([sys.executable, "jobs/full_grid.py", "--preset", "tiny", "--results", str(results),
+                             *extra], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+
+
+def _wait_for_runs(results: Path, n: int, proc: subprocess.Popen, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if len(list((results / "runs").rglob("*.parquet"))) >= n:
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.5)
+    raise AssertionError(f"fewer than {n} tasks finished within {timeout} s")
+
+
+def _kill_group(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _values(results: Path) -> dict[str, pl.DataFrame]:
+    """The science of a results folder, without timings and provenance, in a canonical order."""
+    store = ResultStore.open(str(results), create=False)
+    return {
+        "cutoffs": store.scan("cutoffs").collect().sort("task_id", "measure"),
+        "curves": store.scan("curves").collect().sort("task_id", "measure", "layer"),
+        "train_epochs": store.scan("train_epochs").drop("seconds").collect().sort("task_id", "epoch"),
+        "train_summary": store.scan("train_summary").drop("seconds").collect().sort("task_id"),
+    }
+
+
+def _assert_exactly_once_and_equal(results: Path, reference: Path) -> None:
+    runs = ResultStore.open(str(results), create=False).scan("runs").collect()
+    assert sorted(runs["task_id"]) == sorted(t.task_id for t in TINY_TASKS)
+    got, want = _values(results), _values(reference)
+    for table in want:
+        assert got[table].equals(want[table]), table
+
+
+def test_killed_driver_and_damaged_files_resume_to_every_task_once_with_identical_values(tmp_path, tiny_results):
+    results = tmp_path / "results"
+    proc = _driver(results)
+    _wait_for_runs(results, 4, proc)  # the cascades and at least one training are stored
+    _kill_group(proc, signal.SIGKILL)  # the driver and its local Ray, mid-grid
+    proc.wait(timeout=60)
+    assert len(list((results / "runs").rglob("*.parquet"))) < len(TINY_TASKS)
+    # a finished task's runs file truncated (a crashed disk write) and a stray temp file of a dead writer
+    runs_file = next((results / "runs").rglob("*.parquet"))
+    data = runs_file.read_bytes()
+    runs_file.write_bytes(data[: len(data) // 2])
+    (runs_file.parent / ".tmp-crashed-writer.parquet").write_bytes(b"PAR1 half")
+    with pytest.warns(UserWarning, match="unreadable"):
+        ResultStore.open(str(results), create=False).scan("runs").collect()
+    resumed = _driver(results)
+    _, err = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, err[-3000:]
+    _assert_exactly_once_and_equal(results, tiny_results)
+
+
+def test_second_driver_is_refused_ctrl_c_stops_cleanly_and_the_rerun_completes(tmp_path, tiny_results):
+    results = tmp_path / "results"
+    first = _driver(results)
+    _wait_for_runs(results, 2, first)
+    second = _driver(results)  # a second driver on the same folder would race the first one's Tune state
+    _, err2 = second.communicate(timeout=120)
+    assert second.returncode == EXIT_BAD_INPUT
+    assert "another driver is running" in err2 and err2.strip().count("\n") == 0
+    os.kill(first.pid, signal.SIGINT)  # the driver only, as a terminal's Ctrl-C would reach it
+    _, err1 = first.communicate(timeout=180)
+    _kill_group(first, signal.SIGKILL)  # whatever of its local Ray outlived it
+    assert first.returncode == EXIT_INTERRUPTED, err1[-3000:]
+    assert "run the same command again to resume" in err1
+    rerun = _driver(results)
+    _, err = rerun.communicate(timeout=600)
+    assert rerun.returncode == 0, err[-3000:]
+    _assert_exactly_once_and_equal(results, tiny_results)
+
+
+def _schema_mismatch(path: Path) -> None:
+    path.mkdir()
+    (path / MANIFEST).write_text(json.dumps({"schema_version": 999}))
+
+
+BAD_INPUTS = [
+    ("unknown dataset", ["--datasets", "imagenet"], None, "imagenet"),
+    ("σw² ≤ 0", ["--sigma-w2=-1,1"], None, "sigma_w2"),
+    ("depth < 3", ["--depths", "2"], None, "depth"),
+    ("empty grid", ["--sigma-w2", ","], None, "sigma_w2"),
+    ("malformed config", ["--config", "{tmp}/bad.toml"], lambda tmp: (tmp / "bad.toml").write_text("x = [1,"),
+     "malformed"),
+    ("missing config", ["--config", "{tmp}/none.toml"], None, "does not exist"),
+    ("results is a file", ["--results", "{tmp}/file"], lambda tmp: (tmp / "file").write_text("x"), "is a file"),
+    ("incompatible schema", ["--results", "{tmp}/old"], lambda tmp: _schema_mismatch(tmp / "old"), "999"),
+    ("unknown preset config key", ["--config", "{tmp}/k.yaml"], lambda tmp: (tmp / "k.yaml").write_text("speed: 1"),
+     "speed"),
+]
+
+
+@pytest.mark.parametrize("name, argv, setup, needle", BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS])
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, name, argv, setup, needle):
+    if setup:
+        setup(tmp_path)
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    if "--results" not in argv:
+        argv += ["--results", str(tmp_path / "results")]
+    code = main(["--preset", "tiny", *argv])
+    err = capsys.readouterr().err
+    assert code == EXIT_BAD_INPUT
+    assert err.startswith("error: ") and err.count("\n") == 1 and needle in err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # nothing written, nothing changed
+
+
+def test_extreme_sigma_w2_gives_flagged_results_not_a_crash():
+    from infoflow_ray.config import CascadeSpec, NetworkSpec
+    from infoflow_ray.data import load_dataset
+    from infoflow_ray.predict import predict_trainability
+    data = load_dataset("synthetic", n_inputs=64, n_train=500, n_test=100)
+    prediction = predict_trainability(NetworkSpec(50.0, 6, n_inputs=64), CascadeSpec(), data, seed=0)
+    assert prediction.depth == 6
+    assert prediction.finite == bool(all(c.finite for c in prediction.cutoffs.values()))
