@@ -42,7 +42,7 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def matmul_peak_flops(device: torch.device, rows: int, n: int, seconds: float = 1.0) -> float:
+def matmul_peak_flops(device: torch.device, rows: int, n: int, seconds: float = 2.0) -> float:
     """Best float32 FLOP/s of ``(rows, n) @ (n, n)`` products repeated for about ``seconds``."""
     a, b = torch.randn(rows, n, device=device), torch.randn(n, n, device=device)
     out = torch.empty(rows, n, device=device)

@@ -18,6 +18,10 @@ Conventions, documented once here:
   a lower bound, counted in ``n_unsaturated``.
 - Seconds are task-seconds: the sum of each task's wall time (``runs.seconds``), not the grid's elapsed time
   (tasks run in parallel).
+- Information plane (optional ``info_plane`` table): I(X;T_l) and I(T_l;Y) in nats, averaged over seeds per
+  (estimator, its parameters, N samples); ln N is the ceiling of binned I(X;T) for a deterministic network.
+- Planned grids: the driver records each grid's tasks in ``_grids/``; ``missing`` counts planned vs finished vs
+  failed tasks against them, and judges by what is present only for results written before grids were recorded.
 A function whose table has no readable rows yet raises a one-line ResultsError naming the table and what writes it;
 ``missing`` never does, and lists what is there and what is not.
 """
@@ -41,14 +45,21 @@ GROUP = ["dataset", "profile", "sigma_b2"]
 CUTOFF_MEASURES = ("kl_mean", "kl_median_normalised", "diff_entropy", "kl_per_image")
 CURVE_MEASURES = ("kl_mean", "kl_median", "diff_entropy", "clamped_pixels", "decoder_loss")
 
+INFO_KEYS = KEYS + ["depth", "phase", "estimator", "param", "n_samples", "epoch", "layer"]
+
 _CASCADE = "cascade tasks write it: run jobs/full_grid.py without --only baseline"
 _BASELINE = "baseline trainings write it: run jobs/full_grid.py without --only cascade"
 PRODUCERS = {
     "runs": "every finished task writes a row: run jobs/full_grid.py",
     "curves": _CASCADE, "cutoffs": _CASCADE, "reconstructions": _CASCADE,
     "train_epochs": _BASELINE, "train_summary": _BASELINE,
+    "info_plane": "the information-plane probes write it: run jobs/full_grid.py --info-plane "
+                  "(or set [info_plane] enabled = true)",
     "failures": "failed task attempts write it",
 }
+OPTIONAL = ("info_plane", "failures")  # tables whose absence is no gap
+TABLE_KIND = {"curves": "cascade", "cutoffs": "cascade", "reconstructions": "cascade",
+              "train_epochs": "baseline", "train_summary": "baseline"}
 
 
 def open_results(location: str | Path | ResultStore) -> ResultStore:
@@ -276,6 +287,58 @@ def _with_speedup(frame: pl.LazyFrame) -> pl.LazyFrame:
     return frame.with_columns(speedup=pl.when(both).then(pl.col("training_seconds") / pl.col("predicting_seconds")))
 
 
+def info_plane_points(store: ResultStore) -> pl.LazyFrame:
+    """Information-plane points per (dataset, profile, σb², σw², depth, phase, estimator, param, n_samples, epoch,
+    layer), over seeds.
+
+    phase 'untrained': each cascade task's untrained network (epoch 0; depth = the cascade's depth); 'training':
+    a baseline trajectory (epoch 0 = before training). Columns: INFO_KEYS, i_xt_mean, i_xt_std, i_ty_mean,
+    i_ty_std (nats; over the seeds whose two estimates are finite), n_seeds, n_nonfinite, ln_n (ln N in nats, the
+    ceiling of binned I(X;T)), seconds_mean (wall seconds of estimating every layer of one point).
+    """
+    ok = pl.col("i_xt").is_finite() & pl.col("i_ty").is_finite()
+    return (table(store, "info_plane")
+            .group_by(INFO_KEYS)
+            .agg(i_xt_mean=pl.col("i_xt").filter(ok).mean(), i_xt_std=pl.col("i_xt").filter(ok).std(),
+                 i_ty_mean=pl.col("i_ty").filter(ok).mean(), i_ty_std=pl.col("i_ty").filter(ok).std(),
+                 n_seeds=ok.sum().cast(pl.Int64), n_nonfinite=(~ok).sum().cast(pl.Int64),
+                 seconds_mean=pl.col("seconds").mean())
+            .with_columns(ln_n=pl.col("n_samples").cast(pl.Float64).log())
+            .sort(INFO_KEYS))
+
+
+def information_cutoffs(points: pl.LazyFrame | pl.DataFrame, cutoffs: pl.LazyFrame | pl.DataFrame | None = None,
+                        estimator: str = "binning", fraction: float = 0.5) -> pl.DataFrame:
+    """The information cutoff of each untrained network: the first layer l at which I(X;T_l) (the mean over seeds
+    of ``info_plane_points``) falls below ``fraction`` · ln N, beside the reconstruction-entropy cutoffs.
+
+    One row per (dataset, profile, σb², σw²) and estimator setting, the deepest untrained network of each σw².
+    Columns: KEYS, depth, estimator, param, n_samples, threshold (nats), info_cutoff (layer; null when I(X;T_l)
+    stays above the threshold down to the last layer), last_layer (L: the output layer), i_xt_first / i_xt_last
+    (nats, at layer 1 and L), n_seeds; with ``cutoffs`` (``cutoffs_by_sigma``) also re_cutoff_kl_mean,
+    re_cutoff_diff_entropy and re_last_layer (the deepest layer the RE cutoff searched).
+    """
+    untrained = (points.lazy()
+                 .filter((pl.col("phase") == "untrained") & (pl.col("estimator") == estimator))
+                 .filter(pl.col("depth") == pl.col("depth").max().over(KEYS)))
+    threshold = fraction * pl.col("ln_n")
+    by_layer = pl.col("i_xt_mean").sort_by("layer")
+    frame = (untrained.group_by(KEYS + ["depth", "estimator", "param", "n_samples"])
+             .agg(threshold=threshold.first(),
+                  info_cutoff=pl.col("layer").filter(pl.col("i_xt_mean") < threshold).min(),
+                  last_layer=pl.col("layer").max(), i_xt_first=by_layer.first(), i_xt_last=by_layer.last(),
+                  n_seeds=pl.col("n_seeds").min())
+             .sort(KEYS + ["param", "n_samples"]).collect())
+    if cutoffs is None:
+        return frame
+    measure = pl.col("measure")
+    re = (cutoffs.lazy().group_by(KEYS)
+          .agg(re_cutoff_kl_mean=pl.col("cutoff_mean").filter(measure == "kl_mean").first(),
+               re_cutoff_diff_entropy=pl.col("cutoff_mean").filter(measure == "diff_entropy").first(),
+               re_last_layer=pl.col("last_layer").max()).collect())
+    return frame.join(re, on=KEYS, how="left")
+
+
 def representative_sigma_w2(values, critical: float) -> list[float]:
     """Ordered, near-critical and chaotic σw² out of ``values``: the smallest, the closest to ``critical`` and
     the largest (fewer when there are fewer distinct values)."""
@@ -300,12 +363,17 @@ class Inventory:
     """What a results folder holds and what it lacks (a grid may still be running).
 
     rows: readable rows per table. unreadable_files: files the store skipped (truncated or corrupt).
-    coverage: one row per (dataset, profile, σb², σw²): cascade_runs, cutoff_seeds, curve_seeds,
+    coverage: one row per (dataset, profile, σb², σw²) present: cascade_runs, cutoff_seeds, curve_seeds,
     reconstruction_seeds, baseline_runs, trainings, trained_depths, missing_trainings (expected (depth, seed)
     pairs — every depth and seed seen in the σw²'s (dataset, profile, σb²) — with no training),
     missing_depths. failed: tasks whose attempts failed and that have no finished run. duplicates: (kind, σw²,
     depth, seed) points finished by more than one task (different configs in one folder). devices per kind.
-    What is missing is judged against what is present: a σw² no task of which has finished is not seen.
+    grids: the names of the grids recorded in ``_grids/`` (one per run of the driver with new settings).
+    plan: one row per (kind, dataset, profile, σb², σw²) of the recorded grids' tasks: planned, finished,
+    failed (attempts failed, no finished run), not_run (neither, or still running), unfinished_depths,
+    unfinished_seeds; empty when no grid is recorded. unplanned: finished tasks of no recorded grid.
+    What is missing is judged against the recorded grids; for results written before grids were recorded, against
+    what is present (then a σw² no task of which has finished is not seen).
     """
 
     location: str
@@ -317,37 +385,65 @@ class Inventory:
     devices: dict[str, list[str]]
     loss_fns: list[str]
     thresholds: list[float]
+    grids: tuple[str, ...]
+    plan: pl.DataFrame
+    unplanned: int
+    grid_error: str | None
+
+    @property
+    def planned(self) -> bool:
+        """Whether a planned grid is recorded (results from before grids were recorded have none)."""
+        return self.plan.height > 0
 
     @property
     def absent(self) -> list[str]:
-        """The tables this analysis reads that have no readable rows (``failures``, empty when nothing failed,
-        and optional tables of other analyses are not listed)."""
-        return [name for name in PRODUCERS if name != "failures" and self.rows.get(name, 0) == 0]
+        """The tables this analysis reads that have no readable rows (optional tables are not listed, nor, when a
+        grid is recorded, the tables of a kind of task it did not plan)."""
+        kinds = set(self.plan["kind"]) if self.planned else set(TABLE_KIND.values())
+        return [name for name in PRODUCERS if name not in OPTIONAL and self.rows.get(name, 0) == 0
+                and (name not in TABLE_KIND or TABLE_KIND[name] in kinds)]
+
+    def progress(self) -> str:
+        """'N of M planned tasks finished (cascade a of b; baseline c of d, k failed)', or why it cannot say."""
+        if not self.planned:
+            return ("No planned grid is recorded (results written before the driver recorded its grids): what is "
+                    "missing is judged by what is present")
+        totals = self.plan.group_by("kind").agg(pl.col("planned", "finished", "failed", "not_run").sum()).rows(
+            named=True)
+        parts = [f"{t['kind']} {t['finished']} of {t['planned']}"
+                 + (f", {t['failed']} failed" if t["failed"] else "")
+                 + (f", {t['not_run']} not run yet" if t["not_run"] else "")
+                 for t in sorted(totals, key=lambda t: (t["kind"] != "cascade", t["kind"]))]
+        finished, planned = sum(t["finished"] for t in totals), sum(t["planned"] for t in totals)
+        return f"{finished} of {planned} planned tasks finished ({'; '.join(parts)})"
 
     def problems(self) -> list[str]:
         """One sentence per thing that is missing or suspicious; empty when the results are complete."""
         out = [f"table '{name}' has no rows; {PRODUCERS[name]}" for name in self.absent]
+        if self.grid_error:
+            out.append(self.grid_error)
         if self.unreadable_files:
             out.append(f"{len(self.unreadable_files)} unreadable (truncated or corrupt) file(s) skipped: "
                        + ", ".join(self.unreadable_files))
         for (dataset, profile, sigma_b2), part in self.coverage.group_by(GROUP, maintain_order=True):
             where = f"{dataset}/{profile} σb²={sigma_b2:g}"
-            no_train = part.filter((pl.col("cutoff_seeds") > 0) & (pl.col("trainings") == 0))["sigma_w2"]
-            no_cut = part.filter((pl.col("trainings") > 0) & (pl.col("cutoff_seeds") == 0))["sigma_w2"]
             lost = part.filter(pl.col("cascade_runs") > pl.col("cutoff_seeds"))["sigma_w2"]
             lost_training = part.filter(pl.col("baseline_runs") > pl.col("trainings"))["sigma_w2"]
-            if len(no_train):
-                out.append(f"{where}: σw² {_list(no_train)} have cutoffs but no trainings")
-            if len(no_cut):
-                out.append(f"{where}: σw² {_list(no_cut)} have trainings but no cutoffs")
             if len(lost):
                 out.append(f"{where}: σw² {_list(lost)} have finished cascade runs whose cutoffs are unreadable")
             if len(lost_training):
                 out.append(f"{where}: σw² {_list(lost_training)} have finished baseline runs whose training "
                            "summaries are unreadable")
-            for row in part.filter(pl.col("missing_trainings") > 0).iter_rows(named=True):
-                out.append(f"{where}: σw² {row['sigma_w2']:g} lacks {row['missing_trainings']} training(s) at "
-                           f"depth(s) {_list(row['missing_depths'])}")
+            if not self.planned:
+                out += _gaps_judged_by_what_is_present(where, part)
+        for row in self.plan.filter(pl.col("finished") < pl.col("planned")).iter_rows(named=True):
+            failed = f"; {row['failed']} failed" if row["failed"] else ""
+            out.append(f"{row['dataset']}/{row['profile']} σb²={row['sigma_b2']:g}: σw² {row['sigma_w2']:g}: "
+                       f"{row['finished']} of {row['planned']} {row['kind']} tasks finished (missing depth(s) "
+                       f"{_list(row['unfinished_depths'])}, seed(s) {_list(row['unfinished_seeds'])}{failed})")
+        if self.planned and self.unplanned:
+            out.append(f"{self.unplanned} finished task(s) belong to no recorded grid (written before the driver "
+                       "recorded its grids); what their grid lacks is not judged")
         if self.failed.height:
             out.append(f"{self.failed.height} task(s) failed and have no finished run: "
                        + "; ".join(f"{r['kind']} σw²={r['sigma_w2']:g} depth {r['depth']} seed {r['seed']}: "
@@ -362,12 +458,28 @@ class Inventory:
         return out
 
 
+def _gaps_judged_by_what_is_present(where: str, part: pl.DataFrame) -> list[str]:
+    """Coverage gaps of one (dataset, profile, σb²) when no grid is recorded: one side present, the other not."""
+    out = []
+    no_train = part.filter((pl.col("cutoff_seeds") > 0) & (pl.col("trainings") == 0))["sigma_w2"]
+    no_cut = part.filter((pl.col("trainings") > 0) & (pl.col("cutoff_seeds") == 0))["sigma_w2"]
+    if len(no_train):
+        out.append(f"{where}: σw² {_list(no_train)} have cutoffs but no trainings")
+    if len(no_cut):
+        out.append(f"{where}: σw² {_list(no_cut)} have trainings but no cutoffs")
+    for row in part.filter(pl.col("missing_trainings") > 0).iter_rows(named=True):
+        out.append(f"{where}: σw² {row['sigma_w2']:g} lacks {row['missing_trainings']} training(s) at "
+                   f"depth(s) {_list(row['missing_depths'])}")
+    return out
+
+
 def _list(values) -> str:
     return ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
 
 
 def missing(store: ResultStore) -> Inventory:
-    """An inventory of the results: rows per table, unreadable files, per-σw² coverage, failures (see Inventory)."""
+    """An inventory of the results: rows per table, unreadable files, per-σw² coverage, failures, and planned vs
+    finished tasks of the recorded grids (see Inventory)."""
     columns = {name: [c for c in ("task_id", "kind", *KEYS, "depth", "seed", "loss_fn", "accuracy_threshold",
                                   "device", "attempt", "error") if c in schema.names] for name, schema in TABLES.items()}
     with warnings.catch_warnings(record=True) as caught:
@@ -414,10 +526,41 @@ def missing(store: ResultStore) -> Inventory:
                   .filter(pl.col("tasks") > 1))
     devices = {kind: sorted(part["device"].unique().to_list())
                for (kind,), part in runs.group_by("kind")}
+    try:
+        grids, grid_error = store.planned_grids(), None
+        plan, unplanned = _plan(grids, runs["task_id"], failed["task_id"])
+    except (OSError, ValueError, KeyError, TypeError) as e:  # a damaged grid record: judge by what is present
+        grids, grid_error = [], f"the planned-grid records in _grids/ are unreadable ({e!r}); judged by what is present"
+        plan, unplanned = _plan([], runs["task_id"], failed["task_id"])
     return Inventory(location=store.location, rows={name: frame.height for name, frame in frames.items()},
                      unreadable_files=tuple(unreadable), coverage=coverage, failed=failed, duplicates=duplicates,
                      devices=devices, loss_fns=sorted(summary["loss_fn"].unique().to_list()),
-                     thresholds=sorted(summary["accuracy_threshold"].unique().to_list()))
+                     thresholds=sorted(summary["accuracy_threshold"].unique().to_list()),
+                     grids=tuple(g["name"] for g in grids), plan=plan, unplanned=unplanned, grid_error=grid_error)
+
+
+_PLANNED_TASK = {"task_id": pl.String, "kind": pl.String, "dataset": pl.String, "profile": pl.String,
+                 "sigma_w2": pl.Float64, "sigma_b2": pl.Float64, "depth": pl.Int64, "seed": pl.Int64}
+
+
+def _plan(grids: list[dict], finished: pl.Series, failed: pl.Series) -> tuple[pl.DataFrame, int]:
+    """Planned vs finished vs failed tasks per (kind, KEYS) over every recorded grid, and how many finished tasks
+    no grid planned (see Inventory.plan)."""
+    tasks = pl.DataFrame([{k: t[k] for k in _PLANNED_TASK} for g in grids for t in g["tasks"]],
+                         schema=_PLANNED_TASK).unique("task_id")
+    status = (pl.when(pl.col("task_id").is_in(finished.implode())).then(pl.lit("finished"))
+              .when(pl.col("task_id").is_in(failed.implode())).then(pl.lit("failed")).otherwise(pl.lit("not_run")))
+    unfinished = pl.col("status") != "finished"
+    plan = (tasks.with_columns(status=status).group_by(["kind"] + KEYS)
+            .agg(planned=pl.len().cast(pl.Int64),
+                 finished=(~unfinished).sum().cast(pl.Int64),
+                 failed=(pl.col("status") == "failed").sum().cast(pl.Int64),
+                 not_run=(pl.col("status") == "not_run").sum().cast(pl.Int64),
+                 unfinished_depths=pl.col("depth").filter(unfinished).unique().sort(),
+                 unfinished_seeds=pl.col("seed").filter(unfinished).unique().sort())
+            .sort(KEYS + [pl.col("kind") != "cascade"]))
+    unplanned = int((~finished.is_in(tasks["task_id"].implode())).sum()) if tasks.height else 0
+    return plan, unplanned
 
 
 def _quoted_path(message: str) -> str:

@@ -9,6 +9,8 @@ one (dataset, profile, σb²): pass ``dataset=``, ``profile=``, ``sigma_b2=`` wh
 3. ``re_curves``           KL and differential-entropy curves over layers for ordered / critical / chaotic σw²
 4. ``reconstructions_grid`` input vs reconstructions from increasing depth, for three σw²
 5. ``timing_bars``         task-seconds predicting vs training per σw²
+6. ``information_plane``   I(X;T) vs I(T;Y) of every layer over training epochs, for a few σw²
+7. ``mi_vs_layer``         I(X;T_l) of the untrained network over layers beside the reconstruction-entropy curves
 """
 
 from __future__ import annotations
@@ -18,13 +20,18 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 import polars as pl
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 from infoflow_ray.analysis import GROUP, phase_of, representative_sigma_w2
 from infoflow_ray.errors import ConfigError
 
 SW2 = r"$\sigma_w^2$"
+IXT = r"$I(X;T_\ell)$"
+ITY = r"$I(T_\ell;Y)$"
 SB2 = r"$\sigma_b^2$"
 MEASURE_LABELS = {"kl_mean": "KL, mean curve", "kl_median_normalised": "KL, normalised median curve",
                   "diff_entropy": "differential entropy", "kl_per_image": "KL, per image"}
@@ -85,6 +92,16 @@ def _grid(frame: pl.DataFrame, x: str, y: str, z: str) -> tuple[np.ndarray, np.n
 def _cmap(name: str):
     """The named colour map with missing cells (masked) in light grey."""
     return matplotlib.colormaps[name].with_extremes(bad="0.85")
+
+
+def _sigma_colours(chosen, critical: float | None) -> list:
+    """One colour per chosen σw²: its phase's colour when each is in a different phase, else matplotlib's cycle."""
+    phases = [phase_of(s, critical) for s in chosen] if critical is not None else []
+    return [PHASE_COLOURS[p] for p in phases] if len(set(phases)) == len(chosen) else [None] * len(chosen)
+
+
+def _sigma_label(s: float, critical: float | None) -> str:
+    return f"{SW2} = {s:g}" + (f" ({phase_of(s, critical)})" if critical is not None else "")
 
 
 def _critical_line(ax, critical: float | None) -> None:
@@ -195,31 +212,39 @@ def re_curves(curves, sigma_w2=None, critical: float | None = None, cutoffs=None
     fig = Figure(figsize=(11, 4.6), layout="constrained")
     panels = (("kl_mean", "relative entropy KL (nats), mean over images"),
               ("diff_entropy", r"differential entropy $H_\ell$ (nats per pixel)"))
-    colours = [PHASE_COLOURS[phase_of(s, critical)] for s in chosen] if critical is not None and len(
-        {phase_of(s, critical) for s in chosen}) == len(chosen) else [None] * len(chosen)
+    colours = _sigma_colours(chosen, critical)
     for i, (measure, ylabel) in enumerate(panels):
         ax = fig.add_subplot(1, 2, i + 1)
-        for s, colour in zip(chosen, colours):
-            rows = frame.filter((pl.col("measure") == measure) & (pl.col("sigma_w2") == s)).sort("layer")
-            if rows.is_empty():
-                continue
-            layer, mean = rows["layer"].to_numpy(), rows["value_mean"].to_numpy()
-            std = rows["value_std"].fill_null(0).to_numpy()
-            phase = f" ({phase_of(s, critical)})" if critical is not None else ""
-            line, = ax.plot(layer, mean, marker="o", ms=4, color=colour, label=f"{SW2} = {s:g}{phase}")
-            ax.fill_between(layer, mean - std, mean + std, color=line.get_color(), alpha=0.2, lw=0)
-            if cut is not None:
-                c = cut.filter((pl.col("measure") == measure) & (pl.col("sigma_w2") == s))["cutoff_mean"]
-                if len(c) and c[0] is not None and np.isfinite(c[0]):
-                    ax.axvline(c[0], color=line.get_color(), ls=":", lw=1.5)
-        ax.set_xlabel(r"layer $\ell$ reconstructed from (0 = input)")
+        _re_panel(ax, frame, measure, chosen, colours, critical, cut)
         ax.set_ylabel(ylabel)
         ax.set_title(MEASURE_LABELS[measure])
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
     note = " (dotted: cutoff $\\ell_c$)" if cut is not None else ""
     fig.suptitle(f"Reconstruction entropy over depth{note}\n{_title(key)}")
     return fig
+
+
+def _band(ax, x, mean, std, colour, label: str, **style) -> str:
+    """A mean curve with a ±std band (std null or NaN: no band); returns the colour drawn."""
+    line, = ax.plot(x, mean, marker="o", ms=4, color=colour, label=label, **style)
+    ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2, lw=0)
+    return line.get_color()
+
+
+def _re_panel(ax, curves: pl.DataFrame, measure: str, chosen, colours, critical, cut) -> None:
+    """One reconstruction-entropy measure over layers for the chosen σw², each with its cutoff dotted."""
+    for s, colour in zip(chosen, colours):
+        rows = curves.filter((pl.col("measure") == measure) & (pl.col("sigma_w2") == s)).sort("layer")
+        if rows.is_empty():
+            continue
+        drawn = _band(ax, rows["layer"].to_numpy(), rows["value_mean"].to_numpy(),
+                      rows["value_std"].fill_null(0).fill_nan(0).to_numpy(), colour, _sigma_label(s, critical))
+        if cut is not None:
+            c = cut.filter((pl.col("measure") == measure) & (pl.col("sigma_w2") == s))["cutoff_mean"]
+            if len(c) and c[0] is not None and np.isfinite(c[0]):
+                ax.axvline(c[0], color=drawn, ls=":", lw=1.5)
+    ax.set_xlabel(r"layer $\ell$ reconstructed from (0 = input)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
 
 
 def reconstructions_grid(reconstructions, sigma_w2=None, critical: float | None = None, n_images: int = 2,
@@ -294,4 +319,137 @@ def timing_bars(timing, dataset=None, profile=None, sigma_b2=None) -> Figure:
     ax.set_title(f"Time spent predicting vs training, {_title(key)}\n"
                  f"in total {total_p:.0f} s vs {total_t:.0f} s{ratio}; labels: ratio per {SW2}")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=8, frameon=False)
+    return fig
+
+
+def _info_rows(points, phase: str, estimator: str, dataset, profile, sigma_b2) -> tuple[pl.DataFrame, tuple]:
+    """The ``phase`` rows of one estimator and one (dataset, profile, σb²) of an ``info_plane_points`` frame;
+    ConfigError when there are none or when they mix estimator settings (parameters or N samples)."""
+    frame, key = _pick(points, dataset, profile, sigma_b2, "info-plane frame")
+    frame = frame.filter((pl.col("phase") == phase) & (pl.col("estimator") == estimator))
+    what = {"training": "training trajectories (baseline tasks write them)",
+            "untrained": "untrained-network points (cascade tasks write them)"}[phase]
+    if frame.is_empty():
+        raise ConfigError(f"the info-plane frame has no {what} for estimator '{estimator}' in {key}")
+    settings = frame.select("param", "n_samples").unique().sort("n_samples").rows()
+    if len(settings) > 1:
+        raise ConfigError(f"the info-plane frame mixes {estimator} settings (param, n_samples) {settings}; "
+                          "filter it to one")
+    return frame, key
+
+
+def _evenly(values: list[int], most: int) -> list[int]:
+    """At most ``most`` of the sorted ``values``, evenly spaced, first and last included."""
+    if len(values) <= most:
+        return values
+    return [values[i] for i in sorted({int(round(i)) for i in np.linspace(0, len(values) - 1, most)})]
+
+
+def information_plane(points, sigma_w2=None, critical: float | None = None, depth: int | None = None,
+                      estimator: str = "binning", max_layers: int = 8,
+                      dataset=None, profile=None, sigma_b2=None) -> Figure:
+    """The information plane of training: I(X;T_ℓ) against I(T_ℓ;Y) (nats) of every layer over the epochs of the
+    baseline trainings, one panel per σw² (default: ordered, nearest the critical σw², chaotic).
+
+    points: ``analysis.info_plane_points``, mean over seeds. One curve per layer (at most ``max_layers``, evenly
+    spaced) joins its epochs in order; the marker colour is the epoch (0 = before training), its edge the layer's
+    colour, and deeper layers have smaller markers drawn on top, so layers at the same point show as rings.
+    depth: the trained network's depth (default: the deepest with trajectories). The dashed line is ln N, the
+    ceiling of I(X;T).
+    """
+    frame, key = _info_rows(points, "training", estimator, dataset, profile, sigma_b2)
+    depths = sorted(frame["depth"].unique().to_list())
+    depth = depths[-1] if depth is None else depth
+    if depth not in depths:
+        raise ConfigError(f"the info-plane frame has no training trajectories at depth {depth}; present: {depths}")
+    frame = frame.filter(pl.col("depth") == depth)
+    chosen = sigma_w2 if sigma_w2 is not None else representative_sigma_w2(
+        frame["sigma_w2"].unique(), critical if critical is not None else 1.0)
+    layers = _evenly(sorted(frame["layer"].unique().to_list()), max_layers)
+    layer_colours = matplotlib.colormaps["tab10" if len(layers) <= 10 else "turbo"](
+        np.arange(len(layers)) if len(layers) <= 10 else np.linspace(0, 1, len(layers)))
+    norm = Normalize(0, max(int(frame["epoch"].max()), 1))
+    epochs_cmap = matplotlib.colormaps["viridis"]
+    ln_n = float(frame["ln_n"].max())
+    fig = Figure(figsize=(4.1 * len(chosen) + 1.6, 5.0), layout="constrained")
+    axes = fig.subplots(1, len(chosen), sharex=True, sharey=True, squeeze=False)[0]
+    sizes = 28 + 22 * np.arange(len(layers))[::-1]  # deeper layers smaller and on top: equal points show as rings
+    for ax, s in zip(axes, chosen):
+        for i, (layer, colour) in enumerate(zip(layers, layer_colours)):
+            rows = frame.filter((pl.col("sigma_w2") == s) & (pl.col("layer") == layer)).sort("epoch")
+            ax.plot(rows["i_xt_mean"], rows["i_ty_mean"], color=colour, lw=1.3, alpha=0.8, zorder=2 + 2 * i)
+            ax.scatter(rows["i_xt_mean"], rows["i_ty_mean"], c=rows["epoch"], cmap=epochs_cmap, norm=norm,
+                       s=sizes[i], edgecolors=[colour], linewidths=1.5, zorder=3 + 2 * i)
+        ax.axvline(ln_n, color="0.4", ls="--", lw=1, zorder=1)
+        ax.set_title(_sigma_label(s, critical), fontsize=10)
+        ax.set_xlabel(f"{IXT} (nats)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(f"{ITY} (nats)")
+    axes[0].set_xlim(0, 1.05 * ln_n)
+    axes[0].set_ylim(0, 1.1 * max(float(frame["i_ty_mean"].max()), 1e-3))
+    bar = fig.colorbar(ScalarMappable(norm, epochs_cmap), ax=list(axes), label="epoch (0 = before training)")
+    bar.ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    handles = [Line2D([], [], color=c, lw=1.5, marker="o", mfc="white", mec=c, mew=1.5) for c in layer_colours]
+    handles.append(Line2D([], [], color="0.4", ls="--", lw=1))
+    fig.legend(handles, [rf"layer $\ell$ = {layer}" for layer in layers] + [f"ln N = {ln_n:.2f} nats (N = "
+                                                                             f"{int(frame['n_samples'][0])})"],
+               loc="outside lower center", ncol=min(len(handles), 5), fontsize=8, frameon=False)
+    fig.suptitle(f"Information plane during training, depth L = {depth}, {estimator} estimator "
+                 f"({frame['param'][0]}), mean over seeds\n{_title(key)}")
+    return fig
+
+
+def mi_vs_layer(points, curves=None, sigma_w2=None, critical: float | None = None, cutoffs=None,
+                estimator: str = "binning", fraction: float = 0.5,
+                dataset=None, profile=None, sigma_b2=None) -> Figure:
+    """Two views of information flow through the untrained network, for a few σw² (default: ordered, nearest the
+    critical σw², chaotic): I(X;T_ℓ) (solid) and I(T_ℓ;Y) (dashed) against layer ℓ, and beside it the
+    reconstruction-entropy KL mean curve of the same σw².
+
+    points: ``analysis.info_plane_points`` (its 'untrained' rows, the deepest network of each σw²); curves:
+    ``analysis.curves_by_sigma`` (optional: without it only the first panel); cutoffs: ``cutoffs_by_sigma``
+    (dotted: the KL cutoff ℓ_c). On the left, the information cutoff (the first layer where I(X;T_ℓ) falls below
+    ``fraction`` · ln N, ``analysis.information_cutoffs``) is dotted.
+    """
+    frame, key = _info_rows(points, "untrained", estimator, dataset, profile, sigma_b2)
+    frame = frame.filter(pl.col("depth") == pl.col("depth").max().over("sigma_w2"))
+    chosen = sigma_w2 if sigma_w2 is not None else representative_sigma_w2(
+        frame["sigma_w2"].unique(), critical if critical is not None else 1.0)
+    colours = _sigma_colours(chosen, critical)
+    ln_n = float(frame["ln_n"].max())
+    fig = Figure(figsize=(11.5 if curves is not None else 6.5, 5.6), layout="constrained")
+    ax = fig.add_subplot(1, 2 if curves is not None else 1, 1)
+    for s, colour in zip(chosen, colours):
+        rows = frame.filter(pl.col("sigma_w2") == s).sort("layer")
+        if rows.is_empty():
+            continue
+        layer = rows["layer"].to_numpy()
+        drawn = _band(ax, layer, rows["i_xt_mean"].to_numpy(), rows["i_xt_std"].fill_null(0).fill_nan(0).to_numpy(),
+                      colour, _sigma_label(s, critical))
+        ax.plot(layer, rows["i_ty_mean"], color=drawn, ls="--", lw=1.2, marker="x", ms=4)
+        below = rows.filter(pl.col("i_xt_mean") < fraction * pl.col("ln_n"))["layer"]
+        if len(below):
+            ax.axvline(below.min(), color=drawn, ls=":", lw=1.5)
+    ax.axhline(ln_n, color="0.3", ls="-.", lw=1, label=f"ln N = {ln_n:.2f} (N = {int(frame['n_samples'][0])})")
+    ax.axhline(fraction * ln_n, color="0.5", ls=":", lw=1, label=f"{fraction:g} ln N: information cutoff threshold")
+    handles, labels = ax.get_legend_handles_labels()
+    handles += [Line2D([], [], color="0.3", ls="--", marker="x"), Line2D([], [], color="0.3", ls=":")]
+    labels += [f"dashed: {ITY}", "dotted: information cutoff (first layer below the threshold)"]
+    ax.legend(handles, labels, fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, frameon=False)
+    ax.set_ylim(0, 1.12 * ln_n)
+    ax.set_xlabel(r"hidden layer $\ell$ (1 = first; L = output)")
+    ax.set_ylabel(f"{IXT} (solid), {ITY} (dashed) (nats)")
+    ax.set_title(f"Mutual information of layer $\\ell$, {estimator} ({frame['param'][0]})", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if curves is not None:
+        kl, _ = _pick(curves, *key, what="curves frame")
+        cut = _pick(cutoffs, *key, what="cutoff frame")[0] if cutoffs is not None else None
+        right = fig.add_subplot(1, 2, 2, sharex=ax)
+        _re_panel(right, kl, "kl_mean", chosen, colours, critical, cut)
+        right.set_ylabel("relative entropy KL (nats), mean over images")
+        right.set_title("Reconstruction entropy" + (" (dotted: cutoff $\\ell_c$)" if cut is not None else ""),
+                        fontsize=10)
+        ax.set_xlim(-0.3, max(float(frame["layer"].max()), float(kl["layer"].max())) + 0.3)
+    fig.suptitle(f"Information flow through the untrained network, mean over seeds\n{_title(key)}")
     return fig

@@ -299,6 +299,27 @@ class ResultStore:
         finally:
             lock.release()
 
+    def write_grid(self, name: str, grid: dict, tasks: list[dict]) -> str:
+        """Record a planned grid in ``_grids/{name}-{hash}.json`` (its settings and every task's id, kind and
+        keys), so readers can tell what is missing from what was never asked for. Returns the file's path."""
+        body = {"name": name, "grid": grid, "tasks": tasks}
+        digest = task_id({"grid": grid, "tasks": [t["task_id"] for t in tasks]})
+        path = f"{self.root}/_grids/{name}-{digest}.json"
+        self.filesystem.create_dir(f"{self.root}/_grids", recursive=True)
+        self._put(path, json.dumps(body, indent=1, default=str).encode())
+        return path
+
+    def planned_grids(self) -> list[dict]:
+        """Every grid recorded by ``write_grid`` (newest file last)."""
+        selector = pafs.FileSelector(f"{self.root}/_grids", allow_not_found=True)
+        infos = sorted((i for i in self.filesystem.get_file_info(selector) if i.path.endswith(".json")),
+                       key=lambda i: i.mtime_ns or 0)
+        out = []
+        for info in infos:
+            with self.filesystem.open_input_stream(info.path) as f:
+                out.append(json.loads(f.read()))
+        return out
+
     def is_finished(self, task_id: str, dataset: str) -> bool:
         """Whether one task has a readable ``runs`` file (cheaper than listing every finished task)."""
         path = f"{self.root}/runs/dataset={dataset}/{task_id}.parquet"

@@ -4,7 +4,10 @@
     python jobs/analyze.py s3://bucket/grid --out analysis  # a cloud results location (--out defaults to ./analysis)
 
 Works on partial results (a grid still running): draws the figures whose data exist, says which it skipped and
-why, and lists in report.md what is missing. Exit status 2 with a one-line message for a bad results location.
+why, and lists in report.md what is missing — "N of M tasks finished" against the grids the driver recorded, or
+judged by what is present for older results. With the optional info_plane table (jobs/full_grid.py --info-plane)
+it also draws the information plane and I(X;T_l) beside the reconstruction-entropy curves. Exit status 2 with a
+one-line message for a bad results location.
 """
 
 from __future__ import annotations
@@ -80,6 +83,8 @@ def run(store, out: Path) -> Analysis:
     timing = a.frame("timing", lambda: analysis.timing(store))
     comparison = a.frame("comparison", lambda: analysis.comparison(store))
     agreement = analysis.agreement(comparison) if comparison is not None else None
+    points = a.frame("information plane", lambda: analysis.info_plane_points(store))
+    info_cutoffs = analysis.information_cutoffs(points, cutoffs) if points is not None else None
     if inventory.rows["reconstructions"] == 0:
         a.skipped.append(f"reconstructions: {analysis.PRODUCERS['reconstructions']}")
 
@@ -103,22 +108,61 @@ def run(store, out: Path) -> Analysis:
             a.figure(f"reconstructions_{suffix}", {"reconstructions": images}, lambda: plots.reconstructions_grid(
                 images, critical=critical, **key))
         a.figure(f"timing_{suffix}", {"runs": timing}, lambda: plots.timing_bars(timing, **key))
+        if points is not None:
+            a.figure(f"information_plane_{suffix}", {"info_plane": points}, lambda: plots.information_plane(
+                points, critical=critical, **key))
+            a.figure(f"mi_vs_layer_{suffix}", {"info_plane": points}, lambda: plots.mi_vs_layer(
+                points, curves, critical=critical, cutoffs=cutoffs, **key))
 
-    a.sections = report_sections(inventory, comparison, agreement, timing, a)
+    a.sections = report_sections(inventory, comparison, agreement, timing, info_cutoffs, a)
     return a
 
 
-def report_sections(inventory, comparison, agreement, timing, a: Analysis) -> list[str]:
+def plan_table(plan: pl.DataFrame) -> pl.DataFrame:
+    """Per (dataset, profile, σb², σw²): 'finished of planned' tasks of each kind, and the failed ones."""
+    keys = analysis.KEYS
+    cells = plan.with_columns(cell=pl.format("{} of {}", "finished", "planned"))
+    wide = cells.pivot("kind", index=keys, values="cell")
+    failed = plan.group_by(keys).agg(failed=pl.col("failed").sum(), not_run=pl.col("not_run").sum())
+    kinds = [k for k in ("cascade", "baseline") if k in wide.columns]
+    return wide.join(failed, on=keys).select(keys + kinds + ["failed", "not_run"]).sort(keys)
+
+
+def info_flow_section(info_cutoffs: pl.DataFrame) -> str:
+    """The report's table of information cutoffs beside the RE cutoffs (``analysis.information_cutoffs``)."""
+    phases = [analysis.phase_of(s, analysis.critical_sigma_w2(b))
+              for s, b in info_cutoffs.select("sigma_w2", "sigma_b2").iter_rows()]
+    re_columns = [c for c in ("re_cutoff_kl_mean", "re_cutoff_diff_entropy", "re_last_layer")
+                  if c in info_cutoffs.columns]
+    shown = info_cutoffs.with_columns(phase=pl.Series(phases, dtype=pl.String)).select(
+        "dataset", "profile", "sigma_w2", "phase", "estimator", "n_samples", "threshold", "info_cutoff", "last_layer",
+        "i_xt_first", "i_xt_last", *re_columns)
+    return ("## Information flow: I(X;T_l) beside the reconstruction-entropy cutoff\n\n`info_cutoff`: the first "
+            "layer l at which I(X;T_l) of the untrained network (mean over seeds) falls below ½ ln N (`threshold`, "
+            "nats; N = `n_samples` probe images, ln N the ceiling of binned I(X;T)); – where it stays above down to "
+            "the output layer L (`last_layer`). `i_xt_first`/`i_xt_last`: I(X;T) at layer 1 and L (nats). "
+            "`re_cutoff_*`: the reconstruction-entropy cutoffs ℓ_c of the same σw², searched up to `re_last_layer`."
+            "\n\n" + markdown_table(shown))
+
+
+def report_sections(inventory, comparison, agreement, timing, info_cutoffs, a: Analysis) -> list[str]:
     sections = [f"# Analysis of `{inventory.location}`\n\nWritten {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC "
                 "by `jobs/analyze.py`. ℓ_c: cutoff layer (mean over seeds); ℓ_train: the largest trained depth that "
                 "reached the accuracy threshold (0 when none did); 6ξ_c: mean-field predicted trainable depth."]
     problems = inventory.problems()
     rows = ", ".join(f"{name} {n}" for name, n in inventory.rows.items())
     devices = "; ".join(f"{kind} tasks on {', '.join(names)}" for kind, names in inventory.devices.items())
+    grids = f"Planned grid(s): {', '.join(inventory.grids)}. " if inventory.grids else ""
+    plan = ("\n\nTasks finished of those planned, per σw² (failed: attempts failed, no finished run; not_run: "
+            "not started or still running):\n\n" + markdown_table(plan_table(inventory.plan))
+            if inventory.planned else "")
+    complete = (f"Nothing missing: all {inventory.plan['planned'].sum()} planned tasks finished." if inventory.planned
+                else "Nothing missing: every σw² has cutoffs and every (depth, seed) was trained.")
     sections.append("## What the results hold\n\nRows per table: " + rows + ".\n\n"
                     + (f"Devices: {devices}.\n\n" if devices else "")
+                    + f"{grids}{inventory.progress()}.{plan}\n\n"
                     + ("Missing or suspicious:\n\n" + "\n".join(f"- {p}" for p in problems) if problems
-                       else "Nothing missing: every σw² has cutoffs and every (depth, seed) was trained."))
+                       else complete))
     if agreement is not None:
         shown = agreement.select("dataset", "profile", "sigma_b2", "measure", "n_sigma_w2", "spearman",
                                  "cutoff_peak_sigma_w2", "trainable_peak_sigma_w2", "critical_sigma_w2",
@@ -133,6 +177,8 @@ def report_sections(inventory, comparison, agreement, timing, a: Analysis) -> li
                                   "trainable_depth", "deepest_trained", "best_test_accuracy", "depth_6xi")
         sections.append("## Cutoff vs trainable depth per σw²\n\n`cutoff_last_layer` is the deepest layer searched"
                         " (a cutoff equal to it did not saturate).\n\n" + markdown_table(shown))
+    if info_cutoffs is not None and info_cutoffs.height:
+        sections.append(info_flow_section(info_cutoffs))
     if timing is not None:
         sections.append("## Time spent predicting vs training\n\nTask-seconds (sum of each task's wall time).\n\n"
                         + markdown_table(analysis.timing_total(timing)) + "\n\nPer σw²:\n\n" + markdown_table(timing))

@@ -1,6 +1,8 @@
-"""Analysis, plots, jobs/analyze.py and the notebook: on the tiny preset's real results, on a hand-made results
-set with a known answer, and on missing, partial and corrupt results."""
+"""Analysis, plots, jobs/analyze.py and the notebook: on the tiny preset's real results (with and without the
+information-plane probes), on a hand-made results set with a known answer, and on missing, partial and corrupt
+results."""
 
+import importlib.util
 import json
 import math
 import shutil
@@ -179,7 +181,10 @@ def test_analyze_job_writes_figures_and_report(tiny_results, tmp_path):
                     "## Time spent predicting vs training", "## Figures"):
         assert heading in report
     assert "| mnist_t10k | wide | 0.05 | kl_mean |" in report
-    assert "Skipped" not in report
+    assert "9 of 9 planned tasks finished (cascade 3 of 3; baseline 6 of 6)" in report
+    skipped = report.split("## Skipped")[1].strip().splitlines()  # only the optional information plane
+    assert len(skipped) == 1 and "no 'info_plane' table yet" in skipped[0] and "--info-plane" in skipped[0]
+    assert "## Information flow" not in report
 
 
 def test_analyze_job_defaults_to_an_analysis_folder_inside_the_results(tiny_copy):
@@ -189,7 +194,7 @@ def test_analyze_job_defaults_to_an_analysis_folder_inside_the_results(tiny_copy
     assert analysis.missing(analysis.open_results(tiny_copy)).problems() == []  # the folder still reads
 
 
-def test_notebook_runs_top_to_bottom_on_tiny_results(tiny_results, monkeypatch):
+def test_notebook_runs_top_to_bottom_on_tiny_results(info_results, monkeypatch):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     notebook = nbformat.read(ROOT / "notebooks" / "analysis.ipynb", as_version=4)
@@ -197,14 +202,170 @@ def test_notebook_runs_top_to_bottom_on_tiny_results(tiny_results, monkeypatch):
     assert code[0].source.startswith("import os\nRESULTS = ")
     assert all(not c.outputs for c in code), "store the notebook without outputs"
     notebook.cells.append(nbformat.v4.new_code_cell("import sys; print(sys.executable)"))
-    monkeypatch.setenv("INFOFLOW_RESULTS", str(tiny_results))
+    monkeypatch.setenv("INFOFLOW_RESULTS", str(info_results))
     nbclient.NotebookClient(notebook, kernel_name="python3", timeout=300,
                             resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
     errors = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors
     images = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
-    assert len(images) >= 5
+    assert len(images) >= 7  # the five figures of the RE analysis and the two of the information plane
     assert Path(notebook.cells[-1].outputs[0].text.strip()) == Path(sys.executable)  # the venv's kernel ran it
+
+
+# ---------------------------------------------------------------- information plane and planned grid, real results
+
+@pytest.fixture(scope="module")
+def info_results(tmp_path_factory, ray_local) -> Path:
+    """The tiny grid with the information-plane probes on (300 probe images, 2 epochs), run once for this module."""
+    from infoflow_ray.sweep.driver import run_grid
+    from infoflow_ray.sweep.grid import resolve_grid
+    path = tmp_path_factory.mktemp("info") / "results"
+    grid = resolve_grid("tiny", overrides={"results": str(path), "sigma_w2": (0.5, 1.76, 3.0), "depths": (3, 6),
+                                           "info_plane": {"enabled": True, "samples": 300},
+                                           "train": {"max_epochs": 2}})
+    outcome = run_grid(grid, progress_interval_seconds=600)
+    assert not outcome.failed, outcome.failed
+    return path
+
+
+INFO_COLUMNS = analysis.INFO_KEYS + ["i_xt_mean", "i_xt_std", "i_ty_mean", "i_ty_std", "n_seeds", "n_nonfinite",
+                                     "seconds_mean", "ln_n"]
+
+
+def test_info_plane_points_have_the_documented_columns_and_every_sigma_w2(info_results):
+    points = analysis.info_plane_points(analysis.open_results(info_results))
+    assert isinstance(points, pl.LazyFrame)
+    points = points.collect()
+    assert points.columns == INFO_COLUMNS
+    assert points.select(analysis.INFO_KEYS).null_count().sum_horizontal().item() == 0
+    assert points.select(analysis.INFO_KEYS).n_unique() == points.height
+    untrained = points.filter(pl.col("phase") == "untrained")
+    training = points.filter(pl.col("phase") == "training")
+    for s in (0.5, 1.76, 3.0):
+        assert sorted(untrained.filter(sigma_w2=s)["layer"]) == [1, 2, 3, 4, 5, 6]  # the cascade's network, L = 6
+        for depth in (3, 6):  # epoch 0 (before training) and after each of the 2 epochs, every layer
+            assert training.filter(sigma_w2=s, depth=depth).height == 3 * depth
+    assert set(training["epoch"]) == {0, 1, 2} and set(untrained["epoch"]) == {0}
+    assert (points["n_seeds"] == 1).all() and (points["n_samples"] == 300).all()
+    assert (points["param"] == "n_bins=30").all()
+    assert points["ln_n"].to_numpy() == pytest.approx(math.log(300))
+    # binned I(X;T) of a deterministic network is H(T) <= ln N; I(T;Y) <= H(Y) <= ln 10 classes
+    assert ((points["i_xt_mean"] >= 0) & (points["i_xt_mean"] <= points["ln_n"] + 1e-9)).all()
+    assert ((points["i_ty_mean"] >= 0) & (points["i_ty_mean"] <= math.log(10) + 1e-9)).all()
+
+
+def test_information_cutoffs_sit_beside_the_re_cutoffs(info_results):
+    store = analysis.open_results(info_results)
+    points = analysis.info_plane_points(store).collect()
+    frame = analysis.information_cutoffs(points, analysis.cutoffs_by_sigma(store))
+    assert frame["sigma_w2"].to_list() == [0.5, 1.76, 3.0]
+    assert (frame["depth"] == 6).all() and (frame["last_layer"] == 6).all() and (frame["re_last_layer"] == 4).all()
+    assert frame["threshold"].to_numpy() == pytest.approx(0.5 * math.log(300))
+    assert frame["re_cutoff_kl_mean"].null_count() == 0
+    for row in frame.iter_rows(named=True):  # the cutoff is the first layer below the threshold, or none is below
+        curve = points.filter(phase="untrained", sigma_w2=row["sigma_w2"]).sort("layer")
+        below = curve.filter(pl.col("i_xt_mean") < row["threshold"])["layer"]
+        assert row["info_cutoff"] == (below.min() if len(below) else None)
+
+
+def test_information_cutoff_of_a_known_curve():
+    ln_n = math.log(1000)
+    rows = [dict(dataset="synthetic", profile="wide", sigma_b2=0.05, sigma_w2=s, depth=8, phase="untrained",
+                 estimator="binning", param="n_bins=30", n_samples=1000, epoch=0, layer=layer,
+                 i_xt_mean=ln_n * decay ** layer, n_seeds=2, ln_n=ln_n)
+            for s, decay in ((0.5, 0.6), (1.76, 0.99)) for layer in range(1, 9)]
+    frame = analysis.information_cutoffs(pl.DataFrame(rows))
+    assert frame["info_cutoff"].to_list() == [2, None]  # 0.6² = 0.36 < ½; 0.99⁸ = 0.92 never is
+    assert frame["i_xt_last"].to_numpy() == pytest.approx([ln_n * 0.6 ** 8, ln_n * 0.99 ** 8])
+
+
+def test_information_figures_are_drawn_from_real_results(info_results, tmp_path):
+    store = analysis.open_results(info_results)
+    critical = analysis.critical_sigma_w2(0.05)
+    points = analysis.info_plane_points(store)
+    plane = plots.information_plane(points, critical=critical)
+    panels = [ax for ax in plane.axes if ax.get_xlabel()]
+    assert [ax.get_title() for ax in panels] == [f"{plots.SW2} = {s} ({phase})" for s, phase in
+                                                 (("0.5", "ordered"), ("1.76", "near-critical"), ("3", "chaotic"))]
+    assert len(plane.axes) == 4  # three σw² panels and the epoch colour bar
+    assert "epoch" in plane.axes[-1].get_ylabel()
+    assert all("(nats)" in ax.get_xlabel() for ax in panels) and "(nats)" in panels[0].get_ylabel()
+    assert "L = 6" in plane.get_suptitle()  # the deepest trained network by default
+    assert "L = 3" in plots.information_plane(points, critical=critical, depth=3).get_suptitle()
+    with pytest.raises(ConfigError, match="no training trajectories at depth 4; present: \\[3, 6\\]"):
+        plots.information_plane(points, depth=4)
+    flow = plots.mi_vs_layer(points, analysis.curves_by_sigma(store), critical=critical,
+                             cutoffs=analysis.cutoffs_by_sigma(store))
+    left, right = flow.axes
+    assert "(nats)" in left.get_ylabel() and "(nats)" in right.get_ylabel()
+    assert len(left.get_legend().get_texts()) == 3 + 4  # three σw², ln N, ½ ln N, the I(T;Y) and cutoff styles
+    for name, fig in (("plane", plane), ("flow", flow)):
+        png, pdf = plots.save(fig, tmp_path, name)
+        _assert_png(png)
+        assert pdf.read_bytes()[:5] == b"%PDF-"
+
+
+def test_analyze_job_draws_the_information_figures(info_results, tmp_path):
+    out = tmp_path / "analysis"
+    result = _run_analyze(info_results, "--out", out)
+    assert result.returncode == 0, result.stderr
+    printed = [Path(line) for line in result.stdout.splitlines()]
+    for stem in ("information_plane", "mi_vs_layer"):
+        png = out / f"{stem}_mnist_t10k_wide_sb0.05.png"
+        assert png in printed and png.with_suffix(".pdf") in printed
+        _assert_png(png)
+    report = (out / "report.md").read_text()
+    assert "## Information flow" in report and "information_plane_mnist_t10k_wide_sb0.05.png" in report
+    table = report.split("## Information flow")[1]
+    assert "| mnist_t10k | wide | 0.5 | ordered | binning | 300 | 2.85 |" in table
+    assert "| mnist_t10k | wide | 3 | chaotic | binning | 300 | 2.85 |" in table
+    assert "## Skipped" not in report
+
+
+def _analyze_module():
+    spec = importlib.util.spec_from_file_location("analyze_job", ANALYZE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_planned_grid_says_how_many_tasks_finished(info_results, tmp_path):
+    copy = tmp_path / "results"
+    shutil.copytree(info_results, copy)
+    store = analysis.open_results(copy)
+    assert analysis.missing(store).progress() == "9 of 9 planned tasks finished (cascade 3 of 3; baseline 6 of 6)"
+    runs = store.scan("runs").collect()
+    victim = runs.filter(kind="baseline", sigma_w2=1.76, depth=6).row(0, named=True)
+    (copy / "runs" / "dataset=mnist_t10k" / f"{victim['task_id']}.parquet").unlink()
+
+    inventory = analysis.missing(store)
+    assert inventory.grids == ("tiny",) and inventory.unplanned == 0
+    assert inventory.progress() == ("8 of 9 planned tasks finished (cascade 3 of 3; baseline 5 of 6, 1 not run yet)")
+    assert inventory.problems() == ["mnist_t10k/wide σb²=0.05: σw² 1.76: 1 of 2 baseline tasks finished "
+                                    "(missing depth(s) 6, seed(s) 0)"]
+    job = _analyze_module()
+    plan = job.plan_table(inventory.plan)
+    assert plan.select("sigma_w2", "cascade", "baseline", "failed", "not_run").rows() == [
+        (0.5, "1 of 1", "2 of 2", 0, 0), (1.76, "1 of 1", "1 of 2", 0, 1), (3.0, "1 of 1", "2 of 2", 0, 0)]
+    report = "\n\n".join(job.report_sections(inventory, None, None, None, None, job.Analysis(tmp_path)))
+    assert "8 of 9 planned tasks finished" in report
+    assert "| mnist_t10k | wide | 0.05 | 1.76 | 1 of 1 | 1 of 2 | 0 | 1 |" in report
+
+    store.write_failure(victim["task_id"], 1, dict(kind="baseline", dataset="mnist_t10k", sigma_w2=1.76, depth=6,
+                                                   seed=0, error="RuntimeError: out of memory"))
+    inventory = analysis.missing(store)
+    assert inventory.progress() == "8 of 9 planned tasks finished (cascade 3 of 3; baseline 5 of 6, 1 failed)"
+    assert "(missing depth(s) 6, seed(s) 0; 1 failed)" in inventory.problems()[0]
+
+    (copy / "_grids" / "damaged-0.json").write_text('{"name": "damaged", "tas')
+    inventory = analysis.missing(store)
+    assert not inventory.planned and "planned-grid records in _grids/ are unreadable" in inventory.problems()[0]
+
+    shutil.rmtree(copy / "_grids")  # results written before the driver recorded its grids
+    inventory = analysis.missing(store)
+    assert not inventory.planned and inventory.progress().startswith("No planned grid is recorded")
+    assert not any("of 2 baseline tasks" in p for p in inventory.problems())
+    assert any("1 task(s) failed" in p for p in inventory.problems())
 
 
 # ------------------------------------------------------------------------------ hand-made results, known answer

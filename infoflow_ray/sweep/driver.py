@@ -92,6 +92,10 @@ def run_grid(grid: GridSpec, *, address: str | None = None, out: TextIO = sys.st
 def _run(grid: GridSpec, store: ResultStore, address: str | None, out: TextIO, progress_interval_seconds: float,
          start: float) -> GridOutcome:
     tasks = grid.tasks()
+    store.write_grid(grid.name, grid.as_dict(), [
+        {"task_id": t.task_id, "kind": t.kind, "dataset": t.dataset, "profile": t.network.profile_name,
+         "sigma_w2": t.network.sigma_w2, "sigma_b2": t.network.sigma_b2, "depth": t.network.depth, "seed": t.seed}
+        for t in tasks])
     finished = store.finished_task_ids()
     pending = [t for t in tasks if t.task_id not in finished]
     outcome = GridOutcome(total={k: sum(t.kind == k for t in tasks) for k in grid.kinds},
