@@ -194,7 +194,7 @@ def test_analyze_job_defaults_to_an_analysis_folder_inside_the_results(tiny_copy
     assert analysis.missing(analysis.open_results(tiny_copy)).problems() == []  # the folder still reads
 
 
-def test_notebook_runs_top_to_bottom_on_tiny_results(info_results, monkeypatch):
+def test_notebook_runs_top_to_bottom_on_tiny_results_with_the_information_plane(info_results, monkeypatch):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     notebook = nbformat.read(ROOT / "notebooks" / "analysis.ipynb", as_version=4)
