@@ -173,3 +173,19 @@ def test_info_plane_metrics_are_one_flag_away_and_land_in_their_table(tmp_path, 
     assert (info["i_xt"] <= math.log(300) + 1e-9).all() and (info["i_xt"] >= 0).all()
     summary = store.scan("train_summary").collect()
     assert set(summary["stop_reason"]) <= {"budget", "mi_plateau", "threshold"}
+
+
+def test_batched_baseline_groups_give_the_same_trainings_as_one_network_per_trial(tmp_path, tiny_results):
+    grid = resolve_grid("tiny", overrides={"results": str(tmp_path / "r"), "kinds": ("baseline",),
+                                           "resources": {"baseline_group": 3}})
+    outcome = run_grid(grid, progress_interval_seconds=600)
+    assert not outcome.failed
+    grouped = ResultStore.open(grid.results, create=False)
+    single = ResultStore.open(str(tiny_results), create=False)
+    got = grouped.scan("train_epochs").collect().sort("task_id", "epoch")
+    want = single.scan("train_epochs").collect().sort("task_id", "epoch")
+    assert got["task_id"].to_list() == want["task_id"].to_list()  # the same tasks, each exactly once
+    for column in ("train_loss", "test_loss", "test_accuracy"):
+        assert (got[column] - want[column]).abs().max() < 1e-3, column  # float32 summation order only
+    assert sorted(grouped.scan("runs").collect()["task_id"]) == sorted(
+        t.task_id for t in grid.tasks())

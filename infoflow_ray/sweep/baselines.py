@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from ray import tune
 
+from infoflow_ray.batched_training import train_baselines_batched
 from infoflow_ray.infoplane import mi_stopping
 from infoflow_ray.model import default_device
 from infoflow_ray.store import ResultStore
@@ -29,8 +30,11 @@ CHECKPOINT_FILE = "trainer.pt"
 
 
 def baseline_trainable(config: dict) -> None:
-    """The Tune function trainable: train one baseline network, epoch by epoch, then store its rows."""
-    task = Task.from_config(config["task"])
+    """The Tune function trainable: one baseline network epoch by epoch (checkpointed), or a group of them
+    trained at once (``resources.baseline_group`` > 1); either way each network's rows are stored as its task."""
+    if len(config["tasks"]) > 1:
+        return _train_group(config)
+    task = Task.from_config(config["tasks"][0])
     store = ResultStore.open(config["results"], create=False)
     if store.is_finished(task.task_id, task.dataset):
         return  # finished by an earlier run whose Tune state was lost; never duplicate it
@@ -70,6 +74,43 @@ def baseline_trainable(config: dict) -> None:
                              attempts=attempt,
                              node_id=_node_id(), device=device_name(device))]
     store.write_task(task.task_id, task.dataset, rows)
+
+
+def _train_group(config: dict) -> None:
+    """G networks of one architecture as one batched training (``batched_training``): a GPU is not left mostly
+    idle by one small MLP. No per-epoch checkpoint: an interrupted group trains again from the start."""
+    store = ResultStore.open(config["results"], create=False)
+    tasks = [t for t in map(Task.from_config, config["tasks"]) if not store.is_finished(t.task_id, t.dataset)]
+    if not tasks:
+        return
+    started, t0 = utc_now(), time.perf_counter()
+    device = default_device()
+    data = load_task_data(tasks[0].dataset, tasks[0].data, device)
+    results = train_baselines_batched([t.network for t in tasks], tasks[0].train, data, [t.seed for t in tasks],
+                                      device)
+    seconds = time.perf_counter() - t0
+    for task, result in zip(tasks, results):
+        rows = baseline_rows(task, result.epochs, result.stop_reason)
+        rows["runs"] = [runs_row(task, grid_name=config["grid_name"],
+                                 status="diverged" if result.stop_reason == "diverged" else "ok",
+                                 started_at=started, finished_at=utc_now(), seconds=seconds / len(tasks),
+                                 attempts=1, node_id=_node_id(), device=device_name(device))]
+        store.write_task(task.task_id, task.dataset, rows)
+    tune.report({"epoch": max(len(r.epochs) for r in results), "stop_reason": "group",
+                 "test_accuracy": max(r.best_accuracy for r in results)})
+
+
+def group_tasks(tasks: list[Task], size: int) -> list[list[Task]]:
+    """Baseline tasks in groups of at most ``size`` that can train together (same dataset, architecture,
+    training settings; no information-plane probe, which needs one network per trial)."""
+    groups: dict[tuple, list[Task]] = {}
+    for task in tasks:
+        if size <= 1 or task.info_plane is not None:
+            key = (task.task_id,)
+        else:
+            key = (task.dataset, task.network.layer_widths, task.data, task.train)
+        groups.setdefault(key, []).append(task)
+    return [members[i:i + size] for members in groups.values() for i in range(0, len(members), max(1, size))]
 
 
 class InfoPlaneProbe:
@@ -125,28 +166,41 @@ class _TuneProgress(tune.Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         result = trial.last_result or {}
-        task = Task.from_config(trial.config["task"])
+        tasks = _tasks(trial)
         detail = (f"{result.get('stop_reason') or 'skipped (already stored)'} after {result.get('epoch', 0)} "
-                  f"epochs, test accuracy {result.get('test_accuracy', float('nan')):.3f}")
+                  f"epochs, {'best ' if len(tasks) > 1 else ''}test accuracy "
+                  f"{result.get('test_accuracy', float('nan')):.3f}")
         self._running([t for t in trials if t is not trial])
-        self.progress.finished("baseline", f"{task.label}: {detail}")
+        self.progress.finished("baseline", f"{_label(tasks)}: {detail}", count=len(tasks))
 
     def on_trial_recover(self, iteration, trials, trial, **info):
-        task = Task.from_config(trial.config["task"])
-        self.progress.retried("baseline", f"retrying {task.label} (attempt {trial.num_failures} failed)")
+        self.progress.retried("baseline", f"retrying {_label(_tasks(trial))} (attempt {trial.num_failures} failed)")
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        task = Task.from_config(trial.config["task"])
+        tasks = _tasks(trial)
         error = (str(trial.error_file) if trial.error_file else "unknown error")
         try:
             error = Path(trial.error_file).read_text().strip().splitlines()[-1][:500]
         except (OSError, TypeError, IndexError):
             pass
-        self.store.write_failure(task.task_id, trial.num_failures, {
-            "task_id": task.task_id, "kind": "baseline", "dataset": task.dataset,
-            "sigma_w2": task.network.sigma_w2, "depth": task.network.depth, "seed": task.seed,
-            "attempt": trial.num_failures, "error": error, "failed_at": utc_now()})
-        self.progress.finished("baseline", f"FAILED {task.label}: {error}", failed=True)
+        for task in tasks:
+            self.store.write_failure(task.task_id, trial.num_failures, {
+                "task_id": task.task_id, "kind": "baseline", "dataset": task.dataset,
+                "sigma_w2": task.network.sigma_w2, "depth": task.network.depth, "seed": task.seed,
+                "attempt": trial.num_failures, "error": error, "failed_at": utc_now()})
+        self.progress.finished("baseline", f"FAILED {_label(tasks)}: {error}", failed=True, count=len(tasks))
+
+
+def _tasks(trial) -> list[Task]:
+    return [Task.from_config(c) for c in trial.config["tasks"]]
+
+
+def _label(tasks: list[Task]) -> str:
+    if len(tasks) == 1:
+        return tasks[0].label
+    sigmas = sorted({t.network.sigma_w2 for t in tasks})
+    return (f"{len(tasks)} baselines {tasks[0].dataset} L={tasks[0].network.depth} "
+            f"σw²={sigmas[0]:g}..{sigmas[-1]:g} (batched)")
 
 
 def experiment_name(tasks: list[Task]) -> str:
@@ -164,11 +218,11 @@ def tune_storage(results: str) -> str:
 
 def run_baselines(all_tasks: list[Task], pending: list[Task], *, results: str, grid_name: str, cpus: float,
                   gpus: float, max_concurrent: int | None, max_attempts: int, checkpoint_every_epochs: int,
-                  store: ResultStore, progress: Progress) -> None:
+                  store: ResultStore, progress: Progress, group: int = 1) -> None:
     """Run the pending baseline tasks as Tune trials, restoring the grid's experiment if it was interrupted."""
     trainable = tune.with_resources(baseline_trainable, {"cpu": cpus, "gpu": gpus})
     storage = tune_storage(results)
-    name = experiment_name(all_tasks)
+    name = experiment_name(all_tasks) + (f"-g{group}" if group > 1 else "")
     callbacks = [_TuneProgress(progress, store)]
     common = {"results": results, "grid_name": grid_name, "checkpoint_every_epochs": checkpoint_every_epochs}
     path = f"{storage}/{name}"
@@ -182,7 +236,8 @@ def run_baselines(all_tasks: list[Task], pending: list[Task], *, results: str, g
         if not pending:
             return
         name = f"{name}-rerun-{int(time.time())}"  # tasks Tune thinks finished but whose rows are missing
-    param_space = {**common, "task": tune.grid_search([t.config() for t in pending])}
+    groups = group_tasks(pending, group)
+    param_space = {**common, "tasks": tune.grid_search([[t.config() for t in g] for g in groups])}
     tuner = tune.Tuner(
         trainable,
         param_space=param_space,
@@ -198,6 +253,7 @@ def run_baselines(all_tasks: list[Task], pending: list[Task], *, results: str, g
 
 
 def _trial_name(trial) -> str:
-    task = Task.from_config(trial.config["task"])
-    net = task.network
-    return f"{task.dataset}_{net.profile_name}_s{net.sigma_w2:g}_L{net.depth}_seed{task.seed}_{trial.trial_id}"
+    tasks = _tasks(trial)
+    task, net = tasks[0], tasks[0].network
+    what = f"s{net.sigma_w2:g}_L{net.depth}_seed{task.seed}" if len(tasks) == 1 else f"{len(tasks)}nets_L{net.depth}"
+    return f"{task.dataset}_{net.profile_name}_{what}_{trial.trial_id}"

@@ -60,6 +60,8 @@ def parser() -> argparse.ArgumentParser:
                    help="also measure the information plane I(X;T_l), I(T_l;Y) (estimator, default binning)")
     p.add_argument("--only", choices=["cascade", "baseline"], help="run one kind of task only")
     p.add_argument("--cascade-workers", type=int, help="cascade actors (default: one per GPU, or per CPU)")
+    p.add_argument("--baseline-group", type=int,
+                   help="baseline networks trained together per trial as batched matmuls (default 1)")
     p.add_argument("--gpus-per-trial", type=float, help="GPU fraction per baseline trial (default 0.25 with GPUs)")
     p.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else start a local Ray)")
     p.add_argument("--dry-run", action="store_true", help="print the tasks and resources, run nothing")
@@ -75,7 +77,8 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
         "train": {"max_epochs": args.max_epochs, "accuracy_threshold": args.threshold, "loss": args.loss},
         "cascade": {"epochs": args.cascade_epochs, "eval_samples": args.eval_samples},
         "data": {"max_train_samples": args.max_train_samples},
-        "resources": {"cascade_workers": args.cascade_workers, "gpus_per_trial": args.gpus_per_trial},
+        "resources": {"cascade_workers": args.cascade_workers, "gpus_per_trial": args.gpus_per_trial,
+                      "baseline_group": args.baseline_group},
         "info_plane": {"enabled": True, "estimator": args.info_plane} if args.info_plane else {},
     }
     out: dict[str, Any] = {k: v for k, v in top.items() if v is not None}

@@ -144,7 +144,8 @@ def _run(grid: GridSpec, store: ResultStore, address: str | None, out: TextIO, p
             run_baselines([t for t in tasks if t.kind == "baseline"], baselines, results=grid.results,
                           grid_name=grid.name, cpus=res.cpus_per_trial, gpus=gpus,
                           max_concurrent=res.max_concurrent_trials, max_attempts=res.max_task_attempts,
-                          checkpoint_every_epochs=res.checkpoint_every_epochs, store=store, progress=progress)
+                          checkpoint_every_epochs=res.checkpoint_every_epochs, store=store, progress=progress,
+                          group=res.baseline_group)
         if thread:
             while thread.is_alive():
                 thread.join(timeout=1.0)

@@ -66,6 +66,7 @@ class ResourceSpec:
     max_concurrent_trials: int | None = None
     max_task_attempts: int = 3
     checkpoint_every_epochs: int = 1
+    baseline_group: int = 1
 
     def __post_init__(self) -> None:
         if self.cascade_workers is not None:
@@ -78,7 +79,7 @@ class ResourceSpec:
             value = getattr(self, name)
             _require(value is None or (isinstance(value, (int, float)) and value >= 0), f"resources.{name}",
                      value, "None or a number >= 0")
-        for name in ("max_task_attempts", "checkpoint_every_epochs"):
+        for name in ("max_task_attempts", "checkpoint_every_epochs", "baseline_group"):
             value = getattr(self, name)
             _require(isinstance(value, int) and value >= 1, f"resources.{name}", value, "an integer >= 1")
 

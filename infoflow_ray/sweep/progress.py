@@ -64,14 +64,15 @@ class Progress:
             if c.first_start is None:
                 c.first_start = time.monotonic()
 
-    def finished(self, kind: str, message: str = "", failed: bool = False) -> None:
+    def finished(self, kind: str, message: str = "", failed: bool = False, count: int = 1) -> None:
+        """A piece of work ended: ``count`` tasks (a batched group holds several) done or failed."""
         with self._lock:
             c = self._counts[kind]
             c.running = max(0, c.running - 1)
             if failed:
-                c.failed += 1
+                c.failed += count
             else:
-                c.done += 1
+                c.done += count
             self._print(message)
 
     def set_running(self, kind: str, running: int) -> None:
