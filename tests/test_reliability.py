@@ -89,8 +89,10 @@ def test_killed_driver_and_damaged_files_resume_to_every_task_once_with_identica
 
 def test_second_driver_is_refused_ctrl_c_stops_cleanly_and_the_rerun_completes(tmp_path, tiny_results):
     results = tmp_path / "results"
-    first = _driver(results)
-    _wait_for_runs(results, 2, first)
+    serial = tmp_path / "serial.toml"  # one task at a time: the same results, more time to interrupt it
+    serial.write_text("[resources]\ncascade_workers = 1\nmax_concurrent_trials = 1\n")
+    first = _driver(results, "--config", str(serial))
+    _wait_for_runs(results, 1, first)
     second = _driver(results)  # a second driver on the same folder would race the first one's Tune state
     _, err2 = second.communicate(timeout=120)
     assert second.returncode == EXIT_BAD_INPUT
