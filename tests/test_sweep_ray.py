@@ -103,7 +103,7 @@ def test_resume_after_losing_outputs_restores_them_once_without_recomputing_the_
 
 def test_killing_a_cascade_actor_mid_task_loses_and_duplicates_nothing(tmp_path, ray_local):
     grid = resolve_grid("tiny", overrides={"results": str(tmp_path / "r"), "kinds": ("cascade",),
-                                           "sigma_w2": (0.5, 1.0, 1.76, 3.0), "depths": (8,)})
+                                           "sigma_w2": (0.5, 1.0, 1.5, 1.76, 2.5, 3.0), "depths": (8,)})
     store = ResultStore.open(grid.results)
     tasks = grid.tasks()
     killed = []
