@@ -192,6 +192,13 @@ def reconstruct(network: TanhNetwork, decoders: Decoders, x: Tensor, first_layer
     acts = [a_first]
     for layer in range(first_layer + 1, last_layer + 1):
         acts.append(network.next_activation(layer, acts[-1]))
+    if x.device.type == "cpu":  # one chain at a time: its M rows stay in cache; a stack of all chains does not
+        out = torch.empty(last_layer - first_layer + 1, *x.shape, dtype=x.dtype, device=x.device)
+        for i, a in enumerate(acts):
+            for layer in range(first_layer + i, 0, -1):
+                a = decoders.decode(layer, a)
+            out[i] = a
+        return out
     chains: Tensor | None = None
     for layer in range(last_layer, 0, -1):
         if layer >= first_layer:
