@@ -277,7 +277,7 @@ class ResultStore:
         return finished
 
     @contextlib.contextmanager
-    def exclusive(self, holder: str):
+    def exclusive(self):
         """Hold this results location for one driver while the block runs (local folders).
 
         A second driver on the same folder is refused with a ResultsError instead of racing the first one's

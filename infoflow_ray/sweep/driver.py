@@ -85,7 +85,7 @@ def run_grid(grid: GridSpec, *, address: str | None = None, out: TextIO = sys.st
     if "://" not in grid.results:  # workers and Tune trials run in other folders: give them an absolute path
         grid = dataclasses.replace(grid, results=os.path.abspath(grid.results))
     store = ResultStore.open(grid.results)
-    with store.exclusive(holder=f"pid {os.getpid()}"):
+    with store.exclusive():
         return _run(grid, store, address, out, progress_interval_seconds, start)
 
 
