@@ -25,7 +25,7 @@ from infoflow_ray import seeding
 from infoflow_ray.config import NetworkSpec, TrainSpec
 from infoflow_ray.data import Dataset
 from infoflow_ray.errors import ConfigError
-from infoflow_ray.model import TanhNetwork
+from infoflow_ray.model import TanhNetwork, stack_parameters, stacked_layer
 from infoflow_ray.training import EpochRecord, TrainResult
 
 
@@ -36,21 +36,14 @@ def stacked_parameters(specs: list[NetworkSpec], seeds: list[int],
     Returns weights[l-1] of shape (G, n_l, n_{l-1}) and biases[l-1] of shape (G, 1, n_l), as leaf tensors
     that require grad.
     """
-    networks = [TanhNetwork(spec, seed, device) for spec, seed in zip(specs, seeds)]
-    weights, biases = [], []
-    for i in range(len(networks[0].layers)):
-        weights.append(torch.stack([net.layers[i].weight.detach() for net in networks]).requires_grad_())
-        biases.append(torch.stack([net.layers[i].bias.detach() for net in networks]).unsqueeze(1).requires_grad_())
-    return weights, biases
+    weights, biases = stack_parameters([TanhNetwork(spec, seed, device) for spec, seed in zip(specs, seeds)])
+    return [W.requires_grad_() for W in weights], [b.requires_grad_() for b in biases]
 
 
 def forward(weights: list[Tensor], biases: list[Tensor], x: Tensor) -> Tensor:
     """a_L of every network: x is (G, B, n_0), one batch per network, or (B, n_0), shared; result (G, B, n_L)."""
     for W, b in zip(weights, biases):
-        if x.dim() == 3:
-            x = torch.tanh(torch.baddbmm(b, x, W.transpose(1, 2)))
-        else:
-            x = torch.tanh(torch.matmul(x, W.transpose(1, 2)) + b)
+        x = stacked_layer(W, b, x)
     return x
 
 

@@ -26,7 +26,7 @@ from torch import Tensor
 
 from infoflow_ray import seeding
 from infoflow_ray.config import CascadeSpec
-from infoflow_ray.model import TanhNetwork
+from infoflow_ray.model import TanhNetwork, stack_parameters, stacked_activations
 
 ProgressFn = Callable[[int, int], None]
 """Called as ``progress(done, total)`` with the number of decoder-epochs finished."""
@@ -113,34 +113,44 @@ def _shape_groups(decoders: Decoders) -> list[list[int]]:
     return list(groups.values())
 
 
-def _train_lockstep(network: TanhNetwork, decoders: Decoders, train_x: Tensor, spec: CascadeSpec, seed: int,
-                    progress: ProgressFn | None) -> Tensor:
-    device, n, L = train_x.device, train_x.shape[0], decoders.depth
-    groups = _shape_groups(decoders)
-    stacked_V = [torch.stack([decoders.weights[i] for i in g]) for g in groups]
-    stacked_c = [torch.stack([decoders.biases[i] for i in g]).unsqueeze(1) for g in groups]
+def _train_lockstep(networks: list[TanhNetwork], decoders: list[Decoders], train_x: Tensor, spec: CascadeSpec,
+                    seeds: list[int], progress: ProgressFn | None) -> Tensor:
+    """Train the decoders of K networks of equal widths together; returns the last-epoch losses (K, L).
+
+    Network k sees its own batch order (``seeds[k]``), exactly as when it is trained alone. The frozen
+    forward pass of all K networks is one batched matmul per layer, and every group of equally shaped
+    decoders (over all layers and networks) one more: a step costs the same number of kernel launches for
+    any K, which is what keeps a GPU busy with small networks.
+    """
+    device, n = train_x.device, train_x.shape[0]
+    K, L = len(networks), decoders[0].depth
+    frozen_W, frozen_b = stack_parameters(networks)
+    groups = _shape_groups(decoders[0])  # member j·K + k of a group is layer g[j] of network k
+    stacked_V = [torch.stack([d.weights[i] for i in g for d in decoders]) for g in groups]
+    stacked_c = [torch.stack([d.biases[i] for i in g for d in decoders]).unsqueeze(1) for g in groups]
     optimizer = _adam(stacked_V + stacked_c, spec, device)
-    last_epoch_loss = torch.zeros(L, dtype=torch.float64, device=device)
+    last_epoch_loss = torch.zeros(K, L, dtype=torch.float64, device=device)
     for epoch in range(spec.epochs):
-        order = seeding.permutation(n, seed, "cascade-batches", epoch, device)
-        epoch_loss = torch.zeros(L, dtype=torch.float64, device=device)
-        for batch in order.split(spec.batch_size):
-            acts = network.activations(train_x[batch])
+        orders = torch.stack([seeding.permutation(n, s, "cascade-batches", epoch, device) for s in seeds])
+        epoch_loss = torch.zeros(K, L, dtype=torch.float64, device=device)
+        for batch in orders.split(spec.batch_size, dim=1):  # (K, B): one row of sample indices per network
+            acts = stacked_activations(frozen_W, frozen_b, train_x[batch])
             for g, V, c in zip(groups, stacked_V, stacked_c):
-                a = torch.stack([acts[i + 1] for i in g])
-                t = torch.stack([acts[i] for i in g])
+                a = torch.stack([acts[i + 1] for i in g]).flatten(0, 1)
+                t = torch.stack([acts[i] for i in g]).flatten(0, 1)
                 y = torch.tanh(torch.baddbmm(c, a, V.transpose(1, 2)))
                 loss, V.grad, dc = _mse_grads(y, t, a)
                 c.grad = dc.unsqueeze(1)
-                epoch_loss[g] += loss.double() * batch.shape[0]
+                epoch_loss[:, g] += loss.double().view(len(g), K).T * batch.shape[1]
             optimizer.step()
         last_epoch_loss = epoch_loss / n
         if progress:
             progress((epoch + 1) * L, L * spec.epochs)
     for g, V, c in zip(groups, stacked_V, stacked_c):
         for j, i in enumerate(g):
-            decoders.weights[i] = V[j].detach().clone()
-            decoders.biases[i] = c[j, 0].detach().clone()
+            for k, d in enumerate(decoders):
+                d.weights[i] = V[j * K + k].detach().clone()
+                d.biases[i] = c[j * K + k, 0].detach().clone()
     return last_epoch_loss
 
 
@@ -164,16 +174,59 @@ class TrainedCascade:
 def train_cascade(network: TanhNetwork, train_x: Tensor, spec: CascadeSpec, seed: int,
                   progress: ProgressFn | None = None) -> TrainedCascade:
     """Train all L decoders of ``network`` (frozen) on ``train_x`` (N, n_0), on ``train_x``'s device."""
+    return train_cascades([network], train_x, spec, [seed], progress)[0]
+
+
+def train_cascades(networks: list[TanhNetwork], train_x: Tensor, spec: CascadeSpec, seeds: list[int],
+                   progress: ProgressFn | None = None) -> list[TrainedCascade]:
+    """Train the cascades of several networks of equal widths (different σw², σb², seeds) on one device.
+
+    Network k's decoders are initialised and batched with ``seeds[k]``, so each result is what
+    ``train_cascade(networks[k], …, seeds[k])`` gives, up to float32 summation order. ``lockstep`` trains
+    them all at once; ``layerwise`` one after another (it keeps one layer in cache, so stacking networks would
+    only add memory traffic). ``TrainedCascade.seconds`` is the whole call's wall time divided by K.
+    ``progress(done, total)`` counts decoder-epochs of one network (all advance together under lockstep).
+    """
+    if not networks or len(networks) != len(seeds):
+        raise ValueError(f"need one seed per network and at least one network, got {len(networks)} networks "
+                         f"and {len(seeds)} seeds")
+    if len({net.spec.layer_widths for net in networks}) != 1:
+        raise ValueError("cascades trained together must have networks of the same layer widths")
     start = time.perf_counter()
     device = train_x.device
     strategy = resolve_strategy(spec.strategy, device)
-    decoders = Decoders.init(network.spec.layer_widths, seed, device)
-    train = _train_lockstep if strategy == "lockstep" else _train_layerwise
+    decoders = [Decoders.init(net.spec.layer_widths, seed, device) for net, seed in zip(networks, seeds)]
     with torch.no_grad():
-        loss = train(network, decoders, train_x, spec, seed, progress)
+        if strategy == "lockstep":
+            losses = list(_train_lockstep(networks, decoders, train_x, spec, seeds, progress))
+        else:
+            losses = [_train_layerwise(net, d, train_x, spec, seed, progress)
+                      for net, d, seed in zip(networks, decoders, seeds)]
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    return TrainedCascade(decoders, loss.cpu(), strategy, time.perf_counter() - start)
+    seconds = (time.perf_counter() - start) / len(networks)
+    return [TrainedCascade(d, loss.cpu(), strategy, seconds) for d, loss in zip(decoders, losses)]
+
+
+def cascade_bytes_per_network(widths: tuple[int, ...], batch_size: int) -> int:
+    """Device memory one network adds to a lockstep group: its frozen weights, its decoders with their
+    gradients and two Adam moments (5 float32 copies of ≈ Σ n_{l-1}·n_l parameters), and the per-batch
+    activations with the stacked inputs, targets, outputs and gradient temporaries (≈ 6 copies of B·Σ n_l)."""
+    params = sum(n_prev * n_l + n_prev for n_prev, n_l in zip(widths[:-1], widths[1:]))
+    return 4 * (5 * params + 6 * batch_size * sum(widths))
+
+
+def networks_per_device(widths: tuple[int, ...], batch_size: int, device: torch.device | str, *,
+                        memory_fraction: float = 0.6, max_networks: int = 32) -> int:
+    """How many cascades of these widths to train at once on ``device``: as many as fit in
+    ``memory_fraction`` of its free memory now (CUDA), at most ``max_networks``; 1 on a CPU, where
+    ``layerwise`` trains one network at a time anyway."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return 1
+    free, _ = torch.cuda.mem_get_info(device)
+    fits = int(free * memory_fraction) // cascade_bytes_per_network(widths, batch_size)
+    return max(1, min(max_networks, fits))
 
 
 @torch.no_grad()

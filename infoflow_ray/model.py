@@ -53,3 +53,34 @@ class TanhNetwork(nn.Module):
     def next_activation(self, layer_index: int, a_prev: Tensor) -> Tensor:
         """a_l from a_{l-1} for layer l = ``layer_index`` (1-based)."""
         return torch.tanh(self.layers[layer_index - 1](a_prev))
+
+
+def stack_parameters(networks: list[TanhNetwork]) -> tuple[list[Tensor], list[Tensor]]:
+    """The (detached) parameters of G networks of equal widths, stacked per layer.
+
+    weights[l-1] has shape (G, n_l, n_{l-1}) and biases[l-1] (G, 1, n_l), so that ``stacked_layer`` computes
+    every network's layer l in one batched matmul.
+    """
+    if len({net.spec.layer_widths for net in networks}) != 1:
+        raise ValueError("networks stacked together must have the same layer widths")
+    weights = [torch.stack([net.layers[i].weight.detach() for net in networks]) for i in range(len(networks[0].layers))]
+    biases = [torch.stack([net.layers[i].bias.detach() for net in networks]).unsqueeze(1)
+              for i in range(len(networks[0].layers))]
+    return weights, biases
+
+
+def stacked_layer(weight: Tensor, bias: Tensor, x: Tensor) -> Tensor:
+    """tanh(W a + b) of G networks at once: weight (G, n_out, n_in), bias (G, 1, n_out); ``x`` is (G, B, n_in),
+    one batch per network, or (B, n_in), shared by all; the result is (G, B, n_out)."""
+    if x.dim() == 3:
+        return torch.tanh(torch.baddbmm(bias, x, weight.transpose(1, 2)))
+    return torch.tanh(torch.matmul(x, weight.transpose(1, 2)) + bias)
+
+
+@torch.no_grad()
+def stacked_activations(weights: list[Tensor], biases: list[Tensor], x: Tensor) -> list[Tensor]:
+    """[a_0, …, a_L] of G stacked networks (see ``stack_parameters``); x and every a_l are (G, B, n_l)."""
+    out = [x]
+    for W, b in zip(weights, biases):
+        out.append(stacked_layer(W, b, out[-1]))
+    return out

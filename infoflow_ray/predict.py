@@ -114,14 +114,28 @@ def predict_trainability(network_spec: NetworkSpec, cascade_spec: CascadeSpec, d
                          device: torch.device | str | None = None,
                          progress: cascade.ProgressFn | None = None) -> Prediction:
     """Run one cascade task on ``data`` (moved to ``device`` if it is not there already)."""
+    return predict_trainabilities([network_spec], cascade_spec, data, [seed], device, progress)[0]
+
+
+def predict_trainabilities(network_specs: list[NetworkSpec], cascade_spec: CascadeSpec, data: Dataset,
+                           seeds: list[int], device: torch.device | str | None = None,
+                           progress: cascade.ProgressFn | None = None) -> list[Prediction]:
+    """Several cascade tasks whose networks have equal widths, their cascades trained together
+    (``cascade.train_cascades``); each prediction is what ``predict_trainability`` gives for its pair alone,
+    up to float32 summation order. The evaluation runs one network at a time (its matmuls are large already).
+    """
     device = torch.device(device) if device is not None else data.train_x.device
     data = data.to(device)
-    network = TanhNetwork(network_spec, seed, device)
-    trained = cascade.train_cascade(network, data.train_x, cascade_spec, seed, progress)
+    networks = [TanhNetwork(spec, seed, device) for spec, seed in zip(network_specs, seeds)]
+    trained = cascade.train_cascades(networks, data.train_x, cascade_spec, seeds, progress)
+    return [_predict(network, t, data, cascade_spec) for network, t in zip(networks, trained)]
+
+
+def _predict(network: TanhNetwork, trained: cascade.TrainedCascade, data: Dataset, spec: CascadeSpec) -> Prediction:
     start = time.perf_counter()
-    curves = measure(network, trained, _eval_images(data, cascade_spec), cascade_spec)
-    last_layer = network_spec.cutoff_last_layer(cascade_spec.cutoff_layers)
-    found, per_image_mean, per_image_std = cutoffs_of(curves, cascade_spec, last_layer)
+    curves = measure(network, trained, _eval_images(data, spec), spec)
+    last_layer = network.spec.cutoff_last_layer(spec.cutoff_layers)
+    found, per_image_mean, per_image_std = cutoffs_of(curves, spec, last_layer)
     kl = curves["kl_per_image"]
     finite = bool(np.isfinite(kl).all() and np.isfinite(curves["diff_entropy"]).all()
                   and np.isfinite(trained.decoder_loss.numpy()).all())

@@ -16,7 +16,7 @@ from infoflow_ray.cascade import Decoders, reconstruct, reconstruct_in_chunks, t
 from infoflow_ray.config import CascadeSpec, NetworkSpec
 from infoflow_ray.data import Dataset, load_dataset
 from infoflow_ray.model import TanhNetwork
-from infoflow_ray.predict import Prediction, predict_trainability
+from infoflow_ray.predict import Prediction, predict_trainabilities, predict_trainability
 
 ORDERED, CRITICAL = 0.5, 1.76
 DEEP = 30
@@ -114,6 +114,53 @@ def test_layerwise_and_lockstep_give_the_same_cutoffs(small_t10k):
     assert predictions[0].cutoffs == predictions[1].cutoffs
     assert predictions[0].per_image_cutoff_mean == predictions[1].per_image_cutoff_mean
     np.testing.assert_allclose(predictions[0].kl_per_image, predictions[1].kl_per_image, rtol=1e-3, atol=1e-6)
+
+
+def test_cascades_trained_together_equal_each_trained_alone(small_t10k, trained_by_strategy):
+    """K networks (different σw², σb², seeds) in one lockstep group: each gets the decoders it gets alone."""
+    specs = [NetworkSpec(CRITICAL, SMALL_DEPTH), NetworkSpec(ORDERED, SMALL_DEPTH),
+             NetworkSpec(3.0, SMALL_DEPTH, sigma_b2=0.0)]
+    seeds = [0, 1, 2]
+    networks = [TanhNetwork(spec, seed) for spec, seed in zip(specs, seeds)]
+    together = cascade.train_cascades(networks, small_t10k.train_x, CascadeSpec(strategy="lockstep"), seeds)
+    alone = [trained_by_strategy["layerwise"]] + [
+        train_cascade(net, small_t10k.train_x, CascadeSpec(strategy="layerwise"), seed)
+        for net, seed in zip(networks[1:], seeds[1:])]
+    for t, a in zip(together, alone, strict=True):
+        assert t.strategy == "lockstep"
+        for x, y in zip(t.decoders.weights + t.decoders.biases, a.decoders.weights + a.decoders.biases, strict=True):
+            assert torch.allclose(x, y, rtol=0, atol=1e-5)
+        assert torch.allclose(t.decoder_loss, a.decoder_loss, rtol=1e-4)
+    # the networks really differ: a mix-up of decoders between networks would not pass the comparison above
+    assert (together[0].decoder_loss - together[1].decoder_loss).abs().max() > 1e-3
+
+
+def test_predictions_made_together_equal_predictions_made_alone(small_t10k):
+    specs = [NetworkSpec(ORDERED, SMALL_DEPTH), NetworkSpec(CRITICAL, SMALL_DEPTH)]
+    spec = CascadeSpec(eval_samples=200, strategy="lockstep")
+    together = predict_trainabilities(specs, spec, small_t10k, seeds=[3, 4])
+    alone = [predict_trainability(s, spec, small_t10k, seed=seed) for s, seed in zip(specs, [3, 4])]
+    for t, a in zip(together, alone, strict=True):
+        assert t.cutoffs == a.cutoffs
+        np.testing.assert_allclose(t.kl_per_image, a.kl_per_image, rtol=1e-3, atol=1e-6)
+        np.testing.assert_allclose(t.diff_entropy, a.diff_entropy, rtol=1e-4)
+
+
+def test_cascades_trained_together_need_equal_widths(small_t10k):
+    networks = [TanhNetwork(NetworkSpec(1.0, 5), 0), TanhNetwork(NetworkSpec(1.0, 6), 0)]
+    with pytest.raises(ValueError, match="same layer widths"):
+        cascade.train_cascades(networks, small_t10k.train_x, CascadeSpec(strategy="lockstep"), [0, 0])
+    with pytest.raises(ValueError, match="one seed per network"):
+        cascade.train_cascades(networks[:1], small_t10k.train_x, CascadeSpec(), [0, 1])
+
+
+def test_networks_per_device_is_one_on_cpu_and_memory_grows_with_depth():
+    widths_20, widths_200 = NetworkSpec(1.0, 20).layer_widths, NetworkSpec(1.0, 200).layer_widths
+    assert cascade.networks_per_device(widths_20, 64, "cpu") == 1
+    small, big = cascade.cascade_bytes_per_network(widths_20, 64), cascade.cascade_bytes_per_network(widths_200, 64)
+    assert 9 < big / small < 11
+    # ≈ 5 float32 copies of the decoders' 18 × 784² + … parameters
+    assert 5 * 4 * 18 * 784**2 < small < 6 * 4 * 20 * 785**2
 
 
 def test_training_reduces_every_decoders_mse(small_net, small_t10k, trained_by_strategy):

@@ -54,6 +54,7 @@ def test_paper_presets_have_the_papers_grid():
     ({"train": {"max_epochs": 0}}, "train.max_epochs"),
     ({"cascade": {"batch_size": 0}}, "cascade.batch_size"),
     ({"resources": {"cascade_workers": 0}}, "resources.cascade_workers"),
+    ({"resources": {"cascade_group": 0}}, "resources.cascade_group"),
     ({"colour": "blue"}, "colour"),
     ({"train": {"epochz": 3}}, "epochz"),
 ])

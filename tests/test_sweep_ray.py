@@ -189,3 +189,30 @@ def test_batched_baseline_groups_give_the_same_trainings_as_one_network_per_tria
         assert (got[column] - want[column]).abs().max() < 1e-3, column  # float32 summation order only
     assert sorted(grouped.scan("runs").collect()["task_id"]) == sorted(
         t.task_id for t in grid.tasks())
+
+
+def test_cascades_trained_together_on_one_actor_give_the_results_of_one_task_per_call(tmp_path, tiny_results):
+    """Three tiny cascades in one lockstep group (one call, stacked matmuls) against the session's run of the
+    same tasks one per call (layerwise): the same task ids, the same cutoffs, curves equal to float round-off."""
+    grid = resolve_grid("tiny", overrides={"results": str(tmp_path / "r"), "kinds": ("cascade",),
+                                           "cascade": {"strategy": "lockstep"},
+                                           "resources": {"cascade_group": 3, "cascade_workers": 1}})
+    outcome = run_grid(grid, progress_interval_seconds=600)
+    assert not outcome.failed
+    grouped = ResultStore.open(grid.results, create=False)
+    single = ResultStore.open(str(tiny_results), create=False)
+    runs = grouped.scan("runs").collect()
+    assert runs.height == 3 and runs["sigma_w2"].n_unique() == 3
+    assert runs["started_at"].n_unique() == 1  # all three ran in one call
+    ids = runs["task_id"].to_list()
+    key = ["task_id", "measure"]
+    got = grouped.scan("cutoffs").collect().sort(key)
+    want = single.scan("cutoffs").filter(pl.col("task_id").is_in(ids)).collect().sort(key)
+    assert got.select(key).equals(want.select(key))
+    assert got["cutoff_layer"].fill_nan(-1).to_list() == want["cutoff_layer"].fill_nan(-1).to_list()
+    curve_key = ["task_id", "measure", "layer"]
+    got_curves = grouped.scan("curves").filter(pl.col("measure") == "kl_mean").collect().sort(curve_key)
+    want_curves = single.scan("curves").filter((pl.col("measure") == "kl_mean") & pl.col("task_id").is_in(ids)) \
+        .collect().sort(curve_key)
+    assert got_curves.height == want_curves.height > 0
+    assert ((got_curves["value"] - want_curves["value"]).abs() <= 1e-3 * want_curves["value"].abs() + 1e-6).all()

@@ -3,6 +3,11 @@
 An actor keeps each dataset resident on its device and writes every finished task straight to the results
 store, so results stream out as they finish and a lost actor loses no finished result. A task whose actor
 dies is re-queued (the actor restarts); a task that fails ``max_task_attempts`` times is recorded as failed.
+
+On a GPU an actor is handed a *group* of compatible tasks (same dataset, layer widths and cascade settings;
+different σw², σb², seeds) whose cascades it trains together (``cascade.train_cascades``): as many as fit in
+its free memory (``cascade.networks_per_device``), or ``resources.cascade_group``, but never so many that
+other actors go idle. On a CPU the group is one task.
 """
 
 from __future__ import annotations
@@ -17,12 +22,14 @@ import ray
 import torch
 from ray.exceptions import RayActorError, RayTaskError
 
+from infoflow_ray.cascade import networks_per_device
 from infoflow_ray.errors import InfoflowError
 from infoflow_ray.model import default_device
 from infoflow_ray.store import ResultStore
 from infoflow_ray.sweep.grid import DataOptions, Task
 from infoflow_ray.sweep.progress import Progress
-from infoflow_ray.sweep.tasks import device_name, load_task_data, run_cascade, runs_row, utc_now
+from infoflow_ray.sweep.tasks import (cascade_group_key, device_name, load_task_data, run_cascades, runs_row,
+                                      utc_now)
 
 
 @ray.remote(max_restarts=-1, max_task_retries=0)
@@ -40,18 +47,31 @@ class CascadeWorker:
     def pid(self) -> int:
         return os.getpid()
 
-    def run(self, task: Task, attempt: int) -> dict:
+    def group_capacity(self, widths: tuple[int, ...], batch_size: int) -> int:
+        """How many cascades of these widths this actor's device trains at once (1 on a CPU)."""
+        return networks_per_device(widths, batch_size, self.device)
+
+    def run(self, tasks: list[Task], attempts: list[int]) -> list[dict]:
+        """Run a group of compatible tasks together and store each one; one summary per task.
+
+        Each task's ``runs`` row gets the group's start and end and its share of the wall time (seconds / K).
+        """
         started, t0 = utc_now(), time.perf_counter()
-        key = (task.dataset, task.data)
+        first = tasks[0]
+        key = (first.dataset, first.data)
         if key not in self._data:
-            self._data[key] = load_task_data(task.dataset, task.data, self.device)
-        rows, status, summary = run_cascade(task, self._data[key], self.device)
+            self._data[key] = load_task_data(first.dataset, first.data, self.device)
+        results = run_cascades(tasks, self._data[key], self.device)
         node_id = ray.get_runtime_context().get_node_id()
-        rows["runs"] = [runs_row(task, grid_name=self.grid_name, status=status, started_at=started,
-                                 finished_at=utc_now(), seconds=time.perf_counter() - t0, attempts=attempt,
-                                 node_id=node_id, device=device_name(self.device))]
-        self.store.write_task(task.task_id, task.dataset, rows)
-        return {"status": status, "node_id": node_id, "pid": os.getpid(), **summary}
+        finished_at, share = utc_now(), (time.perf_counter() - t0) / len(tasks)
+        summaries = []
+        for task, attempt, (rows, status, summary) in zip(tasks, attempts, results):
+            rows["runs"] = [runs_row(task, grid_name=self.grid_name, status=status, started_at=started,
+                                     finished_at=finished_at, seconds=share, attempts=attempt,
+                                     node_id=node_id, device=device_name(self.device))]
+            self.store.write_task(task.task_id, task.dataset, rows)
+            summaries.append({"status": status, "node_id": node_id, "pid": os.getpid(), **summary})
+        return summaries
 
 
 @dataclass(frozen=True)
@@ -90,11 +110,47 @@ def _failure_row(task: Task, attempt: int, error: str) -> dict:
             "failed_at": utc_now()}
 
 
+class _Queue:
+    """Tasks waiting for an actor, each with its attempt number, handed out in groups of compatible tasks."""
+
+    def __init__(self, tasks: list[Task]):
+        self._items: deque[tuple[Task, int]] = deque((task, 1) for task in tasks)
+
+    def __bool__(self) -> bool:
+        return bool(self._items)
+
+    def push(self, task: Task, attempt: int) -> None:
+        self._items.append((task, attempt))
+
+    def peek(self) -> Task:
+        return self._items[0][0]
+
+    def waiting_like(self, task: Task) -> int:
+        key = cascade_group_key(task)
+        return sum(cascade_group_key(t) == key for t, _ in self._items)
+
+    def take(self, limit: int) -> list[tuple[Task, int]]:
+        """The first waiting task and up to ``limit`` − 1 more compatible with it, in queue order."""
+        first = self._items.popleft()
+        group, rest, key = [first], deque(), cascade_group_key(first[0])
+        while self._items:
+            item = self._items.popleft()
+            (group if len(group) < limit and cascade_group_key(item[0]) == key else rest).append(item)
+        self._items = rest
+        return group
+
+
+def _group_label(tasks: list[Task]) -> str:
+    return tasks[0].label if len(tasks) == 1 else f"{tasks[0].label} (+{len(tasks) - 1} trained together)"
+
+
 def run_cascade_pool(tasks: list[Task], *, results: str, grid_name: str, size: PoolSize, max_attempts: int,
                      store: ResultStore, progress: Progress, stop: threading.Event | None = None,
-                     on_worker_started=None) -> dict[str, dict]:
+                     on_worker_started=None, group: int | None = None) -> dict[str, dict]:
     """Run ``tasks`` on ``size.workers`` actors; returns task_id → summary for the tasks that finished.
 
+    ``group``: cascades trained together per call (None: as many as the actor's device memory holds, 1 on a
+    CPU), never more than an even share of the compatible tasks still waiting, so no actor is left idle.
     A worker whose task failed is pinged until it answers (Ray restarts a dead actor) before it gets new work,
     so a restart never burns the attempts of the tasks queued behind it. A task counts an attempt when it
     raised or its actor died under it (a task that kills its actor every time ends as failed, not in a loop).
@@ -105,18 +161,34 @@ def run_cascade_pool(tasks: list[Task], *, results: str, grid_name: str, size: P
                for _ in range(size.workers)]
     if on_worker_started:
         on_worker_started(workers)
-    queue = deque((task, 1) for task in tasks)
+    queue = _Queue(tasks)
     idle = list(workers)
-    in_flight: dict[ray.ObjectRef, tuple[object, Task, int]] = {}
+    in_flight: dict[ray.ObjectRef, tuple[object, list[Task], list[int]]] = {}
     pinging: dict[ray.ObjectRef, object] = {}
     finished: dict[str, dict] = {}
+    capacity: dict[tuple, int] = {}
+
+    def group_limit(worker, task: Task) -> int:
+        key = cascade_group_key(task)
+        if key not in capacity:
+            try:
+                capacity[key] = group or ray.get(worker.group_capacity.remote(task.network.layer_widths,
+                                                                              task.cascade.batch_size))
+            except RayActorError:
+                return 1  # the actor is restarting; ask again next time
+        fair_share = -(-(queue.waiting_like(task)) // len(workers))
+        return max(1, min(capacity[key], fair_share))
+
     try:
         while (queue or in_flight) and not stop.is_set():
             while queue and idle:
-                worker, (task, attempt) = idle.pop(), queue.popleft()
-                ref = worker.run.options(name=task.label).remote(task, attempt)
-                in_flight[ref] = (worker, task, attempt)
-                progress.started("cascade")
+                worker = idle.pop()
+                batch = queue.take(group_limit(worker, queue.peek()))
+                group_tasks, attempts = [t for t, _ in batch], [a for _, a in batch]
+                ref = worker.run.options(name=_group_label(group_tasks)).remote(group_tasks, attempts)
+                in_flight[ref] = (worker, group_tasks, attempts)
+                for _ in group_tasks:
+                    progress.started("cascade")
             done, _ = ray.wait([*in_flight, *pinging], num_returns=1, timeout=1.0)
             progress.tick()
             for ref in done:
@@ -129,25 +201,28 @@ def run_cascade_pool(tasks: list[Task], *, results: str, grid_name: str, size: P
                         time.sleep(0.5)
                         pinging[worker.pid.remote()] = worker
                     continue
-                worker, task, attempt = in_flight.pop(ref)
+                worker, group_tasks, attempts = in_flight.pop(ref)
                 try:
-                    summary = ray.get(ref)
+                    summaries = ray.get(ref)
                 except (RayActorError, RayTaskError) as exc:
                     pinging[worker.pid.remote()] = worker
                     permanent = isinstance(getattr(exc, "cause", None), InfoflowError)
-                    if attempt < max_attempts and not permanent:
-                        queue.append((task, attempt + 1))
-                        progress.retried("cascade", f"retrying {task.label} (attempt {attempt} failed: "
-                                                    f"{_error_line(exc)})")
-                    else:
-                        store.write_failure(task.task_id, attempt, _failure_row(task, attempt, _error_line(exc)))
-                        progress.finished("cascade", f"FAILED {task.label}: {_error_line(exc)}", failed=True)
+                    for task, attempt in zip(group_tasks, attempts):
+                        if attempt < max_attempts and not permanent:
+                            queue.push(task, attempt + 1)
+                            progress.retried("cascade", f"retrying {task.label} (attempt {attempt} failed: "
+                                                        f"{_error_line(exc)})")
+                        else:
+                            store.write_failure(task.task_id, attempt,
+                                                _failure_row(task, attempt, _error_line(exc)))
+                            progress.finished("cascade", f"FAILED {task.label}: {_error_line(exc)}", failed=True)
                     continue
                 idle.append(worker)
-                finished[task.task_id] = summary
-                progress.finished("cascade", f"{task.label}: {summary['status']}, cutoff KL "
-                                             f"{summary['kl_mean']}, diff-entropy {summary['diff_entropy']} "
-                                             f"({summary['seconds']:.1f} s)")
+                for task, summary in zip(group_tasks, summaries):
+                    finished[task.task_id] = summary
+                    progress.finished("cascade", f"{task.label}: {summary['status']}, cutoff KL "
+                                                 f"{summary['kl_mean']}, diff-entropy {summary['diff_entropy']} "
+                                                 f"({summary['seconds']:.1f} s)")
     finally:
         for worker in workers:
             ray.kill(worker)

@@ -60,6 +60,8 @@ def parser() -> argparse.ArgumentParser:
                    help="also measure the information plane I(X;T_l), I(T_l;Y) (estimator, default binning)")
     p.add_argument("--only", choices=["cascade", "baseline"], help="run one kind of task only")
     p.add_argument("--cascade-workers", type=int, help="cascade actors (default: one per GPU, or per CPU)")
+    p.add_argument("--cascade-group", type=int,
+                   help="cascades one actor trains together (default: as many as its GPU memory holds, 1 on CPU)")
     p.add_argument("--baseline-group", type=int,
                    help="baseline networks trained together per trial as batched matmuls (default 1)")
     p.add_argument("--gpus-per-trial", type=float, help="GPU fraction per baseline trial (default 0.25 with GPUs)")
@@ -78,7 +80,7 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
         "cascade": {"epochs": args.cascade_epochs, "eval_samples": args.eval_samples},
         "data": {"max_train_samples": args.max_train_samples},
         "resources": {"cascade_workers": args.cascade_workers, "gpus_per_trial": args.gpus_per_trial,
-                      "baseline_group": args.baseline_group},
+                      "baseline_group": args.baseline_group, "cascade_group": args.cascade_group},
         "info_plane": {"enabled": True, "estimator": args.info_plane} if args.info_plane else {},
     }
     out: dict[str, Any] = {k: v for k, v in top.items() if v is not None}

@@ -46,7 +46,8 @@ def describe(grid: GridSpec, pending: list[Task], finished: set[str], out: TextI
         done = sum(t.task_id in finished for t in of_kind)
         print(f"  {kind}: {len(of_kind)} tasks ({done} already stored, {len(of_kind) - done} to run)", file=out)
     print(f"  resources: cascade actors {res.cascade_workers or 'one per GPU (or CPU)'} × "
-          f"{res.cpus_per_cascade:g} CPU + {_gpus(res.gpus_per_cascade, '1 if GPUs')} GPU; "
+          f"{res.cpus_per_cascade:g} CPU + {_gpus(res.gpus_per_cascade, '1 if GPUs')} GPU, "
+          f"{res.cascade_group or 'as many as GPU memory holds (1 on CPU)'} cascades per call; "
           f"baseline trials {res.cpus_per_trial:g} CPU + {_gpus(res.gpus_per_trial, '0.25 if GPUs')} GPU each",
           file=out)
     for task in pending:
@@ -130,7 +131,7 @@ def _run(grid: GridSpec, store: ResultStore, address: str | None, out: TextIO, p
             try:
                 run_cascade_pool(cascades, results=grid.results, grid_name=grid.name, size=size,
                                  max_attempts=res.max_task_attempts, store=store, progress=progress, stop=stop,
-                                 on_worker_started=started)
+                                 on_worker_started=started, group=res.cascade_group)
             finally:
                 pool_ready.set()
 

@@ -55,7 +55,9 @@ class ResourceSpec:
     gpus_per_cascade: GPUs per cascade actor (None: 1 with GPUs, else 0). gpus_per_trial: GPUs per baseline
     trial (None: 0.25 with GPUs — small MLPs share a GPU — else 0). max_task_attempts: tries per task before
     it is recorded as failed. checkpoint_every_epochs: how often a
-    baseline trial saves a Tune checkpoint.
+    baseline trial saves a Tune checkpoint. cascade_group: cascades of equal widths one actor trains together
+    (None: as many as fit in its GPU's free memory, 1 on a CPU). baseline_group: baseline networks one Tune
+    trial trains together (1: one per trial).
     """
 
     cascade_workers: int | None = None
@@ -67,6 +69,7 @@ class ResourceSpec:
     max_task_attempts: int = 3
     checkpoint_every_epochs: int = 1
     baseline_group: int = 1
+    cascade_group: int | None = None
 
     def __post_init__(self) -> None:
         if self.cascade_workers is not None:
@@ -79,6 +82,9 @@ class ResourceSpec:
             value = getattr(self, name)
             _require(value is None or (isinstance(value, (int, float)) and value >= 0), f"resources.{name}",
                      value, "None or a number >= 0")
+        if self.cascade_group is not None:
+            _require(isinstance(self.cascade_group, int) and self.cascade_group >= 1, "resources.cascade_group",
+                     self.cascade_group, "None (sized from free GPU memory) or an integer >= 1")
         for name in ("max_task_attempts", "checkpoint_every_epochs", "baseline_group"):
             value = getattr(self, name)
             _require(isinstance(value, int) and value >= 1, f"resources.{name}", value, "an integer >= 1")

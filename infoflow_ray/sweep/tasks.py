@@ -24,7 +24,7 @@ import infoflow_ray
 from infoflow_ray import infoplane, seeding
 from infoflow_ray.data import Dataset, load_dataset
 from infoflow_ray.model import TanhNetwork
-from infoflow_ray.predict import Prediction, predict_trainability
+from infoflow_ray.predict import Prediction, predict_trainabilities
 from infoflow_ray.sweep.grid import DataOptions, InfoPlaneSpec, Task
 from infoflow_ray.training import EpochRecord
 
@@ -123,9 +123,28 @@ def cascade_rows(task: Task, prediction: Prediction) -> Rows:
     return {"curves": curves, "cutoffs": cutoffs, "reconstructions": images}
 
 
+def cascade_group_key(task: Task) -> tuple:
+    """Tasks with equal keys can train their cascades together: the same data, widths and cascade settings."""
+    return task.dataset, task.data, task.network.layer_widths, task.cascade
+
+
 def run_cascade(task: Task, data: Dataset, device: torch.device | str, progress=None) -> tuple[Rows, str, dict]:
     """Run a cascade task: its table rows (without ``runs``), its status ('ok'/'nonfinite') and a summary."""
-    prediction = predict_trainability(task.network, task.cascade, data, task.seed, device, progress)
+    return run_cascades([task], data, device, progress)[0]
+
+
+def run_cascades(tasks: list[Task], data: Dataset, device: torch.device | str,
+                 progress=None) -> list[tuple[Rows, str, dict]]:
+    """``run_cascade`` for several tasks of one ``cascade_group_key``, their cascades trained together."""
+    if len({cascade_group_key(t) for t in tasks}) != 1:
+        raise ValueError("tasks run together must share dataset, data options, layer widths and cascade settings")
+    predictions = predict_trainabilities([t.network for t in tasks], tasks[0].cascade, data,
+                                         [t.seed for t in tasks], device, progress)
+    return [_cascade_result(task, prediction, data, device) for task, prediction in zip(tasks, predictions)]
+
+
+def _cascade_result(task: Task, prediction: Prediction, data: Dataset,
+                    device: torch.device | str) -> tuple[Rows, str, dict]:
     status = "ok" if prediction.finite else "nonfinite"
     summary = {name: c.layer for name, c in prediction.cutoffs.items()}
     summary["seconds"] = sum(prediction.seconds.values())
