@@ -585,3 +585,32 @@ def test_representative_sigma_w2_and_phases():
     assert analysis.representative_sigma_w2([3.0, 0.5, 1.5, 1.76, 2.0], CRITICAL) == [0.5, 1.76, 3.0]
     assert analysis.representative_sigma_w2([1.0], CRITICAL) == [1.0]
     assert [analysis.phase_of(s, CRITICAL) for s in (0.5, 1.76, 3.0)] == ["ordered", "near-critical", "chaotic"]
+
+
+def test_execution_lanes_rebuild_what_each_slot_did_from_start_and_finish_times():
+    from datetime import timedelta
+    t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+    def call(kind, start, finish):
+        return {"kind": kind, "node_id": "n1", "started_at": t0 + timedelta(seconds=start),
+                "finished_at": t0 + timedelta(seconds=finish)}
+    # two tasks trained together in one call (same times), a short cascade, then two baselines
+    runs = pl.DataFrame([call("cascade", 0, 10), call("cascade", 0, 10), call("cascade", 2, 6),
+                         call("baseline", 6, 12), call("baseline", 10, 20)])
+    lanes = analysis.execution_lanes(runs)
+    assert lanes["lane"].to_list() == [0, 1]
+    assert lanes["calls"].to_list() == [2, 2] and lanes["tasks"].to_list() == [3, 2]
+    assert lanes["busy_seconds"].to_list() == [20.0, 10.0]  # (0–10, 10–20) and (2–6, 6–12)
+    assert lanes["kind"].to_list() == ["baseline+cascade", "baseline+cascade"]
+    summary = analysis.utilisation(runs)
+    assert summary["lanes"] == 2 and summary["tasks"] == 5 and summary["calls"] == 4
+    assert summary["utilisation"] == pytest.approx(30 / 40) and summary["idle_seconds"] == pytest.approx(10)
+    assert analysis.utilisation(runs, wall_seconds=40)["utilisation"] == pytest.approx(30 / 80)
+
+
+def test_utilisation_of_the_tiny_run_never_shows_more_slots_than_the_cluster_has(tiny):
+    runs = tiny.scan("runs").collect()
+    summary = analysis.utilisation(runs)
+    assert 1 <= summary["lanes"] <= 2  # the session's local Ray has 2 CPUs; each task asks for one
+    assert summary["tasks"] == runs.height
+    assert 0 < summary["utilisation"] <= 1
