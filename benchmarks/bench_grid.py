@@ -85,10 +85,12 @@ def main() -> None:
     parser.add_argument("--results", help="results folder (default: a temporary one, removed afterwards)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary results folder")
     parser.add_argument("--cascade-group", type=int, help="resources.cascade_group (default: automatic)")
+    parser.add_argument("--baseline-group", type=int, help="resources.baseline_group (default: the preset's)")
     args = parser.parse_args()
 
     results = Path(args.results) if args.results else Path(tempfile.mkdtemp(prefix="bench-grid-")) / "results"
-    resources = {"cascade_group": args.cascade_group} if args.cascade_group else {}
+    resources = {k: v for k, v in (("cascade_group", args.cascade_group), ("baseline_group", args.baseline_group))
+                 if v is not None}
     grid = resolve_grid(args.preset, overrides={"results": str(results), "resources": resources})
     print(f"# bench_grid: preset {args.preset}, {len(grid.tasks())} tasks, results in {results}", flush=True)
     with GpuSampler() as gpu:
@@ -112,11 +114,11 @@ def main() -> None:
               f"| {max(seconds):.1f} | {sum(seconds):.0f} |")
 
     lanes = analysis.execution_lanes(runs)
-    print("\n| lane | kinds | calls | tasks | busy s | busy / driver wall |")
-    print("|---|---|---|---|---|---|")
+    print("\n| lane | kinds | calls | tasks | busy s | gaps between calls s | busy / driver wall |")
+    print("|---|---|---|---|---|---|---|")
     for lane in lanes.iter_rows(named=True):
         print(f"| {lane['lane']} | {lane['kind']} | {lane['calls']} | {lane['tasks']} | {lane['busy_seconds']:.0f} "
-              f"| {100 * lane['busy_seconds'] / wall:.0f}% |")
+              f"| {lane['gap_seconds']:.0f} | {100 * lane['busy_seconds'] / wall:.0f}% |")
     summary = analysis.utilisation(runs, wall_seconds=wall)
     inner = analysis.utilisation(runs)
     print(f"\nutilisation: {100 * summary['utilisation']:.0f}% of {summary['lanes']} lanes × driver wall "

@@ -293,23 +293,24 @@ def execution_lanes(runs: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     Calls are the distinct (kind, node_id, started_at, finished_at) of ``runs`` (tasks trained together in one
     call share them). Each call goes to the first lane that is free when it starts (interval colouring), so the
     number of lanes is the peak number of calls running at once and a lane is what one actor or trial slot
-    did. Columns: lane, kind (the kinds it ran, e.g. 'cascade+baseline'), calls, tasks, busy_seconds,
-    first_start, last_finish.
+    did. Columns: lane, kind (the kinds it ran, e.g. 'baseline+cascade'), calls, tasks, busy_seconds,
+    gap_seconds (idle between its calls: scheduling overhead), first_start, last_finish.
     """
     calls = (runs.lazy().group_by("kind", "node_id", "started_at", "finished_at").agg(tasks=pl.len())
              .sort("started_at", "finished_at").collect())
     lane_free: list = []  # when each lane's last call finished
-    lanes = []
+    lanes, gaps = [], []
     for start, finish in zip(calls["started_at"], calls["finished_at"]):
         lane = next((i for i, free in enumerate(lane_free) if free <= start), len(lane_free))
+        gaps.append((start - lane_free[lane]).total_seconds() if lane < len(lane_free) else 0.0)
         lane_free[lane:lane + 1] = [finish]
         lanes.append(lane)
-    return (calls.with_columns(lane=pl.Series(lanes, dtype=pl.Int64),
+    return (calls.with_columns(lane=pl.Series(lanes, dtype=pl.Int64), gap=pl.Series(gaps, dtype=pl.Float64),
                                busy=(pl.col("finished_at") - pl.col("started_at")).dt.total_microseconds() / 1e6)
             .group_by("lane")
             .agg(kind=pl.col("kind").unique().sort().str.join("+"), calls=pl.len().cast(pl.Int64),
                  tasks=pl.col("tasks").sum().cast(pl.Int64), busy_seconds=pl.col("busy").sum(),
-                 first_start=pl.col("started_at").min(), last_finish=pl.col("finished_at").max())
+                 gap_seconds=pl.col("gap").sum(), first_start=pl.col("started_at").min(), last_finish=pl.col("finished_at").max())
             .sort("lane"))
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -196,7 +197,7 @@ def train_cascades(networks: list[TanhNetwork], train_x: Tensor, spec: CascadeSp
     device = train_x.device
     strategy = resolve_strategy(spec.strategy, device)
     decoders = [Decoders.init(net.spec.layer_widths, seed, device) for net, seed in zip(networks, seeds)]
-    with torch.no_grad():
+    with torch.no_grad(), _tf32_matmuls(spec.tf32_training and device.type == "cuda"):
         if strategy == "lockstep":
             losses = list(_train_lockstep(networks, decoders, train_x, spec, seeds, progress))
         else:
@@ -206,6 +207,20 @@ def train_cascades(networks: list[TanhNetwork], train_x: Tensor, spec: CascadeSp
         torch.cuda.synchronize(device)
     seconds = (time.perf_counter() - start) / len(networks)
     return [TrainedCascade(d, loss.cpu(), strategy, seconds) for d, loss in zip(decoders, losses)]
+
+
+@contextmanager
+def _tf32_matmuls(enabled: bool):
+    """float32 matmuls on TF32 tensor cores inside the block (``CascadeSpec.tf32_training``), restored after."""
+    if not enabled:
+        yield
+        return
+    previous = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("high")
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(previous)
 
 
 def cascade_bytes_per_network(widths: tuple[int, ...], batch_size: int) -> int:

@@ -596,16 +596,17 @@ def test_execution_lanes_rebuild_what_each_slot_did_from_start_and_finish_times(
                 "finished_at": t0 + timedelta(seconds=finish)}
     # two tasks trained together in one call (same times), a short cascade, then two baselines
     runs = pl.DataFrame([call("cascade", 0, 10), call("cascade", 0, 10), call("cascade", 2, 6),
-                         call("baseline", 6, 12), call("baseline", 10, 20)])
+                         call("baseline", 7, 12), call("baseline", 10, 20)])
     lanes = analysis.execution_lanes(runs)
     assert lanes["lane"].to_list() == [0, 1]
     assert lanes["calls"].to_list() == [2, 2] and lanes["tasks"].to_list() == [3, 2]
-    assert lanes["busy_seconds"].to_list() == [20.0, 10.0]  # (0–10, 10–20) and (2–6, 6–12)
+    assert lanes["busy_seconds"].to_list() == [20.0, 9.0]  # (0–10, 10–20) and (2–6, 7–12)
+    assert lanes["gap_seconds"].to_list() == [0.0, 1.0]
     assert lanes["kind"].to_list() == ["baseline+cascade", "baseline+cascade"]
     summary = analysis.utilisation(runs)
     assert summary["lanes"] == 2 and summary["tasks"] == 5 and summary["calls"] == 4
-    assert summary["utilisation"] == pytest.approx(30 / 40) and summary["idle_seconds"] == pytest.approx(10)
-    assert analysis.utilisation(runs, wall_seconds=40)["utilisation"] == pytest.approx(30 / 80)
+    assert summary["utilisation"] == pytest.approx(29 / 40) and summary["idle_seconds"] == pytest.approx(11)
+    assert analysis.utilisation(runs, wall_seconds=40)["utilisation"] == pytest.approx(29 / 80)
 
 
 def test_utilisation_of_the_tiny_run_never_shows_more_slots_than_the_cluster_has(tiny):

@@ -154,6 +154,13 @@ def test_cascades_trained_together_need_equal_widths(small_t10k):
         cascade.train_cascades(networks[:1], small_t10k.train_x, CascadeSpec(), [0, 1])
 
 
+def test_tf32_training_changes_nothing_on_a_cpu(small_net, small_t10k, trained_by_strategy):
+    tf32 = train_cascade(small_net, small_t10k.train_x, CascadeSpec(strategy="layerwise", tf32_training=True), seed=0)
+    for a, b in zip(tf32.decoders.weights, trained_by_strategy["layerwise"].decoders.weights, strict=True):
+        assert torch.equal(a, b)
+    assert torch.get_float32_matmul_precision() == "highest"
+
+
 def test_networks_per_device_is_one_on_cpu_and_memory_grows_with_depth():
     widths_20, widths_200 = NetworkSpec(1.0, 20).layer_widths, NetworkSpec(1.0, 200).layer_widths
     assert cascade.networks_per_device(widths_20, 64, "cpu") == 1
@@ -274,3 +281,13 @@ def test_prediction_on_cuda_matches_cpu(small_t10k):
     assert small_t10k.train_x.device.type == "cpu"
     np.testing.assert_allclose(gpu.kl_mean, cpu.kl_mean, rtol=0.05, atol=1e-3)
     np.testing.assert_allclose(gpu.decoder_loss, cpu.decoder_loss, rtol=0.05)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_tf32_training_on_cuda_keeps_the_cutoffs_and_restores_float32(small_t10k):
+    specs = {flag: CascadeSpec(eval_samples=200, tf32_training=flag) for flag in (False, True)}
+    full, tf32 = (predict_trainability(NetworkSpec(ORDERED, SMALL_DEPTH), specs[flag], small_t10k, seed=0,
+                                       device="cuda") for flag in (False, True))
+    assert torch.get_float32_matmul_precision() == "highest"
+    assert tf32.cutoffs == full.cutoffs
+    np.testing.assert_allclose(tf32.kl_mean, full.kl_mean, rtol=5e-3, atol=1e-6)

@@ -63,6 +63,7 @@ def test_bad_network_values_are_refused_in_one_line(field, value, kwargs):
         ("eval_samples", 0),
         ("eval_samples", 100.0),
         ("strategy", "parallel"),
+        ("tf32_training", "yes"),
         ("cutoff_layers", "some"),
         ("rtol", -0.1),
         ("atol", NAN),

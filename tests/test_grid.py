@@ -32,6 +32,15 @@ def test_task_ids_are_stable_and_change_with_any_parameter():
         {t.task_id for t in more_epochs.tasks() if t.kind == "cascade"}
 
 
+def test_tf32_training_renames_tasks_only_when_it_is_on():
+    first_cascade = next(t for t in resolve_grid("tiny").tasks() if t.kind == "cascade")
+    assert first_cascade.task_id == "27477afc06311b5a"  # the id results stored before the option existed carry
+    tf32 = next(t for t in resolve_grid("tiny", overrides={"cascade": {"tf32_training": True}}).tasks()
+                if t.kind == "cascade")
+    assert tf32.task_id != first_cascade.task_id and tf32.config()["cascade"]["tf32_training"] is True
+    assert Task.from_config(tf32.config()) == tf32
+
+
 def test_task_round_trips_through_its_config():
     for task in resolve_grid("tiny").tasks():
         assert Task.from_config(task.config()) == task
