@@ -4,11 +4,15 @@ Decoder l is ``g_l(a) = tanh(V_l a + c_l)`` with ``V_l`` of shape (n_{l-1}, n_l)
 ``MSE(g_l(a_l), a_{l-1})`` on the frozen network's activations. Decoders see only their own (a_l, a_{l-1})
 pairs, so all L of them are independent: they are trained here on the *same* batch sequence, either
 
+- ``lockstep`` (the default): every layer at every batch, as batched matmuls over groups of equally shaped
+  layers with one Adam step over the stacked tensors. A step is a dozen large operations whatever the depth:
+  what a GPU needs, and on a CPU the fastest and steadiest too (benchmarks/RESULTS.md: 1.4–1.6× the per-layer
+  reference at depth 60 in every quiet run, faster than layerwise at depths 10–200 in most runs, and
+  unaffected when other processes compete for the cores).
 - ``layerwise``: one layer at a time over the whole epoch. The layer's weights and Adam state stay in cache
   while the batches stream past, and the frozen forward pass runs once per layer over the whole training set
-  as one large matmul. Fastest on CPU.
-- ``lockstep``: every layer at every batch, as batched matmuls over groups of equally shaped layers with one
-  Adam step over the stacked tensors. Fastest on GPU, where one small matmul per layer leaves it idle.
+  as one large matmul. As fast as lockstep on a quiet CPU at some depths, but its many small operations per
+  step stall when another process takes a core.
 
 Both give the same decoders (to float round-off). Gradients are written by hand (the decoder is one
 linear layer), which avoids autograd's per-step graph and allocations; Adam is ``torch.optim.Adam``.
@@ -57,7 +61,9 @@ class Decoders:
 
     def decode(self, layer: int, a: Tensor) -> Tensor:
         """g_l(a) for layer l (1-based); ``a`` has shape (..., n_l), the result (..., n_{l-1})."""
-        return torch.tanh(torch.matmul(a, self.weights[layer - 1].T) + self.biases[layer - 1])
+        V, c = self.weights[layer - 1], self.biases[layer - 1]
+        z = torch.addmm(c, a, V.T) if a.dim() == 2 else torch.matmul(a, V.T).add_(c)
+        return z.tanh_()
 
 
 def _mse_grads(y: Tensor, target: Tensor, a: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -156,10 +162,11 @@ def _train_lockstep(networks: list[TanhNetwork], decoders: list[Decoders], train
 
 
 def resolve_strategy(strategy: str, device: torch.device) -> str:
-    """'auto' → 'lockstep' on CUDA, 'layerwise' elsewhere (see the module docstring for why)."""
+    """'auto' → the strategy measured fastest on ``device``: 'lockstep' on CUDA and on CPU alike (see the
+    module docstring and benchmarks/RESULTS.md)."""
     if strategy != "auto":
         return strategy
-    return "lockstep" if device.type == "cuda" else "layerwise"
+    return "lockstep"
 
 
 @dataclass(frozen=True)
@@ -234,8 +241,8 @@ def cascade_bytes_per_network(widths: tuple[int, ...], batch_size: int) -> int:
 def networks_per_device(widths: tuple[int, ...], batch_size: int, device: torch.device | str, *,
                         memory_fraction: float = 0.6, max_networks: int = 32) -> int:
     """How many cascades of these widths to train at once on ``device``: as many as fit in
-    ``memory_fraction`` of its free memory now (CUDA), at most ``max_networks``; 1 on a CPU, where
-    ``layerwise`` trains one network at a time anyway."""
+    ``memory_fraction`` of its free memory now (CUDA), at most ``max_networks``; 1 on a CPU, where training
+    networks together measured no faster than one after another (benchmarks/RESULTS.md, bench_cascade_group)."""
     device = torch.device(device)
     if device.type != "cuda":
         return 1
@@ -249,9 +256,8 @@ def reconstruct(network: TanhNetwork, decoders: Decoders, x: Tensor, first_layer
                 a_first: Tensor | None = None) -> Tensor:
     """x̂_l = g_1(g_2(…g_l(a_l)…)) for l = first_layer..last_layer, shape (n_layers, M, n_0).
 
-    The chains of all requested layers are decoded together: going down from ``last_layer``, each decoder is
-    applied once to the stack of every chain that has reached its width. ``a_first`` may pass a_{first_layer}
-    when the caller already has it (it then avoids the forward pass from the input).
+    ``a_first`` may pass a_{first_layer} when the caller already has it (it then avoids the forward pass from
+    the input).
     """
     if a_first is None:
         a_first = x
@@ -260,11 +266,24 @@ def reconstruct(network: TanhNetwork, decoders: Decoders, x: Tensor, first_layer
     acts = [a_first]
     for layer in range(first_layer + 1, last_layer + 1):
         acts.append(network.next_activation(layer, acts[-1]))
-    if x.device.type == "cpu":  # one chain at a time: its M rows stay in cache; a stack of all chains does not
-        out = torch.empty(last_layer - first_layer + 1, *x.shape, dtype=x.dtype, device=x.device)
+    return _decode_chains(decoders, acts, first_layer)
+
+
+def _decode_chains(decoders: Decoders, acts: list[Tensor], first_layer: int) -> Tensor:
+    """Decode a_l (acts[i] is a_{first_layer+i}, (M, n_l)) down to the input for every l: (len(acts), M, n_0).
+
+    On a CPU one chain at a time: its M rows stay in cache, where a stack of all chains would not. On a GPU
+    the chains are decoded together: going down from the deepest layer, each decoder is applied once to the
+    stack of every chain that has reached its width.
+    """
+    last_layer = first_layer + len(acts) - 1
+    if acts[0].device.type == "cpu":
+        out = None
         for i, a in enumerate(acts):
             for layer in range(first_layer + i, 0, -1):
                 a = decoders.decode(layer, a)
+            if out is None:
+                out = torch.empty(len(acts), *a.shape, dtype=a.dtype, device=a.device)
             out[i] = a
         return out
     chains: Tensor | None = None
@@ -276,20 +295,20 @@ def reconstruct(network: TanhNetwork, decoders: Decoders, x: Tensor, first_layer
     return chains.flip(0)
 
 
+@torch.no_grad()
 def reconstruct_in_chunks(network: TanhNetwork, decoders: Decoders, x: Tensor, layers_per_chunk: int):
     """Yield (first_layer, reconstructions (n, M, n_0)) for consecutive layer chunks covering 1..L.
 
-    Memory stays at ``layers_per_chunk`` × M × n_max floats; the frozen forward pass is carried along, never
-    repeated.
+    Memory stays at ``layers_per_chunk`` × M × n_max floats; the frozen forward pass runs once over all layers.
     """
     L = decoders.depth
     a_prev = x
     for first in range(1, L + 1, layers_per_chunk):
-        last = min(L, first + layers_per_chunk - 1)
-        a_first = network.next_activation(first, a_prev)
-        yield first, reconstruct(network, decoders, x, first, last, a_first=a_first)
-        for layer in range(first, last + 1):
+        acts = []
+        for layer in range(first, min(L, first + layers_per_chunk - 1) + 1):
             a_prev = network.next_activation(layer, a_prev)
+            acts.append(a_prev)
+        yield first, _decode_chains(decoders, acts, first)
 
 
 def layers_per_chunk(n_images: int, widths: tuple[int, ...], budget_bytes: int) -> int:
