@@ -4,15 +4,14 @@ Decoder l is ``g_l(a) = tanh(V_l a + c_l)`` with ``V_l`` of shape (n_{l-1}, n_l)
 ``MSE(g_l(a_l), a_{l-1})`` on the frozen network's activations. Decoders see only their own (a_l, a_{l-1})
 pairs, so all L of them are independent: they are trained here on the *same* batch sequence, either
 
-- ``lockstep`` (the default): every layer at every batch, as batched matmuls over groups of equally shaped
-  layers with one Adam step over the stacked tensors. A step is a dozen large operations whatever the depth:
-  what a GPU needs, and on a CPU the fastest and steadiest too (benchmarks/RESULTS.md: 1.4–1.6× the per-layer
-  reference at depth 60 in every quiet run, faster than layerwise at depths 10–200 in most runs, and
-  unaffected when other processes compete for the cores).
-- ``layerwise``: one layer at a time over the whole epoch. The layer's weights and Adam state stay in cache
-  while the batches stream past, and the frozen forward pass runs once per layer over the whole training set
-  as one large matmul. As fast as lockstep on a quiet CPU at some depths, but its many small operations per
-  step stall when another process takes a core.
+- ``layerwise`` (CPU): a few layers at a time (``layers_per_step``, one per thread) over the whole epoch.
+  Their weights and Adam state stay in cache while the batches stream past, each step is one ``baddbmm``
+  that runs one layer per thread, and the frozen forward pass runs once per layer over the whole training
+  set as one large matmul. About 2× the per-layer reference at depths 60 and 200 (benchmarks/RESULTS.md).
+- ``lockstep`` (GPU): every layer at every batch, as batched matmuls over groups of equally shaped layers
+  (of one network or several, ``train_cascades``) with one Adam step over the stacked tensors. A step is a
+  dozen large operations whatever the depth: what a GPU needs. On a CPU its stacked state (4 float32 copies
+  of every decoder) streams through memory at every step: at depth 200 it is slower than the reference.
 
 Both give the same decoders (to float round-off). Gradients are written by hand (the decoder is one
 linear layer), which avoids autograd's per-step graph and allocations; Adam is ``torch.optim.Adam``.
@@ -87,28 +86,57 @@ def _activations_all(network: TanhNetwork, x: Tensor, layer: int, rows_per_chunk
     return torch.cat([network.next_activation(layer, chunk) for chunk in x.split(rows_per_chunk)])
 
 
+def layers_per_step() -> int:
+    """How many layers ``layerwise`` trains side by side on a CPU: one per torch thread, at least 2.
+
+    A (64 × 784) @ (784 × 784) product split over two threads scales poorly; two such products as one
+    ``baddbmm`` run one per thread. Measured on 2 threads, depth 60: 1 layer at a time 26.7 s, 2 at a time
+    15.7 s, 4 or 8 at a time 16.2–16.5 s (benchmarks/RESULTS.md).
+    """
+    return max(2, torch.get_num_threads())
+
+
+def _consecutive_chunks(decoders: Decoders, size: int) -> list[list[int]]:
+    """0-based layer indices in runs of at most ``size`` consecutive, equally shaped decoders."""
+    chunks: list[list[int]] = []
+    for i, V in enumerate(decoders.weights):
+        if chunks and len(chunks[-1]) < size and decoders.weights[chunks[-1][-1]].shape == V.shape:
+            chunks[-1].append(i)
+        else:
+            chunks.append([i])
+    return chunks
+
+
 def _train_layerwise(network: TanhNetwork, decoders: Decoders, train_x: Tensor, spec: CascadeSpec, seed: int,
                      progress: ProgressFn | None) -> Tensor:
     device, n, L = train_x.device, train_x.shape[0], decoders.depth
     orders = [seeding.permutation(n, seed, "cascade-batches", epoch, device) for epoch in range(spec.epochs)]
     last_epoch_loss = torch.zeros(L, dtype=torch.float64, device=device)
     a_prev = train_x
-    for layer in range(1, L + 1):
-        a_l = _activations_all(network, a_prev, layer)
-        V, c = decoders.weights[layer - 1], decoders.biases[layer - 1]
+    for chunk in _consecutive_chunks(decoders, layers_per_step()):
+        acts = [a_prev]
+        for i in chunk:
+            acts.append(_activations_all(network, acts[-1], i + 1))
+        inputs, targets = torch.stack(acts[1:]), torch.stack(acts[:-1])  # (C, N, n_l), (C, N, n_{l-1})
+        V = torch.stack([decoders.weights[i] for i in chunk])
+        c = torch.stack([decoders.biases[i] for i in chunk]).unsqueeze(1)
         optimizer = _adam([V, c], spec, device)
         for epoch, order in enumerate(orders):
-            inputs, targets = a_l[order], a_prev[order]
-            epoch_loss = torch.zeros((), dtype=torch.float64, device=device)
-            for a, t in zip(inputs.split(spec.batch_size), targets.split(spec.batch_size)):
-                y = torch.tanh(torch.addmm(c, a, V.T))
-                loss, V.grad, c.grad = _mse_grads(y, t, a)
+            epoch_loss = torch.zeros(len(chunk), dtype=torch.float64, device=device)
+            for a, t in zip(inputs[:, order].split(spec.batch_size, dim=1),
+                            targets[:, order].split(spec.batch_size, dim=1)):
+                y = torch.tanh(torch.baddbmm(c, a, V.transpose(1, 2)))
+                loss, V.grad, dc = _mse_grads(y, t, a)
+                c.grad = dc.unsqueeze(1)
                 optimizer.step()
-                epoch_loss += loss * a.shape[0]
+                epoch_loss += loss * a.shape[1]
             if progress:
-                progress((layer - 1) * spec.epochs + epoch + 1, L * spec.epochs)
-        last_epoch_loss[layer - 1] = epoch_loss / n
-        a_prev = a_l
+                progress(chunk[0] * spec.epochs + (epoch + 1) * len(chunk), L * spec.epochs)
+        last_epoch_loss[chunk] = epoch_loss / n
+        for j, i in enumerate(chunk):
+            decoders.weights[i] = V[j].clone()
+            decoders.biases[i] = c[j, 0].clone()
+        a_prev = acts[-1]
     return last_epoch_loss
 
 
@@ -162,11 +190,10 @@ def _train_lockstep(networks: list[TanhNetwork], decoders: list[Decoders], train
 
 
 def resolve_strategy(strategy: str, device: torch.device) -> str:
-    """'auto' → the strategy measured fastest on ``device``: 'lockstep' on CUDA and on CPU alike (see the
-    module docstring and benchmarks/RESULTS.md)."""
+    """'auto' → 'lockstep' on CUDA, 'layerwise' elsewhere (see the module docstring for why)."""
     if strategy != "auto":
         return strategy
-    return "lockstep"
+    return "lockstep" if device.type == "cuda" else "layerwise"
 
 
 @dataclass(frozen=True)

@@ -107,9 +107,9 @@ class CascadeSpec:
 
     ``eval_samples``: number of held-out test images the entropies are computed on (None = whole test split;
     the reference used 100). ``sigma_floor_rel``: the differential-entropy σ floor in units of the uniform
-    pixel mass 1/n_pixels. ``strategy``: how decoders are trained — 'lockstep' (all layers per batch as batched
-    matmuls), 'layerwise' (one layer at a time over the whole epoch), 'auto' (the one measured fastest on the
-    device: lockstep on GPU and CPU). All strategies train the same decoders on the same batch sequence.
+    pixel mass 1/n_pixels. ``strategy``: how decoders are trained — 'layerwise' (a few layers at a time over
+    the whole epoch, cache friendly: best on CPU), 'lockstep' (all layers per batch as batched matmuls: best on
+    GPU), 'auto' (by device). All strategies train the same decoders on the same batch sequence.
     ``tf32_training``: on CUDA, train the decoders with TF32 tensor-core matmuls (10-bit mantissa operands,
     float32 accumulation); no effect on a CPU. Measured (benchmarks/RESULTS.md, "bench_precision"): cutoffs
     unchanged, KL curves within 7e-4 relative, 50× below the spread over seeds. The reconstructions are always

@@ -291,3 +291,10 @@ def test_tf32_training_on_cuda_keeps_the_cutoffs_and_restores_float32(small_t10k
     assert torch.get_float32_matmul_precision() == "highest"
     assert tf32.cutoffs == full.cutoffs
     np.testing.assert_allclose(tf32.kl_mean, full.kl_mean, rtol=5e-3, atol=1e-6)
+
+
+def test_layerwise_chunks_are_runs_of_equally_shaped_layers():
+    decoders = Decoders.init(NetworkSpec(1.0, 8).layer_widths, seed=0, device="cpu")  # 6 × (784, 784), then 2 heads
+    assert cascade._consecutive_chunks(decoders, 4) == [[0, 1, 2, 3], [4, 5], [6], [7]]
+    assert cascade._consecutive_chunks(decoders, 1) == [[i] for i in range(8)]
+    assert cascade.layers_per_step() >= 2
