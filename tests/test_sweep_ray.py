@@ -101,7 +101,8 @@ def test_resume_after_losing_outputs_restores_them_once_without_recomputing_the_
     assert after.scan("cutoffs").collect().group_by("task_id", "measure").len()["len"].max() == 1
 
 
-def test_killing_a_cascade_actor_mid_task_loses_and_duplicates_nothing(tmp_path, ray_local):
+@pytest.mark.parametrize("group", [None, 3])
+def test_killing_a_cascade_actor_mid_task_loses_and_duplicates_nothing(tmp_path, ray_local, group):
     grid = resolve_grid("tiny", overrides={"results": str(tmp_path / "r"), "kinds": ("cascade",),
                                            "sigma_w2": (0.5, 1.0, 1.5, 1.76, 2.5, 3.0), "depths": (8,)})
     store = ResultStore.open(grid.results)
@@ -120,7 +121,7 @@ def test_killing_a_cascade_actor_mid_task_loses_and_duplicates_nothing(tmp_path,
     finished = run_cascade_pool(tasks, results=grid.results, grid_name="kill-test",
                                 size=PoolSize(workers=2, cpus=1, gpus=0), max_attempts=3, store=store,
                                 progress=Progress(("cascade",), interval_seconds=600),
-                                on_worker_started=kill_one_soon)
+                                on_worker_started=kill_one_soon, group=group)
     assert killed
     assert set(finished) == {t.task_id for t in tasks}
     runs = store.scan("runs").collect()

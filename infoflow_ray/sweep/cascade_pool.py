@@ -207,6 +207,9 @@ def run_cascade_pool(tasks: list[Task], *, results: str, grid_name: str, size: P
                 except (RayActorError, RayTaskError) as exc:
                     pinging[worker.pid.remote()] = worker
                     permanent = isinstance(getattr(exc, "cause", None), InfoflowError)
+                    if len(group_tasks) > 1:  # e.g. out of device memory: retry in smaller groups
+                        key = cascade_group_key(group_tasks[0])
+                        capacity[key] = max(1, min(capacity.get(key, 1), len(group_tasks)) // 2)
                     for task, attempt in zip(group_tasks, attempts):
                         if attempt < max_attempts and not permanent:
                             queue.push(task, attempt + 1)
