@@ -47,7 +47,7 @@ def describe(grid: GridSpec, pending: list[Task], finished: set[str], out: TextI
         print(f"  {kind}: {len(of_kind)} tasks ({done} already stored, {len(of_kind) - done} to run)", file=out)
     print(f"  resources: cascade actors {res.cascade_workers or 'one per GPU (or CPU)'} × "
           f"{res.cpus_per_cascade:g} CPU + {_gpus(res.gpus_per_cascade, '1 if GPUs')} GPU, "
-          f"{res.cascade_group or 'as many as GPU memory holds (1 on CPU)'} cascades per call; "
+          f"cascades per call: {res.cascade_group or 'as many as GPU memory holds (1 on CPU)'}; "
           f"baseline trials {res.cpus_per_trial:g} CPU + {_gpus(res.gpus_per_trial, '0.25 if GPUs')} GPU each",
           file=out)
     for task in pending:
