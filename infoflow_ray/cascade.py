@@ -77,6 +77,15 @@ def _mse_grads(y: Tensor, target: Tensor, a: Tensor) -> tuple[Tensor, Tensor, Te
     return loss, dz.transpose(-2, -1) @ a, dz.sum(dim=-2)
 
 
+def _set_decoder_grads(V: Tensor, c: Tensor, a: Tensor, target: Tensor) -> Tensor:
+    """One step's forward and hand-written backward for a stack of G decoders: sets ``V.grad`` (G, n_out, n_in)
+    and ``c.grad`` (G, 1, n_out) from inputs a (G, B, n_in) and targets (G, B, n_out); returns the loss (G,)."""
+    y = torch.tanh(torch.baddbmm(c, a, V.transpose(1, 2)))
+    loss, V.grad, dc = _mse_grads(y, target, a)
+    c.grad = dc.unsqueeze(1)
+    return loss
+
+
 def _adam(params: list[Tensor], spec: CascadeSpec, device: torch.device) -> torch.optim.Adam:
     return torch.optim.Adam(params, lr=spec.lr, fused=device.type in ("cuda", "cpu"))
 
@@ -125,9 +134,7 @@ def _train_layerwise(network: TanhNetwork, decoders: Decoders, train_x: Tensor, 
             epoch_loss = torch.zeros(len(chunk), dtype=torch.float64, device=device)
             for a, t in zip(inputs[:, order].split(spec.batch_size, dim=1),
                             targets[:, order].split(spec.batch_size, dim=1)):
-                y = torch.tanh(torch.baddbmm(c, a, V.transpose(1, 2)))
-                loss, V.grad, dc = _mse_grads(y, t, a)
-                c.grad = dc.unsqueeze(1)
+                loss = _set_decoder_grads(V, c, a, t)
                 optimizer.step()
                 epoch_loss += loss * a.shape[1]
             if progress:
@@ -173,9 +180,7 @@ def _train_lockstep(networks: list[TanhNetwork], decoders: list[Decoders], train
             for g, V, c in zip(groups, stacked_V, stacked_c):
                 a = torch.stack([acts[i + 1] for i in g]).flatten(0, 1)
                 t = torch.stack([acts[i] for i in g]).flatten(0, 1)
-                y = torch.tanh(torch.baddbmm(c, a, V.transpose(1, 2)))
-                loss, V.grad, dc = _mse_grads(y, t, a)
-                c.grad = dc.unsqueeze(1)
+                loss = _set_decoder_grads(V, c, a, t)
                 epoch_loss[:, g] += loss.double().view(len(g), K).T * batch.shape[1]
             optimizer.step()
         last_epoch_loss = epoch_loss / n
@@ -218,8 +223,8 @@ def train_cascades(networks: list[TanhNetwork], train_x: Tensor, spec: CascadeSp
 
     Network k's decoders are initialised and batched with ``seeds[k]``, so each result is what
     ``train_cascade(networks[k], …, seeds[k])`` gives, up to float32 summation order. ``lockstep`` trains
-    them all at once; ``layerwise`` one after another (it keeps one layer in cache, so stacking networks would
-    only add memory traffic). ``TrainedCascade.seconds`` is the whole call's wall time divided by K.
+    them all at once; ``layerwise`` one after another (it keeps a few layers in cache, so stacking networks
+    would only add memory traffic). ``TrainedCascade.seconds`` is the whole call's wall time divided by K.
     ``progress(done, total)`` counts decoder-epochs of one network (all advance together under lockstep).
     """
     if not networks or len(networks) != len(seeds):
@@ -305,12 +310,11 @@ def _decode_chains(decoders: Decoders, acts: list[Tensor], first_layer: int) -> 
     """
     last_layer = first_layer + len(acts) - 1
     if acts[0].device.type == "cpu":
-        out = None
+        n_inputs = decoders.weights[0].shape[0]
+        out = acts[0].new_empty(len(acts), acts[0].shape[0], n_inputs)
         for i, a in enumerate(acts):
             for layer in range(first_layer + i, 0, -1):
                 a = decoders.decode(layer, a)
-            if out is None:
-                out = torch.empty(len(acts), *a.shape, dtype=a.dtype, device=a.device)
             out[i] = a
         return out
     chains: Tensor | None = None
