@@ -56,8 +56,9 @@ PRODUCERS = {
     "info_plane": "the information-plane probes write it: run jobs/full_grid.py --info-plane "
                   "(or set [info_plane] enabled = true)",
     "failures": "failed task attempts write it",
+    "search": "the adaptive search writes it: run jobs/full_grid.py --search (the default preset searches)",
 }
-OPTIONAL = ("info_plane", "failures")  # tables whose absence is no gap
+OPTIONAL = ("info_plane", "failures", "search")  # tables whose absence is no gap
 TABLE_KIND = {"curves": "cascade", "cutoffs": "cascade", "reconstructions": "cascade",
               "train_epochs": "baseline", "train_summary": "baseline"}
 

@@ -9,6 +9,7 @@ one (dataset, profile, σb²): pass ``dataset=``, ``profile=``, ``sigma_b2=`` wh
 3. ``re_curves``           KL and differential-entropy curves over layers for ordered / critical / chaotic σw²
 4. ``reconstructions_grid`` input vs reconstructions from increasing depth, for three σw²
 5. ``timing_bars``         task-seconds predicting vs training per σw²
+8. ``critical_line``       the cutoff peaks located by a search against the mean-field critical line σw²(σb²)
 6. ``information_plane``   I(X;T) vs I(T;Y) of every layer over training epochs, for a few σw²
 7. ``mi_vs_layer``         I(X;T_l) of the untrained network over layers beside the reconstruction-entropy curves
 """
@@ -130,12 +131,16 @@ def _cutoff_points(ax, cutoffs: pl.DataFrame, measures, offset_step: float = 0.0
 
 
 def phase_diagram(accuracy, cutoffs=None, mean_field=None, critical: float | None = None, trainable=None,
-                  measures=("kl_mean", "diff_entropy"), dataset=None, profile=None, sigma_b2=None) -> Figure:
+                  measures=("kl_per_image", "kl_mean"), dataset=None, profile=None, sigma_b2=None,
+                  brackets=None, interval=None, peak=None) -> Figure:
     """Best test accuracy over (σw², depth) with the measured cutoffs, ℓ_train, 6ξ_c and the critical σw².
 
     accuracy: ``analysis.accuracy_grid``; cutoffs: ``analysis.cutoffs_by_sigma``; mean_field:
-    ``analysis.mean_field_frame`` on a fine σw² grid; trainable: ``analysis.trainable_depth``. All but
-    ``accuracy`` are optional.
+    ``analysis.mean_field_frame`` on a fine σw² grid; trainable: ``analysis.trainable_depth``. From an adaptive
+    search (``search_frames``): brackets (``trainable_brackets``: ℓ_train's bracket up to the shallowest failing
+    depth), interval (``interval_edges``: the σw² interval where ℓ_c ≥ L, drawn at depth L with each edge's
+    uncertainty) and peak (``cutoff_peaks``: the located peak and the σw² that bracket it). All but
+    ``accuracy`` are optional; cells never trained are grey.
     """
     acc, key = _pick(accuracy, dataset, profile, sigma_b2, "accuracy frame")
     select = dict(zip(("dataset", "profile", "sigma_b2"), key))
@@ -152,6 +157,12 @@ def phase_diagram(accuracy, cutoffs=None, mean_field=None, critical: float | Non
         bar.ax.axhline(threshold, color="white", lw=2)
         ax.plot(train["sigma_w2"], train["trainable_depth"], color="white", lw=1.5, ls=":", marker="*", ms=11,
                 mec="k", zorder=4, label=f"trainable depth $\\ell_{{train}}$ (accuracy ≥ {threshold:g})")
+    if brackets is not None:
+        _search_brackets(ax, _pick(brackets, **select, what="bracket frame")[0])
+    if interval is not None:
+        _search_interval(ax, _pick(interval, **select, what="interval frame")[0])
+    if peak is not None:
+        _search_peak(ax, _pick(peak, **select, what="peak frame")[0])
     if mean_field is not None:
         mf = mean_field.filter(pl.col("sigma_b2") == key[2]).sort("sigma_w2")
         depth_6xi = np.nan_to_num(mf["depth_6xi"].to_numpy(), posinf=1e9)
@@ -171,6 +182,64 @@ def phase_diagram(accuracy, cutoffs=None, mean_field=None, critical: float | Non
         handles.append(Line2D([], [], ls="", marker="o", mfc="white", mec="0.3"))
         labels.append("open marker: cutoff did not saturate (lower bound)")
     ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=8, frameon=False)
+    return fig
+
+
+def _search_brackets(ax, brackets: pl.DataFrame) -> None:
+    """ℓ_train brackets of a search: a white bar from the deepest pass up to the shallowest fail above it."""
+    rows = brackets.filter(pl.col("bracket_high").is_not_null()).sort("sigma_w2")
+    if rows.is_empty():
+        return
+    x = rows["sigma_w2"].to_numpy()
+    low = rows["trainable_depth"].to_numpy().astype(float)
+    high = rows["bracket_high"].to_numpy().astype(float)
+    ax.vlines(x, low, high, color="white", lw=4, zorder=3.5, alpha=0.9)
+    ax.vlines(x, low, high, color="k", lw=1, zorder=3.6, label=r"search: $\ell_{train}$ bracket (pass … first fail)")
+
+
+def _search_interval(ax, interval: pl.DataFrame) -> None:
+    """The σw² interval where ℓ_c ≥ L, at depth L; each edge with its uncertainty (half its width)."""
+    for row in interval.iter_rows(named=True):
+        if row["low"] is None or row["target_depth"] is None:
+            continue
+        L = row["target_depth"]
+        ax.plot([row["low"], row["high"]], [L, L], color="magenta", lw=2.5, zorder=4.5,
+                label=f"search: σw² interval with $\\ell_c \\geq$ {L}".replace("σw²", SW2))
+        for edge, width in (("low", "low_width"), ("high", "high_width")):
+            half = row[width] / 2 if row[width] is not None else 0.0
+            ax.errorbar([row[edge]], [L], xerr=[half], color="magenta", capsize=5, lw=2, zorder=4.6,
+                        marker="|" if row[width] is not None else ">", ms=12)
+
+
+def _search_peak(ax, peaks: pl.DataFrame) -> None:
+    """The located cutoff peak (dotted line) and the measured σw² that bracket it (shaded)."""
+    for row in peaks.iter_rows(named=True):
+        low = row["peak_low"] if row["peak_low"] is not None else ax.get_xlim()[0]
+        high = row["peak_high"] if row["peak_high"] is not None else ax.get_xlim()[1]
+        ax.axvspan(low, high, color="magenta", alpha=0.12, zorder=2.5)
+        ax.axvline(row["peak_sigma_w2"], color="magenta", ls=":", lw=1.5, zorder=3,
+                   label=f"search: cutoff peak {SW2} ≈ {row['peak_sigma_w2']:.3g} (shaded: its bracket)")
+
+
+def critical_line(peaks, line) -> Figure:
+    """The critical line in the (σb², σw²) plane: the cutoff peaks the search located (with their brackets)
+    against the mean-field critical σw²(σb²). peaks: ``search_frames.cutoff_peaks``; line:
+    ``search_frames.critical_line``."""
+    frame = peaks.collect() if isinstance(peaks, pl.LazyFrame) else peaks
+    fig = Figure(figsize=(6.4, 4.8), layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot(line["sigma_b2"], line["critical_sigma_w2"], color="k", lw=1.5, label="mean field: $\\chi_1 = 1$")
+    for (dataset, profile), part in frame.group_by("dataset", "profile", maintain_order=True):
+        part = part.sort("sigma_b2")
+        y = part["peak_sigma_w2"].to_numpy()
+        low = np.where(part["peak_low"].is_null().to_numpy(), np.nan, part["peak_low"].fill_null(0).to_numpy())
+        high = np.where(part["peak_high"].is_null().to_numpy(), np.nan, part["peak_high"].fill_null(0).to_numpy())
+        ax.errorbar(part["sigma_b2"], y, yerr=[np.nan_to_num(y - low), np.nan_to_num(high - y)], marker="o",
+                    capsize=4, ls="", label=f"cutoff peak, {dataset} {profile} (bar: its bracket)")
+    ax.set_xlabel(f"bias variance {SB2}")
+    ax.set_ylabel(f"critical {SW2}")
+    ax.set_title("Critical line: where the reconstruction-entropy cutoff peaks")
+    ax.legend(fontsize=8)
     return fig
 
 

@@ -104,6 +104,24 @@ TABLES: dict[str, pa.Schema] = {
         ("param", pa.string()),  # the estimator's parameters, 'name=value' joined by ';', e.g. 'n_bins=30'
         ("seconds", pa.float64()),  # wall seconds of estimating all layers of this point
     ]),
+    "search": pa.schema([  # one row per decision of an adaptive search; one file per search group (write_search)
+        ("search_id", pa.string()),  # the search group: (dataset, profile, σb²) of one grid's search settings
+        ("dataset", pa.string()), ("profile", pa.string()), ("sigma_b2", pa.float64()),
+        ("search", pa.string()),  # 'depth' (ℓ_train of one σw², seed) | 'sigma_w2_interval' | 'edge_check' | 'peak'
+        ("target_depth", pa.int64()),  # L of the σw² interval search (null when the search has none)
+        ("sigma_w2", pa.float64()),  # the σw² of a depth search or an edge check; NaN for the others
+        ("seed", pa.int64()),  # -1 where the decision is over all seeds
+        ("step", pa.int64()),  # 1-based order of the decisions of one search
+        ("asked", pa.float64()),  # the depth (depth search, edge check) or the σw² (interval) asked for
+        ("task_ids", pa.string()),  # the task(s) that answered, comma-joined
+        ("reason", pa.string()),  # why this was asked
+        ("outcome", pa.string()),  # what came back, in words ('' while pending)
+        ("value", pa.float64()),  # best test accuracy (depth, edge) or the cutoff layer (interval); NaN pending
+        ("passed", pa.bool_()),  # reached the threshold / ℓ_c ≥ target depth; null while pending
+        ("contradiction", pa.string()),  # non-empty when the outcome contradicts an earlier one
+        ("bracket_low", pa.float64()), ("bracket_high", pa.float64()),  # the answer so far (see `search` docs)
+        ("done", pa.bool_()),  # the search has reached its answer
+    ]),
     "failures": pa.schema([  # one file per failed attempt, written by write_failure
         ("task_id", pa.string()), ("kind", pa.string()), ("dataset", pa.string()),
         ("sigma_w2", pa.float64()), ("depth", pa.int64()), ("seed", pa.int64()),
@@ -261,6 +279,13 @@ class ResultStore:
         _check_name("dataset", row["dataset"])
         self._write_table("failures", row["dataset"], f"{task_id}-{attempt}", table)
 
+    def write_search(self, search_id: str, dataset: str, rows: list[dict]) -> None:
+        """Replace the decision log of one search group (``search`` table): the search replays its decisions
+        from the stored results every round, so the whole log is rewritten, atomically, each time."""
+        _check_name("search_id", search_id)
+        _check_name("dataset", dataset)
+        self._write_table("search", dataset, search_id, _conform("search", rows))
+
     def finished_task_ids(self, kind: str | None = None) -> set[str]:
         """Ids of the tasks with a readable ``runs`` file, optionally only those of ``kind`` ('cascade', 'baseline')."""
         finished = set()
@@ -299,11 +324,14 @@ class ResultStore:
         finally:
             lock.release()
 
-    def write_grid(self, name: str, grid: dict, tasks: list[dict]) -> str:
+    def write_grid(self, name: str, grid: dict, tasks: list[dict], growing: bool = False) -> str:
         """Record a planned grid in ``_grids/{name}-{hash}.json`` (its settings and every task's id, kind and
-        keys), so readers can tell what is missing from what was never asked for. Returns the file's path."""
+        keys), so readers can tell what is missing from what was never asked for. Returns the file's path.
+
+        ``growing``: the task list of these settings grows as it runs (an adaptive search records what it has
+        asked for so far, every round): the file is named by the settings alone and replaced each time."""
         body = {"name": name, "grid": grid, "tasks": tasks}
-        digest = task_id({"grid": grid, "tasks": [t["task_id"] for t in tasks]})
+        digest = task_id({"grid": grid} if growing else {"grid": grid, "tasks": [t["task_id"] for t in tasks]})
         path = f"{self.root}/_grids/{name}-{digest}.json"
         self.filesystem.create_dir(f"{self.root}/_grids", recursive=True)
         self._put(path, json.dumps(body, indent=1, default=str).encode())

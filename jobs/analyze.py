@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from infoflow_ray import analysis, plots
+from infoflow_ray import analysis, plots, search_frames
 from infoflow_ray.errors import ConfigError, ResultsError
 
 
@@ -85,6 +85,12 @@ def run(store, out: Path) -> Analysis:
     agreement = analysis.agreement(comparison) if comparison is not None else None
     points = a.frame("information plane", lambda: analysis.info_plane_points(store))
     info_cutoffs = analysis.information_cutoffs(points, cutoffs) if points is not None else None
+    searched = inventory.rows.get("search", 0) > 0
+    brackets = a.frame("search brackets", lambda: search_frames.trainable_brackets(store)) if searched else None
+    edges = a.frame("search interval", lambda: search_frames.interval_edges(store)) if searched else None
+    peaks = a.frame("search peaks", lambda: search_frames.cutoff_peaks(store)) if searched else None
+    cost = a.frame("search cost", lambda: search_frames.search_cost(store)) if searched else None
+    edges = edges if edges is not None and edges.height else None
     if inventory.rows["reconstructions"] == 0:
         a.skipped.append(f"reconstructions: {analysis.PRODUCERS['reconstructions']}")
 
@@ -97,7 +103,8 @@ def run(store, out: Path) -> Analysis:
         fine_grid = np.linspace(max(sigma_w2.min() - pad, 1e-3), sigma_w2.max() + pad, 160)
         mean_field = analysis.mean_field_frame(fine_grid, sigma_b2)
         a.figure(f"phase_diagram_{suffix}", {"baseline trainings": accuracy}, lambda: plots.phase_diagram(
-            accuracy, cutoffs, mean_field, critical, trainable, **key))
+            accuracy, cutoffs, mean_field, critical, trainable, **key, brackets=_having(brackets, key),
+            interval=_having(edges, key), peak=_having(peaks, key)))
         a.figure(f"diff_entropy_map_{suffix}", {"curves": curves}, lambda: plots.diff_entropy_map(
             curves, cutoffs, critical, **key))
         a.figure(f"re_curves_{suffix}", {"curves": curves}, lambda: plots.re_curves(
@@ -114,8 +121,44 @@ def run(store, out: Path) -> Analysis:
             a.figure(f"mi_vs_layer_{suffix}", {"info_plane": points}, lambda: plots.mi_vs_layer(
                 points, curves, critical=critical, cutoffs=cutoffs, **key))
 
+    if peaks is not None and peaks.height:
+        a.figure("critical_line", {"search peaks": peaks}, lambda: plots.critical_line(
+            peaks, search_frames.critical_line(peaks["sigma_b2"].to_list())))
     a.sections = report_sections(inventory, comparison, agreement, timing, info_cutoffs, a)
+    if searched:
+        a.sections.insert(2, search_section(brackets, edges, peaks, cost))
     return a
+
+
+def _having(frame: pl.DataFrame | None, key: dict) -> pl.DataFrame | None:
+    """The rows of ``frame`` for one (dataset, profile, σb²), or None when it has none (nothing to overlay)."""
+    if frame is None:
+        return None
+    part = frame.filter(**key)
+    return part if part.height else None
+
+
+def search_section(brackets, edges, peaks, cost) -> str:
+    """The report's account of an adaptive search: ℓ_train brackets, the σw² interval, the peaks, the cost."""
+    parts = ["## Adaptive search\n\nWhat the search found (`search` table; every decision, its reason and outcome "
+             "are rows there). ℓ_train per σw² is a bracket: `trainable_depth` passed, `bracket_high` (the "
+             "shallowest depth above it) did not (– where every depth above passed); `contradictions` counts "
+             "outcomes against monotonicity in depth (a shallower depth failing below one that passed)."]
+    if brackets is not None:
+        parts.append(markdown_table(brackets.drop("done")))
+    if edges is not None:
+        parts.append("The σw² interval where the cutoff reaches the target depth L (each edge: the midpoint of the "
+                     "measured σw² just outside and just inside; `*_width` their distance; – where the edge lies "
+                     "beyond the searched range):\n\n" + markdown_table(edges.drop("done")))
+    if peaks is not None:
+        parts.append("Where the cutoffs peak (the centre of the tied maximum over every σw² measured, bracketed by "
+                     "the measured σw² either side) against the mean-field critical σw²:\n\n"
+                     + markdown_table(peaks))
+    if cost is not None:
+        parts.append("What the search spent against the full grid over the same σw², depths and seeds "
+                     "(task-seconds; `fine_grid_cascades`: a σw² grid at the interval search's tolerance):\n\n"
+                     + markdown_table(cost))
+    return "\n\n".join(parts)
 
 
 def plan_table(plan: pl.DataFrame) -> pl.DataFrame:

@@ -21,6 +21,7 @@ from infoflow_ray.predict import Prediction, predict_trainabilities, predict_tra
 ORDERED, CRITICAL = 0.5, 1.76
 DEEP = 30
 SMALL_DEPTH = 8
+DECODER_ATOL = 1e-4  # decoders trained by two engines on the same batches (see the first test that uses it)
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +105,10 @@ def test_layerwise_and_lockstep_train_the_same_decoders(trained_by_strategy):
     for a, b in zip(layerwise.decoders.weights + layerwise.decoders.biases,
                     lockstep.decoders.weights + lockstep.decoders.biases, strict=True):
         assert a.shape == b.shape
-        assert torch.allclose(a, b, rtol=0, atol=1e-5)  # a different batch order differs by ~1e-2
+        # DECODER_ATOL: float32 summation order differs between the strategies, and Adam's normalised steps carry
+        # those round-off differences along an epoch: measured up to 9e-6 here, machine-dependent. A different
+        # batch order (the bug this guards against) differs by ~1e-2, a hundred times above the tolerance.
+        assert torch.allclose(a, b, rtol=0, atol=DECODER_ATOL)
     assert torch.allclose(layerwise.decoder_loss, lockstep.decoder_loss, rtol=1e-4)
 
 
@@ -129,7 +133,7 @@ def test_cascades_trained_together_equal_each_trained_alone(small_t10k, trained_
     for t, a in zip(together, alone, strict=True):
         assert t.strategy == "lockstep"
         for x, y in zip(t.decoders.weights + t.decoders.biases, a.decoders.weights + a.decoders.biases, strict=True):
-            assert torch.allclose(x, y, rtol=0, atol=1e-5)
+            assert torch.allclose(x, y, rtol=0, atol=DECODER_ATOL)
         assert torch.allclose(t.decoder_loss, a.decoder_loss, rtol=1e-4)
     # the networks really differ: a mix-up of decoders between networks would not pass the comparison above
     assert (together[0].decoder_loss - together[1].decoder_loss).abs().max() > 1e-3

@@ -223,8 +223,9 @@ def run_cascade_pool(tasks: list[Task], *, results: str, grid_name: str, size: P
                 idle.append(worker)
                 for task, summary in zip(group_tasks, summaries):
                     finished[task.task_id] = summary
-                    progress.finished("cascade", f"{task.label}: {summary['status']}, cutoff KL "
-                                                 f"{summary['kl_mean']}, diff-entropy {summary['diff_entropy']} "
+                    progress.finished("cascade", f"{task.label}: {summary['status']}, cutoff per-image KL "
+                                                 f"{summary.get('kl_per_image', float('nan')):.1f}, KL of the mean "
+                                                 f"curve {summary['kl_mean']}, diff-entropy {summary['diff_entropy']} "
                                                  f"({summary['seconds']:.1f} s)")
     finally:
         for worker in workers:

@@ -49,7 +49,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--datasets", type=lambda s: tuple(s.split(",")), help="e.g. mnist_t10k,fashion_mnist")
     p.add_argument("--seeds", type=_numbers(int), help="e.g. 0,1,2")
     p.add_argument("--widths", help="width profile: wide or shrinking")
-    p.add_argument("--sigma-b2", type=float, help="bias variance σb² (default 0.05)")
+    p.add_argument("--sigma-b2", type=_numbers(float),
+                   help="bias variances σb²: 0.05 (the default) or several, 0,0.05,0.2 (the search traces the critical line)")
     p.add_argument("--max-epochs", type=int, help="baseline epoch budget")
     p.add_argument("--threshold", type=float, help="test accuracy that counts as trainable")
     p.add_argument("--loss", choices=["logits", "softmax_twice"], help="baseline loss (softmax_twice = reference)")
@@ -59,6 +60,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--info-plane", nargs="?", const="binning", choices=["binning", "kde", "ksg"],
                    help="also measure the information plane I(X;T_l), I(T_l;Y) (estimator, default binning)")
     p.add_argument("--only", choices=["cascade", "baseline"], help="run one kind of task only")
+    p.add_argument("--search", action=argparse.BooleanOptionalAction, default=None,
+                   help="search instead of gridding: ℓ_train by galloping/bisecting over --depths from the cascade's "
+                        "prediction, the σw² interval at --target-depth, the cutoff peak (see [search] in the README); "
+                        "--no-search runs every task of the grid")
+    p.add_argument("--target-depth", type=int, help="with --search: find the σw² interval where ℓ_c ≥ this depth")
+    p.add_argument("--sigma-w2-tolerance", type=float, help="with --search: width of a σw² edge (default 0.02)")
+    p.add_argument("--depth-resolution", type=int,
+                   help="with --search: width of an ℓ_train bracket in layers (default: one step of --depths)")
+    p.add_argument("--edge-trainings", action="store_true",
+                   help="with --target-depth: also train depth L just inside and just outside each σw² edge")
     p.add_argument("--cascade-workers", type=int, help="cascade actors (default: one per GPU, or per CPU)")
     p.add_argument("--cascade-group", type=int,
                    help="cascades one actor trains together (default: as many as its GPU memory holds, 1 on CPU)")
@@ -82,6 +93,9 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
         "resources": {"cascade_workers": args.cascade_workers, "gpus_per_trial": args.gpus_per_trial,
                       "baseline_group": args.baseline_group, "cascade_group": args.cascade_group},
         "info_plane": {"enabled": True, "estimator": args.info_plane} if args.info_plane else {},
+        "search": {"enabled": args.search, "target_depth": args.target_depth,
+                   "sigma_w2_tolerance": args.sigma_w2_tolerance, "depth_resolution": args.depth_resolution,
+                   "edge_trainings": True if args.edge_trainings else None},
     }
     out: dict[str, Any] = {k: v for k, v in top.items() if v is not None}
     for section, values in nested.items():
@@ -103,10 +117,13 @@ def main(argv: list[str] | None = None) -> int:
         grid = resolve_grid(args.preset, args.config, overrides(args))
         if args.dry_run:
             from infoflow_ray.store import ResultStore
-            from infoflow_ray.sweep.driver import describe
+            from infoflow_ray.sweep.driver import describe, describe_search
             store = ResultStore.open(grid.results, create=False) if _exists(grid.results) else None
             finished = store.finished_task_ids() if store else set()
-            describe(grid, [t for t in grid.tasks() if t.task_id not in finished], finished, sys.stdout)
+            if grid.search.enabled:
+                describe_search(grid, finished, sys.stdout)
+            else:
+                describe(grid, [t for t in grid.tasks() if t.task_id not in finished], finished, sys.stdout)
             return EXIT_OK
         from infoflow_ray.sweep.driver import run_grid
         outcome = run_grid(grid, address=args.address)

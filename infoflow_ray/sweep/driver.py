@@ -54,6 +54,34 @@ def describe(grid: GridSpec, pending: list[Task], finished: set[str], out: TextI
         print(f"  {task.task_id}  {task.label}", file=out)
 
 
+def describe_search(grid: GridSpec, finished: set[str], out: TextIO) -> None:
+    """The dry-run report of a search: the full grid's task counts against the search's planned worst case."""
+    from infoflow_ray import search
+    spec = grid.search
+    groups = len(grid.datasets) * len(grid.sigma_b2)
+    chains = groups * len(grid.sigma_w2) * len(grid.seeds)
+    full = grid.tasks()
+    print(f"search '{grid.name}' → {grid.results} (cutoff measure {spec.measure})", file=out)
+    print(f"  the full grid would run {sum(t.kind == 'cascade' for t in full)} cascades and "
+          f"{sum(t.kind == 'baseline' for t in full)} trainings ({sum(t.task_id in finished for t in full)} of "
+          f"its tasks already stored)", file=out)
+    cascades = chains
+    if spec.target_depth is not None:
+        per_group = search.worst_case_cascades(grid.sigma_w2, spec.sigma_w2_tolerance) * len(grid.seeds)
+        cascades = groups * per_group
+        print(f"  σw² interval at depth {spec.target_depth}: at most {per_group} cascades per (dataset, σb²) "
+              f"(coarse {len(grid.sigma_w2)} σw² × {len(grid.seeds)} seeds, then both edges bisected to "
+              f"{spec.sigma_w2_tolerance:g})", file=out)
+    print(f"  the search runs at most {cascades} cascades", end="", file=out)
+    if "baseline" in grid.kinds:
+        worst = search.worst_case_trainings(grid.depths, spec.depth_resolution, spec.confirm)
+        edge = 4 * len(grid.seeds) * groups if spec.edge_trainings and spec.target_depth is not None else 0
+        print(f" and at most {worst * chains + edge} trainings ({worst} per (σw², seed) over {len(grid.depths)} "
+              f"depths, worst case over every start and every outcome monotone in depth"
+              + (f", + {edge} edge checks" if edge else "") + ")", end="", file=out)
+    print("; the tasks are chosen as results arrive", file=out)
+
+
 def _gpus(value: float | None, auto: str) -> str:
     return auto if value is None else f"{value:g}"
 
@@ -87,16 +115,16 @@ def run_grid(grid: GridSpec, *, address: str | None = None, out: TextIO = sys.st
         grid = dataclasses.replace(grid, results=os.path.abspath(grid.results))
     store = ResultStore.open(grid.results)
     with store.exclusive():
+        if grid.search.enabled:
+            from infoflow_ray.sweep.adaptive import run_search
+            return run_search(grid, store, address, out, progress_interval_seconds, start)
         return _run(grid, store, address, out, progress_interval_seconds, start)
 
 
 def _run(grid: GridSpec, store: ResultStore, address: str | None, out: TextIO, progress_interval_seconds: float,
          start: float) -> GridOutcome:
     tasks = grid.tasks()
-    store.write_grid(grid.name, grid.as_dict(), [
-        {"task_id": t.task_id, "kind": t.kind, "dataset": t.dataset, "profile": t.network.profile_name,
-         "sigma_w2": t.network.sigma_w2, "sigma_b2": t.network.sigma_b2, "depth": t.network.depth, "seed": t.seed}
-        for t in tasks])
+    store.write_grid(grid.name, grid.as_dict(), task_records(tasks))
     finished = store.finished_task_ids()
     pending = [t for t in tasks if t.task_id not in finished]
     outcome = GridOutcome(total={k: sum(t.kind == k for t in tasks) for k in grid.kinds},
@@ -104,15 +132,45 @@ def _run(grid: GridSpec, store: ResultStore, address: str | None, out: TextIO, p
     if not pending:
         print(f"all {len(tasks)} tasks of grid '{grid.name}' are already stored in {grid.results}", file=out)
         return outcome
-    if address is None and not os.environ.get("RAY_ADDRESS"):
-        check_datasets(grid)
-    store.remove_stale_temp_files()
-    connect(address)
+    prepare(grid, store, address)
     progress = Progress(grid.kinds, stream=out, interval_seconds=progress_interval_seconds)
     for kind in grid.kinds:
         progress.set_total(kind, outcome.total[kind], outcome.skipped[kind])
     progress.note(f"grid '{grid.name}': {len(pending)} tasks to run, results in {store.location}")
+    outcome.interrupted = execute(grid, store, pending, progress,
+                                  all_baselines=[t for t in tasks if t.kind == "baseline"])
+    outcome.seconds = time.monotonic() - start
+    done = store.finished_task_ids()
+    missing = [t for t in pending if t.task_id not in done]
+    outcome.failed = {t.label: "not finished" for t in missing}
+    if outcome.interrupted:
+        progress.note("interrupted: finished tasks are stored; run the same command again to resume")
+    progress.note(f"finished in {outcome.seconds:.0f} s: {len(pending) - len(missing)} of {len(pending)} tasks "
+                  f"stored, {len(missing)} missing")
+    print_summary(store, out)
+    return outcome
 
+
+def task_records(tasks: list[Task]) -> list[dict]:
+    """The planned-task records of ``ResultStore.write_grid``: id, kind and keys of every task."""
+    return [{"task_id": t.task_id, "kind": t.kind, "dataset": t.dataset, "profile": t.network.profile_name,
+             "sigma_w2": t.network.sigma_w2, "sigma_b2": t.network.sigma_b2, "depth": t.network.depth,
+             "seed": t.seed} for t in tasks]
+
+
+def prepare(grid: GridSpec, store: ResultStore, address: str | None) -> None:
+    """Before the first task: check the datasets (local runs), clear crashed writers' temp files, join Ray."""
+    if address is None and not os.environ.get("RAY_ADDRESS"):
+        check_datasets(grid)
+    store.remove_stale_temp_files()
+    connect(address)
+
+
+def execute(grid: GridSpec, store: ResultStore, pending: list[Task], progress: Progress,
+            all_baselines: list[Task] | None = None) -> bool:
+    """Run ``pending`` tasks: cascades on the actor pool (started first, so predictions arrive early), baseline
+    trainings as Tune trials beside it. ``all_baselines`` names the Tune experiment (so an interrupted set of
+    trainings resumes under the same name; default: the pending ones). Returns True when interrupted."""
     cascades = [t for t in pending if t.kind == "cascade"]
     baselines = [t for t in pending if t.kind == "baseline"]
     stop = threading.Event()
@@ -142,7 +200,7 @@ def _run(grid: GridSpec, store: ResultStore, address: str | None, out: TextIO, p
         if baselines:
             cluster_gpus = ray.cluster_resources().get("GPU", 0)
             gpus = res.gpus_per_trial if res.gpus_per_trial is not None else (0.25 if cluster_gpus else 0.0)
-            run_baselines([t for t in tasks if t.kind == "baseline"], baselines, results=grid.results,
+            run_baselines(all_baselines or baselines, baselines, results=grid.results,
                           grid_name=grid.name, cpus=res.cpus_per_trial, gpus=gpus,
                           max_concurrent=res.max_concurrent_trials, max_attempts=res.max_task_attempts,
                           checkpoint_every_epochs=res.checkpoint_every_epochs, store=store, progress=progress,
@@ -151,20 +209,11 @@ def _run(grid: GridSpec, store: ResultStore, address: str | None, out: TextIO, p
             while thread.is_alive():
                 thread.join(timeout=1.0)
     except KeyboardInterrupt:
-        outcome.interrupted = True
         stop.set()
         if thread:
             thread.join(timeout=30)
-    outcome.seconds = time.monotonic() - start
-    done = store.finished_task_ids()
-    missing = [t for t in pending if t.task_id not in done]
-    outcome.failed = {t.label: "not finished" for t in missing}
-    if outcome.interrupted:
-        progress.note("interrupted: finished tasks are stored; run the same command again to resume")
-    progress.note(f"finished in {outcome.seconds:.0f} s: {len(pending) - len(missing)} of {len(pending)} tasks "
-                  f"stored, {len(missing)} missing")
-    print_summary(store, out)
-    return outcome
+        return True
+    return False
 
 
 def print_summary(store: ResultStore, out: TextIO) -> None:

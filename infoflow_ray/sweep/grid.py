@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from infoflow_ray.config import CascadeSpec, NetworkSpec, TrainSpec, _require
+from infoflow_ray.config import CascadeSpec, NetworkSpec, TrainSpec, _is_number, _require
 from infoflow_ray.data import DATASET_NAMES
 from infoflow_ray.errors import ConfigError
 from infoflow_ray.store import task_id as hash_task
@@ -134,6 +134,51 @@ class InfoPlaneSpec:
                 "ksg": {"k": self.k}}[self.estimator]
 
 
+SEARCH_MEASURES = ("kl_per_image", "kl_mean", "kl_median_normalised", "diff_entropy")
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    """The adaptive search (``--search``; method §9): trainings and cascades chosen as results arrive.
+
+    ℓ_train per (dataset, profile, σb², σw², seed) by galloping/bisecting over the grid's ``depths`` from the
+    cascade's prediction, until the bracket [deepest pass, shallowest fail] is at most ``depth_resolution``
+    layers wide (None: neighbours in ``depths``), then checked one depth beyond each end (``confirm``).
+    With ``target_depth`` L: the σw² interval where ℓ_c ≥ L, both edges bisected from the grid's σw² values
+    down to ``sigma_w2_tolerance`` (each step a cascade per seed); ``edge_trainings`` also trains depth L at
+    the measured σw² just inside and just outside each edge. ``measure``: the cutoff that starts the depth
+    search, decides the interval and places the peak — by default the mean of the per-image KL cutoffs, which
+    is stable over seeds where the cutoff of the mean curve saturates spuriously near and above criticality.
+    """
+
+    enabled: bool = False
+    measure: str = "kl_per_image"
+    depth_resolution: int | None = None
+    confirm: bool = True
+    target_depth: int | None = None
+    sigma_w2_tolerance: float = 0.02
+    edge_trainings: bool = False
+
+    def __post_init__(self) -> None:
+        _require(isinstance(self.enabled, bool), "search.enabled", self.enabled, "true or false")
+        _require(self.measure in SEARCH_MEASURES, "search.measure", self.measure,
+                 f"one of {', '.join(SEARCH_MEASURES)}")
+        if self.depth_resolution is not None:
+            _require(isinstance(self.depth_resolution, int) and not isinstance(self.depth_resolution, bool)
+                     and self.depth_resolution > 0, "search.depth_resolution", self.depth_resolution,
+                     "None (one step of the depth list) or an integer number of layers > 0")
+        _require(isinstance(self.confirm, bool), "search.confirm", self.confirm, "true or false")
+        if self.target_depth is not None:
+            _require(isinstance(self.target_depth, int) and not isinstance(self.target_depth, bool)
+                     and self.target_depth >= 1, "search.target_depth", self.target_depth,
+                     "None (no σw² interval search) or an integer >= 1")
+        _require(_is_number(self.sigma_w2_tolerance) and math.isfinite(self.sigma_w2_tolerance)
+                 and self.sigma_w2_tolerance > 0, "search.sigma_w2_tolerance", self.sigma_w2_tolerance,
+                 "a finite number > 0")
+        _require(isinstance(self.edge_trainings, bool), "search.edge_trainings", self.edge_trainings,
+                 "true or false")
+
+
 @dataclass(frozen=True)
 class Task:
     """One unit of work: a cascade prediction or a baseline training of one network on one dataset."""
@@ -191,7 +236,12 @@ def _tuple(values: Any) -> tuple:
 
 @dataclass(frozen=True)
 class GridSpec:
-    """A full grid. ``cascade_depth``: depth of the cascade networks (None = the deepest of ``depths``)."""
+    """A full grid. ``cascade_depth``: depth of the cascade networks (None = the deepest of ``depths``).
+
+    ``sigma_b2`` is an axis like ``sigma_w2``: one value or several (the search then traces the critical line
+    σw²(σb²)). With ``search.enabled`` the grid's values are the allowed values of an adaptive search
+    (``infoflow_ray.sweep.adaptive``) instead of a list of tasks that all run.
+    """
 
     name: str
     sigma_w2: tuple[float, ...]
@@ -199,7 +249,7 @@ class GridSpec:
     datasets: tuple[str, ...] = ("mnist_t10k",)
     seeds: tuple[int, ...] = (0,)
     widths: str | tuple[int, ...] = "wide"
-    sigma_b2: float = 0.05
+    sigma_b2: tuple[float, ...] = (0.05,)
     cascade_depth: int | None = None
     kinds: tuple[str, ...] = KINDS
     results: str = "results/default"
@@ -208,9 +258,10 @@ class GridSpec:
     train: TrainSpec = field(default_factory=TrainSpec)
     resources: ResourceSpec = field(default_factory=ResourceSpec)
     info_plane: InfoPlaneSpec = field(default_factory=InfoPlaneSpec)
+    search: SearchSpec = field(default_factory=SearchSpec)
 
     def __post_init__(self) -> None:
-        for name in ("sigma_w2", "depths", "datasets", "seeds", "kinds"):
+        for name in ("sigma_w2", "sigma_b2", "depths", "datasets", "seeds", "kinds"):
             object.__setattr__(self, name, _tuple(getattr(self, name)))
             _require(len(getattr(self, name)) > 0, name, list(getattr(self, name)), "a non-empty list")
         for d in self.datasets:
@@ -219,7 +270,9 @@ class GridSpec:
             _require(k in KINDS, "kinds", k, f"one of {', '.join(KINDS)}")
         for s in self.seeds:
             _require(isinstance(s, int) and not isinstance(s, bool) and s >= 0, "seeds", s, "integers >= 0")
-        for name in ("sigma_w2", "depths", "seeds"):
+        for b in self.sigma_b2:
+            _require(_is_number(b) and math.isfinite(b) and b >= 0, "sigma_b2", b, "finite numbers >= 0")
+        for name in ("sigma_w2", "sigma_b2", "depths", "seeds"):
             values = getattr(self, name)
             _require(len(set(values)) == len(values), name, list(values), "a list without repeated values")
         _require(bool(self.results) and isinstance(self.results, str), "results", self.results,
@@ -227,30 +280,53 @@ class GridSpec:
         if self.cascade_depth is not None:
             _require(isinstance(self.cascade_depth, int) and self.cascade_depth >= max(self.depths),
                      "cascade_depth", self.cascade_depth, f"None or an integer >= the deepest depth {max(self.depths)}")
+        if self.search.enabled:
+            self._check_search()
         self.tasks()  # every network of the grid is validated here, before any work starts
+
+    def _check_search(self) -> None:
+        search = self.search
+        _require("cascade" in self.kinds, "kinds", list(self.kinds),
+                 "a list including 'cascade' when the search is on (the search starts from the cascades)")
+        if search.target_depth is not None:
+            last = self.network(self.datasets[0], self.sigma_w2[0], self.deepest, self.sigma_b2[0]) \
+                .cutoff_last_layer(self.cascade.cutoff_layers)
+            _require(search.target_depth <= last, "search.target_depth", search.target_depth,
+                     f"at most {last}, the deepest layer the cutoff of the depth-{self.deepest} cascade looks at")
+        _require(len(self.depths) >= 2 or "baseline" not in self.kinds, "depths", list(self.depths),
+                 "at least two depths to search over")
 
     @property
     def deepest(self) -> int:
         return self.cascade_depth or max(self.depths)
 
-    def network(self, dataset: str, sigma_w2: float, depth: int) -> NetworkSpec:
+    def network(self, dataset: str, sigma_w2: float, depth: int, sigma_b2: float) -> NetworkSpec:
         n_in, n_out = DATASET_SHAPES.get(dataset, (self.data.synthetic_inputs, 10))
-        return NetworkSpec(sigma_w2=float(sigma_w2), depth=depth, sigma_b2=float(self.sigma_b2),
+        return NetworkSpec(sigma_w2=float(sigma_w2), depth=depth, sigma_b2=float(sigma_b2),
                            widths=self.widths, n_inputs=n_in, n_outputs=n_out)
 
     def tasks(self) -> list[Task]:
         """All tasks of the grid, cascades first (so predictions arrive long before the ground truth)."""
         out = []
-        info = self.info_plane if self.info_plane.enabled else None
         if "cascade" in self.kinds:
-            out += [Task("cascade", ds, self.network(ds, s, self.deepest), seed, self.data, cascade=self.cascade,
-                         info_plane=info)
-                    for ds in self.datasets for s in self.sigma_w2 for seed in self.seeds]
+            out += [self.cascade_task(ds, s, b, seed)
+                    for ds in self.datasets for b in self.sigma_b2 for s in self.sigma_w2 for seed in self.seeds]
         if "baseline" in self.kinds:
-            out += [Task("baseline", ds, self.network(ds, s, depth), seed, self.data, train=self.train,
-                         info_plane=info)
-                    for ds in self.datasets for s in self.sigma_w2 for depth in self.depths for seed in self.seeds]
+            out += [self.baseline_task(ds, s, b, depth, seed) for ds in self.datasets for b in self.sigma_b2
+                    for s in self.sigma_w2 for depth in self.depths for seed in self.seeds]
         return out
+
+    def cascade_task(self, dataset: str, sigma_w2: float, sigma_b2: float, seed: int) -> Task:
+        """The cascade task of one (dataset, σw², σb², seed) on the grid's deepest network."""
+        info = self.info_plane if self.info_plane.enabled else None
+        return Task("cascade", dataset, self.network(dataset, sigma_w2, self.deepest, sigma_b2), seed, self.data,
+                    cascade=self.cascade, info_plane=info)
+
+    def baseline_task(self, dataset: str, sigma_w2: float, sigma_b2: float, depth: int, seed: int) -> Task:
+        """The baseline training of one (dataset, σw², σb², depth, seed)."""
+        info = self.info_plane if self.info_plane.enabled else None
+        return Task("baseline", dataset, self.network(dataset, sigma_w2, depth, sigma_b2), seed, self.data,
+                    train=self.train, info_plane=info)
 
     def as_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self), default=list))
@@ -267,10 +343,15 @@ PRESETS: dict[str, dict[str, Any]] = {
     # End-to-end check in well under a minute on a laptop CPU (tests use it).
     "tiny": dict(sigma_w2=(0.5, 1.76, 3.0), depths=(3, 6), data=dict(max_train_samples=3000),
                  cascade=dict(eval_samples=200), train=dict(max_epochs=2), results="results/tiny"),
-    # The embedded default: ordered, critical and chaotic σw² on MNIST-t10k, 5–10 minutes on a 2-core CPU.
-    "default": dict(sigma_w2=(0.5, 1.0, 1.5, 1.76, 2.0, 3.0, 4.0), depths=(4, 8, 12, 16, 20),
-                    data=dict(max_train_samples=4000), cascade=dict(eval_samples=1000),
-                    train=dict(max_epochs=5), results="results/default"),
+    # The embedded default: a search that places ℓ_train and the cutoff on both sides of the critical point on
+    # MNIST-t10k, ≈ 10 minutes on a 2-core CPU (measured: README, benchmarks/RESULTS.md). Depths to 48 because
+    # the short budget (5 epochs) makes chaotic networks untrainable well below that; σw² to 8 because the
+    # per-image cutoff falls below 36 layers only there. 500 test images: the per-image cutoffs are those of
+    # 2,000 to within 0.3 layers at a quarter of the evaluation time (which grows with depth²).
+    "default": dict(sigma_w2=(0.5, 1.0, 1.5, 1.76, 2.5, 4.0, 6.0, 8.0), depths=tuple(range(4, 49, 4)),
+                    data=dict(max_train_samples=4000), cascade=dict(eval_samples=500),
+                    train=dict(max_epochs=5), search=dict(enabled=True, target_depth=36, sigma_w2_tolerance=0.05),
+                    results="results/default"),
     # The paper's grids (fig. 3): σw² 0.1..4 step 0.1, depths to 200, 200 epochs. GPU clusters.
     "paper-mnist-wide": dict(sigma_w2=value_range(0.1, 4.0, 0.1), depths=tuple(range(10, 201, 10)),
                              datasets=("mnist",), widths="wide",
@@ -283,7 +364,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 _NESTED = {"data": DataOptions, "cascade": CascadeSpec, "train": TrainSpec, "resources": ResourceSpec,
-           "info_plane": InfoPlaneSpec}
+           "info_plane": InfoPlaneSpec, "search": SearchSpec}
 
 
 def _check_keys(where: str, values: dict[str, Any], cls: type) -> None:
@@ -346,7 +427,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file '{path}' is malformed: {first_line}") from None
     if not isinstance(values, dict):
         raise ConfigError(f"config file '{path}' must hold a table of settings, got {type(values).__name__}")
-    for key in ("sigma_w2", "depths"):
+    for key in ("sigma_w2", "sigma_b2", "depths"):
         if isinstance(values.get(key), dict):
             r = values[key]
             values[key] = value_range(r["start"], r["stop"], r["step"])

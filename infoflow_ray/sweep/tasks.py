@@ -147,6 +147,7 @@ def _cascade_result(task: Task, prediction: Prediction, data: Dataset,
                     device: torch.device | str) -> tuple[Rows, str, dict]:
     status = "ok" if prediction.finite else "nonfinite"
     summary = {name: c.layer for name, c in prediction.cutoffs.items()}
+    summary["kl_per_image"] = prediction.per_image_cutoff_mean
     summary["seconds"] = sum(prediction.seconds.values())
     rows = cascade_rows(task, prediction)
     if task.info_plane is not None:

@@ -1,0 +1,376 @@
+"""The adaptive search on Ray (``jobs/full_grid.py --search``): the driver's loop around ``infoflow_ray.search``.
+
+Every round the driver reads what is stored, *replays* every search from it (``plan``: pure, no Ray) and runs
+the tasks the searches ask for next — cascades on the actor pool, trainings as Tune trials, the same tasks with
+the same ids as a full grid's — until no search asks for anything. The searches of one (dataset, profile, σb²):
+
+- the coarse cascades, one per (σw², seed) of the grid;
+- with ``search.target_depth`` L: the σw² interval where ℓ_c ≥ L, both edges bisected (cascades at new σw²),
+  and with ``search.edge_trainings`` a training at depth L at the σw² just inside and just outside each edge;
+- one depth search per (σw², seed) for ℓ_train, started at the depth nearest that seed's cutoff;
+- the peak of the cutoffs over every σw² measured: the critical point, with its bracket.
+
+Each search writes its decisions (what was asked, why, what came back, the bracket so far) to the ``search``
+table, one file per (dataset, profile, σb²) rewritten every round. A killed search run again replays the same
+decisions from the stored results and asks only for what is not stored.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import TextIO
+
+import polars as pl
+
+from infoflow_ray import search, theory
+from infoflow_ray.search_frames import search_cost
+from infoflow_ray.store import ResultStore
+from infoflow_ray.store import task_id as hash_config
+from infoflow_ray.sweep.driver import GridOutcome, execute, prepare, task_records
+from infoflow_ray.sweep.grid import GridSpec, Task
+from infoflow_ray.sweep.progress import Progress
+
+NAN = float("nan")
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What the store holds, as the searches read it: cutoffs of finished cascades (task id → ℓ_c of the
+    search's measure, NaN when not finite) and outcomes of finished trainings (task id → (reached the
+    threshold, best test accuracy)); ``failed``: tasks that failed for good in this run (their searches stop)."""
+
+    cutoffs: dict[str, float] = field(default_factory=dict)
+    trainings: dict[str, tuple[bool, float]] = field(default_factory=dict)
+    failed: frozenset[str] = frozenset()
+
+
+def read_stored(store: ResultStore, measure: str, failed: frozenset[str] = frozenset()) -> Stored:
+    """The finished tasks' outcomes (a task counts once its ``runs`` row is stored)."""
+    finished = pl.Series(sorted(store.finished_task_ids()), dtype=pl.String).implode()
+    cutoffs = (store.scan("cutoffs").filter(pl.col("measure") == measure, pl.col("task_id").is_in(finished))
+               .select("task_id", "cutoff_layer", "finite").collect())
+    trainings = (store.scan("train_summary").filter(pl.col("task_id").is_in(finished))
+                 .select("task_id", "reached_threshold", "best_test_accuracy").collect())
+    return Stored({t: (c if f and c is not None else NAN) for t, c, f in cutoffs.iter_rows()},
+                  {t: (bool(r), float(a)) for t, r, a in trainings.iter_rows()}, failed)
+
+
+@dataclass
+class GroupPlan:
+    """The searches of one (dataset, profile, σb²): tasks asked next, decision rows, and the answers so far."""
+
+    dataset: str
+    profile: str
+    sigma_b2: float
+    search_id: str
+    asks: list[Task] = field(default_factory=list)
+    rows: list[dict] = field(default_factory=list)
+    brackets: dict[tuple[float, int], search.DepthBracket] = field(default_factory=dict)  # (σw², seed) →
+    interval: search.IntervalSearch | None = None
+    peak: search.Peak | None = None
+    cutoffs: dict[float, float] = field(default_factory=dict)  # σw² → ℓ_c, mean over seeds
+    used: dict[str, Task] = field(default_factory=dict)  # every finished task the searches used, by id
+
+
+def search_id(grid: GridSpec, dataset: str, sigma_b2: float) -> str:
+    """The id of one search group: everything that determines its decisions."""
+    values = grid.as_dict()
+    return hash_config({"search": values["search"], "sigma_w2": values["sigma_w2"], "depths": values["depths"],
+                        "seeds": values["seeds"], "kinds": values["kinds"], "dataset": dataset,
+                        "sigma_b2": sigma_b2, "profile": values["widths"], "deepest": grid.deepest,
+                        "data": values["data"], "cascade": values["cascade"], "train": values["train"]})
+
+
+def plan(grid: GridSpec, stored: Stored) -> list[GroupPlan]:
+    """Replay every search of ``grid`` over ``stored``: one GroupPlan per (dataset, σb²)."""
+    return [_plan_group(grid, stored, dataset, sigma_b2) for dataset in grid.datasets for sigma_b2 in grid.sigma_b2]
+
+
+def _plan_group(grid: GridSpec, stored: Stored, dataset: str, sigma_b2: float) -> GroupPlan:
+    profile = grid.network(dataset, grid.sigma_w2[0], grid.deepest, sigma_b2).profile_name
+    group = GroupPlan(dataset, profile, sigma_b2, search_id(grid, dataset, sigma_b2))
+    spec = grid.search
+    keys = dict(search_id=group.search_id, dataset=dataset, profile=profile, sigma_b2=sigma_b2,
+                target_depth=spec.target_depth)
+
+    def cascades_at(sigma_w2: float) -> list[Task]:
+        return [grid.cascade_task(dataset, sigma_w2, sigma_b2, seed) for seed in grid.seeds]
+
+    def mean_cutoff(sigma_w2: float) -> float | None:
+        """ℓ_c at σw², mean over seeds; None until every seed's cascade is stored (asking for the missing)."""
+        tasks = cascades_at(sigma_w2)
+        missing = [t for t in tasks if t.task_id not in stored.cutoffs]
+        if missing:
+            group.asks += [t for t in missing if t.task_id not in stored.failed]
+            return None
+        group.used.update((t.task_id, t) for t in tasks)
+        values = [stored.cutoffs[t.task_id] for t in tasks]
+        value = NAN if any(math.isnan(v) for v in values) else sum(values) / len(values)
+        group.cutoffs[sigma_w2] = value
+        return value
+
+    for sigma_w2 in grid.sigma_w2:
+        mean_cutoff(sigma_w2)
+    if spec.target_depth is not None:
+        _interval(grid, group, keys, mean_cutoff, stored)
+    if "baseline" in grid.kinds:
+        for sigma_w2 in grid.sigma_w2:
+            for seed in grid.seeds:
+                _depth_search(grid, group, keys, stored, sigma_w2, seed)
+    _peak(group, keys)
+    return group
+
+
+def _interval(grid: GridSpec, group: GroupPlan, keys: dict, mean_cutoff, stored: Stored) -> None:
+    spec = grid.search
+    known: dict[float, float] = {}
+    while True:  # feed the replay every σw² it asks for whose cascades are stored
+        result = search.interval_search(grid.sigma_w2, spec.target_depth, known, spec.sigma_w2_tolerance)
+        fresh = {s: v for s in result.next_sigma_w2 if (v := mean_cutoff(s)) is not None}
+        if not fresh or len(fresh) < len(result.next_sigma_w2):
+            break
+        known.update(fresh)
+    group.interval = result
+    done = result.done
+    L = spec.target_depth
+    for step, d in enumerate(result.decisions, start=1):
+        group.rows.append(_row(keys, "sigma_w2_interval", NAN, -1, step, d.asked,
+                               [t.task_id for t in _cascades(grid, group, d.asked)], d.reason,
+                               f"ℓ_c = {d.value:.4g} {'≥' if d.outcome else '<'} L = {L}", d.value, d.outcome,
+                               d.contradiction, d.bracket, done))
+    for i, s in enumerate(result.next_sigma_w2, start=len(result.decisions) + 1):
+        group.rows.append(_row(keys, "sigma_w2_interval", NAN, -1, i, s,
+                               [t.task_id for t in _cascades(grid, group, s)], "asked: bisect an edge", "", NAN,
+                               None, "", (None, None), False))
+    if done and spec.edge_trainings and "baseline" in grid.kinds:
+        _edge_checks(grid, group, keys, stored)
+
+
+def _cascades(grid: GridSpec, group: GroupPlan, sigma_w2: float) -> list[Task]:
+    return [grid.cascade_task(group.dataset, sigma_w2, group.sigma_b2, seed) for seed in grid.seeds]
+
+
+def _edge_checks(grid: GridSpec, group: GroupPlan, keys: dict, stored: Stored) -> None:
+    """Trainings at depth L at the measured σw² just inside and just outside each closed edge of the interval."""
+    L = grid.search.target_depth
+    step = 0
+    for side, edge in (("low", group.interval.low), ("high", group.interval.high)):
+        if edge is None or edge.outside is None:
+            continue
+        for where, sigma_w2 in (("inside", edge.inside), ("outside", edge.outside)):
+            for seed in grid.seeds:
+                step += 1
+                task = grid.baseline_task(group.dataset, sigma_w2, group.sigma_b2, L, seed)
+                reason = f"check the {side} edge: depth {L} just {where} the predicted interval should " \
+                         f"{'train' if where == 'inside' else 'not train'}"
+                outcome = stored.trainings.get(task.task_id)
+                if outcome is None:
+                    if task.task_id not in stored.failed:
+                        group.asks.append(task)
+                    group.rows.append(_row(keys, "edge_check", sigma_w2, seed, step, L, [task.task_id], reason,
+                                           "failed for good" if task.task_id in stored.failed else "", NAN, None,
+                                           "", (edge.outside, edge.inside), False))
+                    continue
+                group.used[task.task_id] = task
+                reached, accuracy = outcome
+                agrees = reached == (where == "inside")
+                group.rows.append(_row(
+                    keys, "edge_check", sigma_w2, seed, step, L, [task.task_id], reason,
+                    f"best test accuracy {accuracy:.3f}: {'reached' if reached else 'did not reach'} the threshold",
+                    accuracy, reached, "" if agrees else f"the prediction says the opposite at σw² {sigma_w2:g}",
+                    (edge.outside, edge.inside), True))
+
+
+def _depth_search(grid: GridSpec, group: GroupPlan, keys: dict, stored: Stored, sigma_w2: float, seed: int) -> None:
+    cascade = grid.cascade_task(group.dataset, sigma_w2, group.sigma_b2, seed)
+    if cascade.task_id not in stored.cutoffs:
+        return  # starts once its cascade is stored (asked for above)
+    prediction = stored.cutoffs[cascade.task_id]
+    start = search.nearest_depth(grid.depths, prediction)
+    spec = grid.search
+
+    def task_at(depth: int) -> Task:
+        return grid.baseline_task(group.dataset, sigma_w2, group.sigma_b2, depth, seed)
+
+    outcomes: dict[int, bool] = {}
+    accuracy: dict[int, float] = {}
+    stopped = None
+    while True:
+        result = search.depth_search(grid.depths, start, outcomes, spec.depth_resolution, spec.confirm)
+        if result.done:
+            break
+        task = task_at(result.next_depth)
+        if task.task_id in stored.failed:
+            stopped = result.next_depth
+            break
+        if task.task_id not in stored.trainings:
+            group.asks.append(task)
+            break
+        group.used[task.task_id] = task
+        outcomes[result.next_depth], accuracy[result.next_depth] = stored.trainings[task.task_id]
+    group.brackets[(sigma_w2, seed)] = result.bracket
+    done = result.done or stopped is not None
+    for step, d in enumerate(result.decisions, start=1):
+        reason = d.reason.replace("the cascade's prediction", f"the cascade's prediction ℓ_c = {prediction:.4g}")
+        group.rows.append(_row(keys, "depth", sigma_w2, seed, step, d.asked, [task_at(int(d.asked)).task_id],
+                               reason, f"best test accuracy {accuracy[int(d.asked)]:.3f}: "
+                                       f"{'reached' if d.outcome else 'did not reach'} the threshold",
+                               accuracy[int(d.asked)], d.outcome, d.contradiction, d.bracket, done))
+    if not result.done:
+        group.rows.append(_row(keys, "depth", sigma_w2, seed, len(result.decisions) + 1, result.next_depth,
+                               [task_at(result.next_depth).task_id], _next_reason(result, prediction),
+                               "the training failed for good: this search stops" if stopped is not None else "",
+                               NAN, None, "", (result.bracket.passed, result.bracket.failed), done))
+
+
+def _next_reason(result: search.DepthSearch, prediction: float) -> str:
+    """Why the pending depth is asked (the replay names it only once the outcome is in)."""
+    if not result.decisions:
+        return f"start at the cascade's prediction ℓ_c = {prediction:.4g}"
+    return "asked: next step of the gallop / bisection / confirmation"
+
+
+def _peak(group: GroupPlan, keys: dict) -> None:
+    group.peak = search.locate_peak(group.cutoffs)
+    if group.peak is None:
+        return
+    p = group.peak
+    critical = float(theory.critical_sigma_w2(group.sigma_b2))
+    group.rows.append(_row(keys, "peak", NAN, -1, 1, p.estimate, [], "the σw² where the cutoffs (mean over seeds) "
+                           "peak, over every σw² measured", f"ℓ_c peaks at {p.maximum:.4g} over {p.tied} σw²; "
+                           f"mean-field critical σw² = {critical:.4g}", p.maximum, None, "",
+                           (p.low, p.high), True))
+
+
+def _row(keys: dict, kind: str, sigma_w2: float, seed: int, step: int, asked: float, task_ids: list[str],
+         reason: str, outcome: str, value: float | None, passed: bool | None, contradiction: str,
+         bracket: tuple, done: bool) -> dict:
+    low, high = bracket
+    return {**keys, "search": kind, "sigma_w2": float(sigma_w2), "seed": seed, "step": step, "asked": float(asked),
+            "task_ids": ",".join(task_ids), "reason": reason, "outcome": outcome,
+            "value": NAN if value is None else float(value), "passed": passed, "contradiction": contradiction,
+            "bracket_low": NAN if low is None else float(low), "bracket_high": NAN if high is None else float(high),
+            "done": done}
+
+
+def unique(tasks: list[Task]) -> list[Task]:
+    """``tasks`` without repeats (a σw² asked by two searches), cascades first."""
+    seen: dict[str, Task] = {}
+    for task in sorted(tasks, key=lambda t: t.kind != "cascade"):
+        seen.setdefault(task.task_id, task)
+    return list(seen.values())
+
+
+def run_search(grid: GridSpec, store: ResultStore, address: str | None, out: TextIO,
+               progress_interval_seconds: float, start: float) -> GridOutcome:
+    """Rounds of: read the store, replay the searches, run what they ask for — until nothing is asked."""
+    measure = grid.search.measure
+    failed: set[str] = set()
+    asked: dict[str, Task] = {}  # every task the searches used or asked for, by id
+    ran: set[str] = set()
+    outcome = GridOutcome()
+    connected = False
+    round_ = 0
+    while True:
+        groups = plan(grid, read_stored(store, measure, frozenset(failed)))
+        for g in groups:
+            store.write_search(g.search_id, g.dataset, g.rows)
+        pending = unique([t for g in groups for t in g.asks])
+        for g in groups:
+            asked.update(g.used)
+        asked.update((t.task_id, t) for t in pending)
+        store.write_grid(grid.name, grid.as_dict(), task_records(list(asked.values())), growing=True)
+        if not pending:
+            break
+        if not connected:
+            prepare(grid, store, address)
+            connected = True
+        round_ += 1
+        kinds = tuple(k for k in grid.kinds if any(t.kind == k for t in pending))
+        progress = Progress(kinds, stream=out, interval_seconds=progress_interval_seconds)
+        for kind in kinds:
+            progress.set_total(kind, sum(t.kind == kind for t in pending), 0)
+        progress.note(f"search round {round_}: {_describe(pending)}")
+        interrupted = execute(grid, store, pending, progress)
+        ran.update(t.task_id for t in pending)
+        done = store.finished_task_ids()
+        failed.update(t.task_id for t in pending if t.task_id not in done)
+        if interrupted:
+            outcome.interrupted = True
+            progress.note("interrupted: finished tasks are stored; run the same command again to resume the search")
+            break
+    finished = store.finished_task_ids()
+    outcome.total = {k: sum(t.kind == k for t in asked.values()) for k in grid.kinds}
+    outcome.skipped = {k: sum(t.kind == k and i not in ran for i, t in asked.items()) for k in grid.kinds}
+    outcome.failed = {asked[t].label: "not finished" for t in failed if t not in finished}
+    outcome.seconds = time.monotonic() - start
+    print_search_summary(grid, store, groups, out, round_)
+    return outcome
+
+
+def _describe(tasks: list[Task]) -> str:
+    cascades = sorted({t.network.sigma_w2 for t in tasks if t.kind == "cascade"})
+    trainings = [t for t in tasks if t.kind == "baseline"]
+    parts = []
+    if cascades:
+        parts.append(f"{sum(t.kind == 'cascade' for t in tasks)} cascades at σw² "
+                     + ", ".join(f"{s:g}" for s in cascades))
+    if trainings:
+        parts.append(f"{len(trainings)} trainings ("
+                     + ", ".join(f"σw² {t.network.sigma_w2:g} L={t.network.depth}" for t in trainings[:8])
+                     + (", …" if len(trainings) > 8 else "") + ")")
+    return "; ".join(parts)
+
+
+def print_search_summary(grid: GridSpec, store: ResultStore, groups: list[GroupPlan], out: TextIO,
+                         rounds: int) -> None:
+    """What the searches found: ℓ_train brackets per σw², the σw² interval at L, the peak against mean field."""
+    for g in groups:
+        critical = float(theory.critical_sigma_w2(g.sigma_b2))
+        print(f"search {g.dataset} {g.profile} σb²={g.sigma_b2:g} ({rounds} rounds this run):", file=out)
+        for sigma_w2 in grid.sigma_w2:
+            cells = []
+            for seed in grid.seeds:
+                b = g.brackets.get((sigma_w2, seed))
+                if b is not None:
+                    cells.append(f"seed {seed}: ℓ_train {_bracket_text(grid, b)}"
+                                 + (f" ({b.contradictions} contradictions)" if b.contradictions else ""))
+            cutoff = g.cutoffs.get(sigma_w2)
+            print(f"  σw² {sigma_w2:<6g} ℓ_c ({grid.search.measure}) "
+                  f"{'–' if cutoff is None else f'{cutoff:.1f}'}  " + "; ".join(cells), file=out)
+        if g.interval is not None:
+            low, high = g.interval.low, g.interval.high
+            text = "none: no σw² reaches it" if low is None else \
+                f"[{_edge_text(low)}, {_edge_text(high)}]"
+            print(f"  σw² interval with ℓ_c ≥ {grid.search.target_depth}: {text}", file=out)
+        if g.peak is not None:
+            p = g.peak
+            print(f"  cutoff peak: σw² ≈ {p.estimate:.3g} (between {_num(p.low)} and {_num(p.high)}); "
+                  f"mean-field critical σw² = {critical:.3f}", file=out)
+    for row in search_cost(store).iter_rows(named=True):
+        fine = f", a σw² grid at its tolerance {row['fine_grid_cascades']}" if row["fine_grid_cascades"] else ""
+        print(f"spent on {row['dataset']} σb²={row['sigma_b2']:g}: {row['trainings']} trainings "
+              f"({row['training_seconds']:.0f} task-seconds) and {row['cascades']} cascades "
+              f"({row['cascade_seconds']:.0f} s); the full grid over the same σw² and depths: "
+              f"{row['grid_trainings']} trainings and {row['grid_cascades']} cascades{fine}", file=out)
+
+
+def _bracket_text(grid: GridSpec, b: search.DepthBracket) -> str:
+    if b.passed is None:
+        return f"< {min(grid.depths)} (none passed)"
+    if b.failed is None:
+        return f"≥ {b.passed} (the deepest allowed depth passed)"
+    return f"in [{b.passed}, {b.failed})"
+
+
+def _edge_text(edge: search.IntervalEdge) -> str:
+    if edge.outside is None:
+        return f"beyond {edge.inside:g}"
+    return f"{edge.estimate:.4g} ± {edge.width / 2:.2g}"
+
+
+def _num(value: float | None) -> str:
+    return "the range's end" if value is None else f"{value:g}"
+

@@ -1,0 +1,252 @@
+"""The adaptive search end to end: real Ray (local cluster), real torch trainings and cascades, real Parquet.
+
+- on a small case the search's ℓ_train brackets equal the full grid's over the same depths, and the full grid
+  run afterwards into the same folder reuses every task the search ran (same task ids);
+- a search killed midway and run again redoes no finished task and takes the decisions of an undisturbed run;
+- the σw² bisection finds an edge within its tolerance, checked against cascades computed without Ray;
+- non-monotone outcomes and the critical line land in the ``search`` table (outcomes written to a real store);
+- bad search settings fail in one line before any work starts.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from infoflow_ray import theory
+from infoflow_ray.config import CascadeSpec
+from infoflow_ray.predict import predict_trainability
+from infoflow_ray.store import ResultStore
+from infoflow_ray.sweep import adaptive
+from infoflow_ray.sweep.cli import EXIT_BAD_INPUT, main
+from infoflow_ray.sweep.driver import run_grid
+from infoflow_ray.sweep.grid import resolve_grid
+from infoflow_ray.sweep.tasks import load_task_data
+
+ROOT = Path(__file__).resolve().parents[1]
+DEPTHS = "3,4,5,6,8"
+SMALL = {"depths": (3, 4, 5, 6, 8), "search": {"enabled": True}}
+
+
+def small_search(results: Path, **search):
+    """The tiny preset (σw² 0.5, 1.76, 3; 2 epochs) searched over depths 3..8."""
+    return resolve_grid("tiny", overrides={**SMALL, "results": str(results),
+                                           "search": {"enabled": True, **search}})
+
+
+def brackets_of_search(results: Path) -> dict[float, tuple]:
+    """(passed, failed) of each σw²'s depth search: its last decision's bracket (NaN → None)."""
+    rows = (ResultStore.open(str(results), create=False).scan("search").filter(pl.col("search") == "depth")
+            .sort("sigma_w2", "step").group_by("sigma_w2", maintain_order=True).last().collect())
+    assert rows["done"].all()
+    none = lambda v: None if math.isnan(v) else int(v)  # noqa: E731
+    return {s: (none(lo), none(hi)) for s, lo, hi in rows.select("sigma_w2", "bracket_low", "bracket_high").rows()}
+
+
+def brackets_of_grid(results: Path) -> dict[float, tuple]:
+    """What the full grid says per σw²: the deepest depth that reached the threshold, the shallowest above it
+    that did not."""
+    summary = ResultStore.open(str(results), create=False).scan("train_summary").collect()
+    out = {}
+    for (sigma_w2,), part in summary.group_by("sigma_w2"):
+        passed = part.filter("reached_threshold")["depth"].max()
+        above = part.filter(~pl.col("reached_threshold") & (pl.col("depth") > (passed or 0)))["depth"].min()
+        out[sigma_w2] = (passed, above)
+    return out
+
+
+def values(results: Path) -> dict[str, pl.DataFrame]:
+    store = ResultStore.open(str(results), create=False)
+    return {"search": store.scan("search").drop("task_ids").collect().sort("search", "sigma_w2", "seed", "step"),
+            "train_summary": store.scan("train_summary").drop("seconds").collect().sort("task_id"),
+            "cutoffs": store.scan("cutoffs").collect().sort("task_id", "measure")}
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory, ray_local) -> Path:
+    """The small search run once, undisturbed."""
+    path = tmp_path_factory.mktemp("search") / "results"
+    outcome = run_grid(small_search(path), progress_interval_seconds=300)
+    assert not outcome.failed and not outcome.interrupted
+    return path
+
+
+def test_search_brackets_equal_the_full_grid_which_reuses_the_searched_tasks(searched, tmp_path):
+    import shutil
+    results = tmp_path / "results"
+    shutil.copytree(searched, results)
+    store = ResultStore.open(str(results), create=False)
+    searched_runs = store.scan("runs").collect()
+    search_brackets = brackets_of_search(results)
+    grid = resolve_grid("tiny", overrides={"depths": SMALL["depths"], "results": str(results)})
+    n_grid_trainings = sum(t.kind == "baseline" for t in grid.tasks())
+    assert searched_runs.filter(pl.col("kind") == "baseline").height < n_grid_trainings  # it did skip some
+    run_grid(grid, progress_interval_seconds=300)
+    runs = store.scan("runs").collect()
+    assert runs["task_id"].is_unique().all()
+    assert runs.filter(pl.col("kind") == "baseline").height == n_grid_trainings
+    # the search's tasks are the grid's: not one of them ran again
+    before = dict(searched_runs.select("task_id", "started_at").rows())
+    assert {t: s for t, s in runs.select("task_id", "started_at").rows() if t in before} == before
+    assert search_brackets == brackets_of_grid(results)
+
+
+def _search_driver(results: Path) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_ADDRESS")}
+    return subprocess.Popen([sys.executable, "jobs/full_grid.py", "--preset", "tiny", "--search", "--depths", DEPTHS,
+                             "--results", str(results)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def test_a_killed_search_resumes_without_redoing_a_task_and_takes_the_same_decisions(searched, tmp_path):
+    results = tmp_path / "results"
+    proc = _search_driver(results)
+    deadline = time.monotonic() + 300
+    while len(list((results / "runs").rglob("*.parquet"))) < 5:  # the 3 cascades and 2 trainings
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the search stored too few tasks in 300 s"
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and its local Ray, mid-search
+    proc.wait(timeout=60)
+    store = ResultStore.open(str(results), create=False)
+    before = dict(store.scan("runs").select("task_id", "started_at").collect().rows())
+    total = store.scan("runs").collect().height
+    assert total < ResultStore.open(str(searched), create=False).scan("runs").collect().height
+
+    outcome = run_grid(small_search(results), progress_interval_seconds=300)
+    assert not outcome.failed and not outcome.interrupted
+    assert outcome.skipped["cascade"] + outcome.skipped["baseline"] >= len(before)
+    runs = store.scan("runs").collect()
+    assert runs["task_id"].is_unique().all()
+    assert {t: s for t, s in runs.select("task_id", "started_at").rows() if t in before} == before
+    got, want = values(results), values(searched)
+    for table in want:
+        assert got[table].equals(want[table]), table
+
+
+def test_sigma_w2_bisection_finds_an_edge_within_the_tolerance(tmp_path, ray_local):
+    """Cascades only: the interval where the per-image cutoff of a depth-8 cascade reaches layer 5. The edge's
+    two σw² are recomputed without Ray: one is inside (ℓ_c ≥ 5), the other outside, 0.05 apart at most."""
+    overrides = {"sigma_w2": (0.3, 1.0, 1.76), "depths": (4, 8), "kinds": ("cascade",), "results": str(tmp_path),
+                 "data": {"max_train_samples": 500}, "cascade": {"eval_samples": 100},
+                 "search": {"enabled": True, "target_depth": 5, "sigma_w2_tolerance": 0.05}}
+    grid = resolve_grid("tiny", overrides=overrides)
+    outcome = run_grid(grid, progress_interval_seconds=300)
+    assert not outcome.failed
+    rows = (ResultStore.open(str(tmp_path), create=False).scan("search")
+            .filter(pl.col("search") == "sigma_w2_interval").sort("step").collect())
+    assert rows["done"].all() and rows["reason"].str.contains("bisect the low edge").any()
+    inside = rows.filter("passed")["asked"].min()
+    outside = rows.filter(~pl.col("passed") & (pl.col("asked") < inside))["asked"].max()
+    assert 0 < inside - outside <= 0.05
+    data = load_task_data("mnist_t10k", grid.data, "cpu")
+    spec = CascadeSpec(eval_samples=100)
+    recomputed = {s: predict_trainability(grid.network("mnist_t10k", s, 8, 0.05), spec, data, seed=0)
+                  .per_image_cutoff_mean for s in (inside, outside)}
+    assert recomputed[inside] >= 5 > recomputed[outside]
+    stored = dict(rows.select("asked", "value").rows())
+    assert stored[inside] == pytest.approx(recomputed[inside]) and stored[outside] == pytest.approx(recomputed[outside])
+
+
+# --- decisions over outcomes written to a real store (no training: the outcomes are chosen) ------------------
+
+
+def fill(grid, cutoff, trainable) -> ResultStore:
+    """Answer every task the search asks for with chosen outcomes, written through the real store, until the
+    search asks for nothing more; return the store."""
+    store = ResultStore.open(grid.results)
+    for _ in range(100):
+        asks = adaptive.unique([t for g in adaptive.plan(grid, adaptive.read_stored(store, grid.search.measure))
+                                for t in g.asks])
+        if not asks:
+            return store
+        for task in asks:
+            net = task.network
+            keys = {"task_id": task.task_id, "dataset": task.dataset, "profile": net.profile_name,
+                    "sigma_w2": net.sigma_w2, "sigma_b2": net.sigma_b2, "depth": net.depth, "seed": task.seed}
+            run = {**keys, "kind": task.kind, "grid_name": "test", "status": "ok", "config_json": "{}",
+                   "package_version": "", "git_commit": "", "torch_version": "", "ray_version": "",
+                   "python_version": "", "hostname": "", "node_id": "", "device": "cpu", "started_at": None,
+                   "finished_at": None, "seconds": 1.0, "attempts": 1}
+            if task.kind == "cascade":
+                rows = {"cutoffs": [{**keys, "measure": "kl_per_image", "cutoff_layer": cutoff(net.sigma_w2,
+                                                                                                net.sigma_b2),
+                                     "cutoff_std": 1.0, "saturated": True, "finite": True, "last_layer": 46,
+                                     "rtol": 0.005, "atol": 1e-8}]}
+            else:
+                ok = trainable(net.sigma_w2, net.depth, task.seed)
+                rows = {"train_summary": [{**keys, "loss_fn": "logits", "epochs": 1,
+                                           "best_test_accuracy": 0.9 if ok else 0.1, "final_test_accuracy": 0.5,
+                                           "accuracy_threshold": 0.4, "reached_threshold": ok,
+                                           "stop_reason": "threshold", "seconds": 1.0}]}
+            store.write_task(task.task_id, task.dataset, {**rows, "runs": [run]})
+    raise AssertionError("the search did not end")
+
+
+def test_non_monotone_trainings_and_the_critical_line_are_recorded_in_the_search_table(tmp_path, capsys):
+    """σw² = 2 trains at depths ≤ 20 and, against the trend, at 28: the search's confirmation finds 28, and the
+    search table records the contradiction. The chosen cutoffs peak at each σb²'s mean-field critical σw²: the
+    located peaks trace the critical line within their brackets. No Ray starts: every task is stored."""
+    def cutoff(sigma_w2, sigma_b2):
+        return max(1.0, 46.0 - 40.0 * abs(sigma_w2 - float(theory.critical_sigma_w2(sigma_b2))))
+
+    def trainable(sigma_w2, depth, seed):
+        return depth <= 20 or (sigma_w2 == 2.0 and depth == 28)
+
+    grid = resolve_grid("default", overrides={"results": str(tmp_path), "sigma_w2": (0.5, 1.0, 1.5, 2.0, 2.5, 3.0),
+                                              "sigma_b2": (0.0, 0.05, 0.2),
+                                              "search": {"target_depth": 36, "sigma_w2_tolerance": 0.02}})
+    store = fill(grid, cutoff, trainable)
+    outcome = run_grid(grid, progress_interval_seconds=300)  # everything stored: replays and writes the table
+    assert not outcome.failed and "search mnist_t10k wide σb²=0.2" in capsys.readouterr().out
+    table = store.scan("search").collect()
+    assert table["done"].all() and sorted(table["sigma_b2"].unique()) == [0.0, 0.05, 0.2]
+    flagged = table.filter(pl.col("contradiction") != "")
+    depth_flags = flagged.filter(pl.col("search") == "depth")
+    assert depth_flags.height == 3  # one per σb², at σw² = 2 where 28 trains above a failing 24
+    assert set(depth_flags["sigma_w2"]) == {2.0} and depth_flags["contradiction"].str.contains("24 failed|28 passed").all()
+    finals = (table.filter(pl.col("search") == "depth").sort("step").group_by("sigma_b2", "sigma_w2").last())
+    assert finals.filter(pl.col("sigma_w2") == 2.0)["bracket_low"].to_list() == [28.0] * 3  # the deepest pass
+    assert finals.filter(pl.col("sigma_w2") != 2.0)["bracket_low"].unique().to_list() == [20.0]
+    for sigma_b2, part in table.filter(pl.col("search") == "peak").group_by("sigma_b2"):
+        critical = float(theory.critical_sigma_w2(sigma_b2[0]))
+        low, high = part["bracket_low"][0], part["bracket_high"][0]
+        assert low < critical < high and low <= part["asked"][0] <= high  # the bracket holds the truth
+        interval = table.filter(pl.col("search") == "sigma_w2_interval", pl.col("sigma_b2") == sigma_b2[0]) \
+            .sort("step")
+        edges = interval["bracket_low"][-1], interval["bracket_high"][-1]
+        assert edges == pytest.approx((critical - 0.25, critical + 0.25), abs=0.02)  # ℓ_c = 36 exactly there
+
+
+SEARCH_BAD_INPUTS = [
+    (["--search", "--depth-resolution", "0"], "search.depth_resolution"),
+    (["--search", "--target-depth", "7"], "search.target_depth"),  # the depth-6 cascade's cutoff stops at 4
+    (["--search", "--sigma-b2", ","], "sigma_b2"),
+    (["--search", "--sigma-w2-tolerance", "0"], "search.sigma_w2_tolerance"),
+    (["--search", "--only", "baseline"], "kinds"),
+]
+
+
+@pytest.mark.parametrize("argv, needle", SEARCH_BAD_INPUTS, ids=[a[1] + "-" + a[0][-1] for a in SEARCH_BAD_INPUTS])
+def test_bad_search_settings_fail_in_one_line_before_any_work(tmp_path, capsys, argv, needle):
+    code = main(["--preset", "tiny", "--results", str(tmp_path / "results"), *argv])
+    err = capsys.readouterr().err
+    assert code == EXIT_BAD_INPUT
+    assert err.startswith(f"error: {needle}") and err.count("\n") == 1
+    assert not (tmp_path / "results").exists()
+
+
+def test_dry_run_states_the_full_grid_and_the_search_worst_case(tmp_path, capsys):
+    assert main(["--preset", "default", "--results", str(tmp_path / "r"), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "the full grid would run 8 cascades and 96 trainings" in out
+    assert "at most 72 trainings (9 per (σw², seed) over 12 depths" in out
+    assert not (tmp_path / "r").exists()
