@@ -1,6 +1,6 @@
 """The straightforward per-layer cascade, written the way the paper does it: the baseline of ``bench_cascade``.
 
-Layers are trained one after another (SPEC §2). For layer l, an ``nn.Linear`` decoder with ``torch.optim.Adam``
+Layers are trained one after another (method §2). For layer l, an ``nn.Linear`` decoder with ``torch.optim.Adam``
 and autograd is trained for the epochs of ``CascadeSpec`` on batches of (a_l, a_{l-1}) pairs: a_{l-1} of the
 whole training set is kept from the previous layer and a_l of each batch is computed from it with the frozen
 layer l. (A loop that recomputed the forward pass from the input for every batch would do O(L²) frozen work;

@@ -1,4 +1,4 @@
-"""Analysis of a results folder with polars: cutoffs vs trainable depths vs mean-field theory (SPEC §4, §5, §7).
+"""Analysis of a results folder with polars: cutoffs vs trainable depths vs mean-field theory (docs/method.md §4, §5, §7).
 
 Every frame is read through ``ResultStore.scan`` and is tidy: one row per the keys it names. The keys of a point
 of the phase diagram are ``KEYS`` = (dataset, profile, sigma_b2, sigma_w2); a frame over the whole σw² axis is

@@ -1,4 +1,4 @@
-"""The decoder cascade (SPEC §2): train one-layer decoders on a frozen network, reconstruct from every layer.
+"""The decoder cascade (docs/method.md §2): train one-layer decoders on a frozen network, reconstruct from every layer.
 
 Decoder l is ``g_l(a) = tanh(V_l a + c_l)`` with ``V_l`` of shape (n_{l-1}, n_l), trained with Adam to minimise
 ``MSE(g_l(a_l), a_{l-1})`` on the frozen network's activations. Decoders see only their own (a_l, a_{l-1})

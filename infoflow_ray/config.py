@@ -41,7 +41,7 @@ def _positive_int(field: str, value: int) -> None:
 
 @dataclass(frozen=True)
 class NetworkSpec:
-    """The fully connected tanh network under study (SPEC §1).
+    """The fully connected tanh network under study (method §1).
 
     ``depth`` is the number of linear layers L; ``widths`` is a profile name or an explicit tuple of L+1 widths
     (input first, output last). Weights are drawn ``W_ij ~ N(0, sigma_w2 / fan_in)``, biases ``b_i ~ N(0, sigma_b2)``.
@@ -103,7 +103,7 @@ class NetworkSpec:
 
 @dataclass(frozen=True)
 class CascadeSpec:
-    """Training and evaluation of the decoder cascade (SPEC §2–4).
+    """Training and evaluation of the decoder cascade (method §2–4).
 
     ``eval_samples``: number of held-out test images the entropies are computed on (None = whole test split;
     the reference used 100). ``sigma_floor_rel``: the differential-entropy σ floor in units of the uniform
@@ -151,7 +151,7 @@ class CascadeSpec:
 
 @dataclass(frozen=True)
 class TrainSpec:
-    """Baseline training, the ground truth (SPEC §1): plain SGD, cross-entropy, test accuracy every epoch.
+    """Baseline training, the ground truth (method §1): plain SGD, cross-entropy, test accuracy every epoch.
 
     ``loss``: 'logits' applies cross-entropy to the network output (the last tanh layer); 'softmax_twice'
     reproduces the reference, which applies cross-entropy to the softmax of that output. Training stops at

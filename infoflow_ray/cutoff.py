@@ -1,4 +1,4 @@
-"""The cutoff (SPEC §4): the first layer of the saturated tail of an entropy curve.
+"""The cutoff (docs/method.md §4): the first layer of the saturated tail of an entropy curve.
 
 A curve runs over layers 0..L, layer 0 being the input compared with itself, so that a curve that never
 moves is told apart from one that collapsed at layer 1. The band is atol + rtol·|E_L| around the final

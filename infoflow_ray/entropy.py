@@ -1,4 +1,4 @@
-"""Reconstruction entropy (SPEC §3): relative entropy (KL) per image and differential entropy per layer.
+"""Reconstruction entropy (docs/method.md §3): relative entropy (KL) per image and differential entropy per layer.
 
 Pure torch functions: inputs are never modified, everything is computed in float64, and non-finite
 values propagate (they are flagged by the caller, never raised). Shapes: B images of D pixels; L layers.
@@ -83,7 +83,7 @@ def differential_entropy(
 
 
 def differential_entropy_reference(reconstructions: Tensor) -> Tensor:
-    """The reference code's `diff_entropy`, reproduced (SPEC §8), without its in-place division.
+    """The reference code's `diff_entropy`, reproduced (method §8), without its in-place division.
 
     It divides the raw outputs by their row sum (≈ 0 for tanh outputs, so the "pmf" is ill-defined), takes
     the sample standard deviation (divisor M − 1) over images and has no floor (−inf for identical images).

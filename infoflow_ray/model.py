@@ -1,4 +1,4 @@
-"""The network under study: a fully connected tanh network with Gaussian init (SPEC §1).
+"""The network under study: a fully connected tanh network with Gaussian init (docs/method.md §1).
 
 ``a_0 = x`` and ``a_l = tanh(W_l a_{l-1} + b_l)`` for l = 1..L — tanh after every linear layer, the last one
 included; the softmax (for classification) is applied by the loss. Parameters are drawn on the CPU from a

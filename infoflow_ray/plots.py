@@ -322,7 +322,7 @@ def reconstructions_grid(reconstructions, sigma_w2=None, critical: float | None 
 
     reconstructions: the ``reconstructions`` table (or a filtered scan of it). Uses each σw²'s deepest cascade
     and lowest seed, the first ``n_images`` stored images and at most ``max_columns`` columns (layer 0 = the
-    input, then evenly spaced layers up to the deepest). Pixels are drawn on one fixed scale, [0, 1].
+    input, then evenly spaced stored layers up to the deepest). Pixels are drawn on one fixed scale, [0, 1].
     """
     frame, key = _pick(reconstructions, dataset, profile, sigma_b2, "reconstructions frame")
     frame = frame.filter((pl.col("depth") == pl.col("depth").max().over("sigma_w2"))
@@ -330,8 +330,8 @@ def reconstructions_grid(reconstructions, sigma_w2=None, critical: float | None 
     chosen = sigma_w2 if sigma_w2 is not None else representative_sigma_w2(
         frame["sigma_w2"].unique(), critical if critical is not None else 1.0)
     images = sorted(frame["image_index"].unique().to_list())[:n_images]
-    deepest = int(frame["layer"].max())
-    layers = [0] + sorted({int(round(v)) for v in np.linspace(1, deepest, min(deepest, max_columns - 1))})
+    stored = sorted(frame["layer"].unique().to_list())  # deep cascades store a subset of their layers
+    layers = [0] + _evenly([layer for layer in stored if layer > 0], max_columns - 1)
     rows = [(s, i) for s in chosen for i in images]
     fig = Figure(figsize=(1.25 * len(layers) + 1.2, 1.3 * len(rows) + 0.9), layout="constrained")
     axes = fig.subplots(len(rows), len(layers), squeeze=False)

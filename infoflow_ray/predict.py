@@ -95,7 +95,7 @@ def measure(network: TanhNetwork, trained: cascade.TrainedCascade, x: torch.Tens
 
 
 def cutoffs_of(curves: dict[str, np.ndarray], spec: CascadeSpec, last_layer: int) -> tuple[dict, float, float]:
-    """The cutoffs SPEC §4 asks for, over layers 0..last_layer, and the per-image KL cutoff mean and std."""
+    """The cutoffs method §4 asks for, over layers 0..last_layer, and the per-image KL cutoff mean and std."""
     tol = dict(rtol=spec.rtol, atol=spec.atol, last_layer=last_layer)
     kl = curves["kl_per_image"]
     found = {

@@ -1,4 +1,4 @@
-"""Results storage: Parquet tables, one file per finished task per table, written atomically (SPEC §7).
+"""Results storage: Parquet tables, one file per finished task per table, written atomically (docs/method.md §7).
 
 A results location is a local path or a URI that ``pyarrow.fs`` understands (``s3://``, ``gs://``, ``file://``):
 

@@ -1,4 +1,4 @@
-"""Baseline training, the ground truth the prediction is checked against (SPEC §1).
+"""Baseline training, the ground truth the prediction is checked against (docs/method.md §1).
 
 Plain SGD on the tanh network with cross-entropy, test accuracy after every epoch, stop as soon as the
 accuracy threshold is reached or after the epoch budget. A diverging run (non-finite loss) ends as

@@ -24,7 +24,7 @@ from infoflow_ray.store import CorruptFileWarning, ResultStore
 ROOT = Path(__file__).resolve().parents[1]
 ANALYZE = ROOT / "jobs" / "analyze.py"
 KEYS = ["dataset", "profile", "sigma_b2", "sigma_w2"]
-CRITICAL = 1.7609  # mean-field critical σw² at σb² = 0.05 (SPEC §5)
+CRITICAL = 1.7609  # mean-field critical σw² at σb² = 0.05 (method §5)
 
 
 # ------------------------------------------------------------------------------------------ tiny real results

@@ -1,4 +1,4 @@
-"""The decoder cascade and the prediction on real data (SPEC §2–4).
+"""The decoder cascade and the prediction on real data (docs/method.md §2–4).
 
 The expensive part — one cascade epoch on MNIST-t10k for a depth-30 `wide` network in the ordered phase and at
 criticality — runs once per σw² in a module fixture; the mechanics are checked on a depth-8 network trained on

@@ -1,4 +1,4 @@
-"""Config: every bad value fails in one line naming the field and the value; width profiles are SPEC §1's."""
+"""Config: every bad value fails in one line naming the field and the value; width profiles are method §1's."""
 
 import math
 

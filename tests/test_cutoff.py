@@ -8,7 +8,7 @@ from infoflow_ray.errors import ConfigError
 
 
 def cutoff_by_walking_back(curve, rtol=0.005, atol=1e-8):
-    """SPEC §4 written as a plain loop, to check the vectorised version against."""
+    """method §4 written as a plain loop, to check the vectorised version against."""
     if not all(math.isfinite(v) for v in curve):
         return -1, False
     last, n_layers = curve[-1], len(curve) - 1

@@ -1,4 +1,4 @@
-"""The tanh network: SPEC §1's init statistics, seeding, and every layer's activations."""
+"""The tanh network: method §1's init statistics, seeding, and every layer's activations."""
 
 import math
 

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import signal
@@ -22,7 +23,6 @@ import polars as pl
 import pytest
 
 from infoflow_ray import theory
-from infoflow_ray.config import CascadeSpec
 from infoflow_ray.predict import predict_trainability
 from infoflow_ray.store import ResultStore
 from infoflow_ray.sweep import adaptive
@@ -133,11 +133,11 @@ def test_a_killed_search_resumes_without_redoing_a_task_and_takes_the_same_decis
 
 
 def test_sigma_w2_bisection_finds_an_edge_within_the_tolerance(tmp_path, ray_local):
-    """Cascades only: the interval where the per-image cutoff of a depth-8 cascade reaches layer 5. The edge's
-    two σw² are recomputed without Ray: one is inside (ℓ_c ≥ 5), the other outside, 0.05 apart at most."""
-    overrides = {"sigma_w2": (0.3, 1.0, 1.76), "depths": (4, 8), "kinds": ("cascade",), "results": str(tmp_path),
-                 "data": {"max_train_samples": 500}, "cascade": {"eval_samples": 100},
-                 "search": {"enabled": True, "target_depth": 5, "sigma_w2_tolerance": 0.05}}
+    """Cascades only: the interval where the per-image cutoff of a depth-10 cascade (3,000 training images)
+    reaches layer 6 — its low edge lies between σw² 0.1 and 0.5 (ordered side). The edge's two σw² are
+    recomputed without Ray: one is inside (ℓ_c ≥ 6), the other outside, at most 0.05 apart."""
+    overrides = {"sigma_w2": (0.1, 0.5, 1.76), "depths": (4, 10), "kinds": ("cascade",), "results": str(tmp_path),
+                 "search": {"enabled": True, "target_depth": 6, "sigma_w2_tolerance": 0.05}}
     grid = resolve_grid("tiny", overrides=overrides)
     outcome = run_grid(grid, progress_interval_seconds=300)
     assert not outcome.failed
@@ -146,12 +146,11 @@ def test_sigma_w2_bisection_finds_an_edge_within_the_tolerance(tmp_path, ray_loc
     assert rows["done"].all() and rows["reason"].str.contains("bisect the low edge").any()
     inside = rows.filter("passed")["asked"].min()
     outside = rows.filter(~pl.col("passed") & (pl.col("asked") < inside))["asked"].max()
-    assert 0 < inside - outside <= 0.05
+    assert 0.1 <= outside < inside <= 0.5 and inside - outside <= 0.05
     data = load_task_data("mnist_t10k", grid.data, "cpu")
-    spec = CascadeSpec(eval_samples=100)
-    recomputed = {s: predict_trainability(grid.network("mnist_t10k", s, 8, 0.05), spec, data, seed=0)
+    recomputed = {s: predict_trainability(grid.network("mnist_t10k", s, 10, 0.05), grid.cascade, data, seed=0)
                   .per_image_cutoff_mean for s in (inside, outside)}
-    assert recomputed[inside] >= 5 > recomputed[outside]
+    assert recomputed[inside] >= 6 > recomputed[outside]
     stored = dict(rows.select("asked", "value").rows())
     assert stored[inside] == pytest.approx(recomputed[inside]) and stored[outside] == pytest.approx(recomputed[outside])
 
@@ -191,7 +190,7 @@ def fill(grid, cutoff, trainable) -> ResultStore:
     raise AssertionError("the search did not end")
 
 
-def test_non_monotone_trainings_and_the_critical_line_are_recorded_in_the_search_table(tmp_path, capsys):
+def test_non_monotone_trainings_and_the_critical_line_are_recorded_in_the_search_table(tmp_path):
     """σw² = 2 trains at depths ≤ 20 and, against the trend, at 28: the search's confirmation finds 28, and the
     search table records the contradiction. The chosen cutoffs peak at each σb²'s mean-field critical σw²: the
     located peaks trace the critical line within their brackets. No Ray starts: every task is stored."""
@@ -205,8 +204,9 @@ def test_non_monotone_trainings_and_the_critical_line_are_recorded_in_the_search
                                               "sigma_b2": (0.0, 0.05, 0.2),
                                               "search": {"target_depth": 36, "sigma_w2_tolerance": 0.02}})
     store = fill(grid, cutoff, trainable)
-    outcome = run_grid(grid, progress_interval_seconds=300)  # everything stored: replays and writes the table
-    assert not outcome.failed and "search mnist_t10k wide σb²=0.2" in capsys.readouterr().out
+    out = io.StringIO()
+    outcome = run_grid(grid, out=out)  # everything stored: it replays the searches and writes the table
+    assert not outcome.failed and "search mnist_t10k wide σb²=0.2" in out.getvalue()
     table = store.scan("search").collect()
     assert table["done"].all() and sorted(table["sigma_b2"].unique()) == [0.0, 0.05, 0.2]
     flagged = table.filter(pl.col("contradiction") != "")
@@ -250,3 +250,48 @@ def test_dry_run_states_the_full_grid_and_the_search_worst_case(tmp_path, capsys
     assert "the full grid would run 8 cascades and 96 trainings" in out
     assert "at most 72 trainings (9 per (σw², seed) over 12 depths" in out
     assert not (tmp_path / "r").exists()
+
+
+def test_readme_reading_example_runs_on_search_results(searched, capsys):
+    """The README's "Reading the results" snippet, run as written on a search's results folder."""
+    import re
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"## Reading the results.*?```python\n(.*?)```", text, re.S).group(1)
+    assert '"results/default"' in block
+    names: dict = {}
+    exec(block.replace('"results/default"', repr(str(searched))), names)
+    assert names["cutoffs"]["measure"].unique().to_list() == ["kl_per_image"] and names["cutoffs"].height == 3
+    passing = {s: hi[0] for s, hi in brackets_of_search(searched).items() if hi[0] is not None}
+    assert dict(names["trainable"].select("sigma_w2", "trainable_depth").rows()) == passing  # σw² 0.5: none
+    steps = names["steps"]
+    assert steps.height > 3 and steps["reason"].str.starts_with("start at the cascade's prediction").sum() == 3
+    assert capsys.readouterr().out.count("shape: (") == 4  # it printed its four frames
+
+
+def test_analysis_draws_what_the_search_found(searched, tmp_path):
+    """jobs/analyze.py on a search: the report's search section holds the brackets of the search table, and the
+    phase diagram draws them, the peak and every ℓ_train bracket as data (not only pixels)."""
+    sys.path.insert(0, str(ROOT / "jobs"))
+    import analyze
+    from infoflow_ray import analysis, plots, search_frames
+    assert analyze.main([str(searched), "--out", str(tmp_path)]) == 0
+    report = (tmp_path / "report.md").read_text()
+    assert "## Adaptive search" in report and (tmp_path / "critical_line.png").is_file()
+    store = ResultStore.open(str(searched), create=False)
+    brackets = search_frames.trainable_brackets(store)
+    assert brackets.height == 3 and brackets["done"].all()
+    for row in brackets.iter_rows(named=True):
+        high = "–" if row["bracket_high"] is None else str(row["bracket_high"])
+        assert f"| {row['sigma_w2']:.3g} | {row['trainable_depth']} | {high} |" in report
+    peaks = search_frames.cutoff_peaks(store)
+    fig = plots.phase_diagram(analysis.accuracy_grid(store), analysis.cutoffs_by_sigma(store), brackets=brackets,
+                              peak=peaks)
+    ax = fig.axes[0]
+    drawn = [c for c in ax.collections if c.get_label().startswith("search: $\\ell_{train}$ bracket")]
+    assert len(drawn) == 1
+    segments = sorted((float(seg[0][0]), float(seg[0][1]), float(seg[1][1])) for seg in drawn[0].get_segments())
+    want = sorted((r["sigma_w2"], float(r["trainable_depth"]), float(r["bracket_high"]))
+                  for r in brackets.iter_rows(named=True) if r["bracket_high"] is not None)
+    assert segments == want
+    peak_lines = [line for line in ax.get_lines() if line.get_label().startswith("search: cutoff peak")]
+    assert [line.get_xdata()[0] for line in peak_lines] == [peaks["peak_sigma_w2"][0]]

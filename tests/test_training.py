@@ -1,4 +1,4 @@
-"""Baseline training (SPEC §1): it learns MNIST-t10k, stops where it should, resumes exactly, survives divergence."""
+"""Baseline training (docs/method.md §1): it learns MNIST-t10k, stops where it should, resumes exactly, survives divergence."""
 
 import dataclasses
 import io
