@@ -1,6 +1,6 @@
 """A whole grid end to end through Ray: wall time, time per task, worker utilisation, overheads.
 
-Runs a preset (default: ``default``, 42 tasks on MNIST-t10k) with ``run_grid`` into a fresh results folder,
+Runs a preset (default: ``default``, which searches: ≈ 53 tasks on MNIST-t10k) with ``run_grid`` into a fresh results folder,
 then reads its ``runs`` table back:
 
 - wall time of the driver (Ray start and shutdown of actors included) and the time before the first task started;

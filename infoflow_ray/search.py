@@ -80,9 +80,10 @@ def depth_search(depths: Sequence[int], start: int, outcomes: Mapping[int, bool]
 
     depths: the allowed depths; start: the first depth to train (one of them: the cascade's prediction);
     resolution: the bracket is closed when ``failed − passed ≤ resolution`` layers (None: when they are
-    neighbours in ``depths``); confirm: once closed, also train one allowed depth beyond each end (the next
-    shallower than ``passed`` should pass, the next deeper than ``failed`` should fail). A confirming depth that
-    passes above ``failed`` moves the bracket up and the search goes on from there.
+    neighbours in ``depths``); confirm: once closed, back each end by a second measurement beyond it — train
+    the next allowed depth shallower than ``passed`` (it should pass) unless a shallower depth passed already,
+    and the next deeper than ``failed`` (it should fail) unless a deeper depth failed already. A confirming
+    depth that passes above ``failed`` moves the bracket up and the search goes on from there.
 
     Gallop, from the start: while everything passes, step deeper by 1, 1, 2, 4, … allowed depths; while
     everything fails, step shallower the same way; then bisect (in positions of ``depths``) between the
@@ -142,9 +143,11 @@ def _next_position(ordered: list[int], s: int, passed: list[int], failed: list[i
     if not closed:
         mid = (lo + hi) // 2
         return mid, f"bisect between depth {ordered[lo]} (passed) and {ordered[hi]} (failed)"
-    if confirm and lo - 1 >= 0 and lo - 1 not in seen:
+    # confirm each end by a second depth beyond it, unless one was measured there already (a pass below the
+    # deepest pass, a fail above the shallowest fail)
+    if confirm and lo - 1 >= 0 and not any(p < lo for p in passed) and lo - 1 not in seen:
         return lo - 1, f"confirm: one step shallower than the deepest pass ({ordered[lo]}) should pass"
-    if confirm and hi + 1 < n and hi + 1 not in seen:
+    if confirm and hi + 1 < n and not any(f > hi for f in failed) and hi + 1 not in seen:
         return hi + 1, f"confirm: one step deeper than the shallowest fail ({ordered[hi]}) should fail"
     return None, ""
 

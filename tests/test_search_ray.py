@@ -191,8 +191,8 @@ def fill(grid, cutoff, trainable) -> ResultStore:
 
 
 def test_non_monotone_trainings_and_the_critical_line_are_recorded_in_the_search_table(tmp_path):
-    """σw² = 2 trains at depths ≤ 20 and, against the trend, at 28: the search's confirmation finds 28, and the
-    search table records the contradiction. The chosen cutoffs peak at each σb²'s mean-field critical σw²: the
+    """σw² = 2 trains at depths ≤ 20 and, against the trend, at 28: the search finds 28, and the search table
+    records the contradiction with the failing 24 below it. The chosen cutoffs peak at each σb²'s mean-field critical σw²: the
     located peaks trace the critical line within their brackets. No Ray starts: every task is stored."""
     def cutoff(sigma_w2, sigma_b2):
         return max(1.0, 46.0 - 40.0 * abs(sigma_w2 - float(theory.critical_sigma_w2(sigma_b2))))
@@ -202,7 +202,8 @@ def test_non_monotone_trainings_and_the_critical_line_are_recorded_in_the_search
 
     grid = resolve_grid("default", overrides={"results": str(tmp_path), "sigma_w2": (0.5, 1.0, 1.5, 2.0, 2.5, 3.0),
                                               "sigma_b2": (0.0, 0.05, 0.2),
-                                              "search": {"target_depth": 36, "sigma_w2_tolerance": 0.02}})
+                                              "search": {"target_depth": 36, "sigma_w2_tolerance": 0.02,
+                                                         "edge_trainings": True}})
     store = fill(grid, cutoff, trainable)
     out = io.StringIO()
     outcome = run_grid(grid, out=out)  # everything stored: it replays the searches and writes the table
@@ -211,11 +212,22 @@ def test_non_monotone_trainings_and_the_critical_line_are_recorded_in_the_search
     assert table["done"].all() and sorted(table["sigma_b2"].unique()) == [0.0, 0.05, 0.2]
     flagged = table.filter(pl.col("contradiction") != "")
     depth_flags = flagged.filter(pl.col("search") == "depth")
-    assert depth_flags.height == 3  # one per σb², at σw² = 2 where 28 trains above a failing 24
-    assert set(depth_flags["sigma_w2"]) == {2.0} and depth_flags["contradiction"].str.contains("24 failed|28 passed").all()
+    # σb² = 0.05 and 0.2 start σw² = 2 at depth 36 (its cutoff) and gallop down to 28; the confirmation one step
+    # shallower finds 24 failing. σb² = 0 starts at 8 and gallops up to a failing 24; the confirmation one step
+    # deeper finds 28 passing — flagged, and the search goes on above it.
+    assert depth_flags.height == 3 and sorted(depth_flags["sigma_b2"]) == [0.0, 0.05, 0.2]
+    assert set(depth_flags["sigma_w2"]) == {2.0}
+    assert depth_flags.sort("sigma_b2")["contradiction"].to_list() == [
+        "depth 28 passed although depth 24 failed"] + ["depth 24 failed although depth 28 passed"] * 2
     finals = (table.filter(pl.col("search") == "depth").sort("step").group_by("sigma_b2", "sigma_w2").last())
     assert finals.filter(pl.col("sigma_w2") == 2.0)["bracket_low"].to_list() == [28.0] * 3  # the deepest pass
     assert finals.filter(pl.col("sigma_w2") != 2.0)["bracket_low"].unique().to_list() == [20.0]
+    # the edge checks train depth 36 just inside and just outside both edges; nothing trains that deep here, so
+    # the two inside checks of each σb² contradict the prediction, and say so
+    checks = table.filter(pl.col("search") == "edge_check")
+    assert checks.height == 3 * 4 and (checks["asked"] == 36).all() and not checks["passed"].any()
+    assert checks.filter(pl.col("contradiction") != "")["reason"].str.contains("just inside").all()
+    assert checks.filter(pl.col("contradiction") != "").height == 3 * 2
     for sigma_b2, part in table.filter(pl.col("search") == "peak").group_by("sigma_b2"):
         critical = float(theory.critical_sigma_w2(sigma_b2[0]))
         low, high = part["bracket_low"][0], part["bracket_high"][0]
@@ -248,7 +260,7 @@ def test_dry_run_states_the_full_grid_and_the_search_worst_case(tmp_path, capsys
     assert main(["--preset", "default", "--results", str(tmp_path / "r"), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "the full grid would run 8 cascades and 96 trainings" in out
-    assert "at most 72 trainings (9 per (σw², seed) over 12 depths" in out
+    assert "at most 64 trainings (8 per (σw², seed) over 12 depths" in out
     assert not (tmp_path / "r").exists()
 
 

@@ -95,12 +95,9 @@ def _plan_group(grid: GridSpec, stored: Stored, dataset: str, sigma_b2: float) -
     keys = dict(search_id=group.search_id, dataset=dataset, profile=profile, sigma_b2=sigma_b2,
                 target_depth=spec.target_depth)
 
-    def cascades_at(sigma_w2: float) -> list[Task]:
-        return [grid.cascade_task(dataset, sigma_w2, sigma_b2, seed) for seed in grid.seeds]
-
     def mean_cutoff(sigma_w2: float) -> float | None:
         """ℓ_c at σw², mean over seeds; None until every seed's cascade is stored (asking for the missing)."""
-        tasks = cascades_at(sigma_w2)
+        tasks = _cascades(grid, group, sigma_w2)
         missing = [t for t in tasks if t.task_id not in stored.cutoffs]
         if missing:
             group.asks += [t for t in missing if t.task_id not in stored.failed]
@@ -149,6 +146,7 @@ def _interval(grid: GridSpec, group: GroupPlan, keys: dict, mean_cutoff, stored:
 
 
 def _cascades(grid: GridSpec, group: GroupPlan, sigma_w2: float) -> list[Task]:
+    """The cascade tasks of one σw² of the group, one per seed."""
     return [grid.cascade_task(group.dataset, sigma_w2, group.sigma_b2, seed) for seed in grid.seeds]
 
 
