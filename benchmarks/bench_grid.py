@@ -12,7 +12,7 @@ then reads its ``runs`` table back:
 - on a machine with ``nvidia-smi``: GPU utilisation sampled every second while the grid runs (mean, and the
   share of samples at ≥ 70 %).
 
-    .venv/bin/python benchmarks/bench_grid.py                      # the default grid (≈ 10 min on 2 CPU cores)
+    .venv/bin/python benchmarks/bench_grid.py                      # the default search (≈ 10 min on 2 CPU cores)
     .venv/bin/python benchmarks/bench_grid.py --preset tiny
     .venv/bin/python benchmarks/bench_grid.py --preset default --results /tmp/grid --keep
 """

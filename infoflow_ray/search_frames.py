@@ -121,8 +121,13 @@ def search_cost(store: ResultStore) -> pl.DataFrame:
     """Per (dataset, profile, σb²) of every recorded search: trainings and cascades it ran and their task-seconds,
     against the full grid over the same σw², depths and seeds (``grid_trainings``, ``grid_cascades``) and the
     cascades of a σw² grid at the interval search's tolerance over the same range (``fine_grid_cascades``; null
-    without an interval search). ``training_fraction`` = trainings / grid_trainings."""
-    rows = []
+    without an interval search). ``training_fraction`` = trainings / grid_trainings.
+
+    ``grid_training_seconds_estimate``: what the full grid's trainings would take — the measured seconds of the
+    points the search trained, and for every other (σw², depth, seed) depth × the epoch budget × the search's
+    median seconds per layer-epoch (an upper estimate: a training that reaches the threshold stops early).
+    Measured against a real full grid in benchmarks/RESULTS.md ("Session 3")."""
+    rows, points = [], []
     for record in store.planned_grids():
         grid = record["grid"]
         if not grid.get("search", {}).get("enabled"):
@@ -130,23 +135,48 @@ def search_cost(store: ResultStore) -> pl.DataFrame:
         spec, n_seeds, sigma_w2 = grid["search"], len(grid["seeds"]), grid["sigma_w2"]
         fine = (int(round((max(sigma_w2) - min(sigma_w2)) / spec["sigma_w2_tolerance"])) + 1) * n_seeds \
             if spec.get("target_depth") is not None else None
+        trains = "baseline" in grid["kinds"]
         for task in record["tasks"]:
             rows.append({"task_id": task["task_id"], "dataset": task["dataset"], "profile": task["profile"],
                          "sigma_b2": task["sigma_b2"],
-                         "grid_trainings": len(sigma_w2) * len(grid["depths"]) * n_seeds
-                         if "baseline" in grid["kinds"] else 0,
-                         "grid_cascades": len(sigma_w2) * n_seeds, "fine_grid_cascades": fine})
+                         "grid_trainings": len(sigma_w2) * len(grid["depths"]) * n_seeds if trains else 0,
+                         "grid_cascades": len(sigma_w2) * n_seeds, "fine_grid_cascades": fine,
+                         "max_epochs": grid["train"]["max_epochs"]})
+        groups = {(t["dataset"], t["profile"], t["sigma_b2"]) for t in record["tasks"]}
+        points += [{"dataset": d, "profile": p, "sigma_b2": b, "sigma_w2": float(w), "depth": depth, "seed": seed,
+                    "max_epochs": grid["train"]["max_epochs"]}
+                   for d, p, b in groups for w in sigma_w2 for depth in grid["depths"] for seed in grid["seeds"]
+                   if trains]
     if not rows:
         raise ResultsError(f"results '{store.location}' record no search; {_PRODUCER}")
     planned = pl.DataFrame(rows).unique("task_id")
     runs = store.scan("runs").select("task_id", "kind", "seconds").collect()
     joined = planned.join(runs, on="task_id", how="inner")
     is_training = pl.col("kind") == "baseline"
-    return (joined.group_by(GROUP)
+    cost = (joined.group_by(GROUP)
             .agg(trainings=is_training.sum().cast(pl.Int64), cascades=(~is_training).sum().cast(pl.Int64),
                  training_seconds=pl.col("seconds").filter(is_training).sum(),
                  cascade_seconds=pl.col("seconds").filter(~is_training).sum(),
                  grid_trainings=pl.col("grid_trainings").max(), grid_cascades=pl.col("grid_cascades").max(),
                  fine_grid_cascades=pl.col("fine_grid_cascades").max())
-            .with_columns(training_fraction=pl.col("trainings") / pl.col("grid_trainings"))
-            .sort(GROUP))
+            .with_columns(training_fraction=pl.col("trainings") / pl.col("grid_trainings")))
+    return cost.join(_grid_estimate(store, planned, points), on=GROUP, how="left").sort(GROUP)
+
+
+def _grid_estimate(store: ResultStore, planned: pl.DataFrame, points: list[dict]) -> pl.DataFrame:
+    """grid_training_seconds_estimate per GROUP (see ``search_cost``); null where the search trained nothing."""
+    schema = {"dataset": pl.String, "profile": pl.String, "sigma_b2": pl.Float64,
+              "grid_training_seconds_estimate": pl.Float64}
+    if not points:
+        return pl.DataFrame(schema=schema)
+    keys = GROUP + ["sigma_w2", "depth", "seed"]
+    trained = (store.scan("train_summary").select(keys + ["task_id", "epochs", "seconds"]).collect()
+               .join(planned.select("task_id"), on="task_id", how="semi")
+               .unique(keys))
+    rate = trained.group_by(GROUP).agg(
+        rate=(pl.col("seconds") / (pl.col("depth") * pl.col("epochs").clip(lower_bound=1))).median())
+    grid = pl.DataFrame(points).unique(keys)
+    return (grid.join(trained.select(keys + ["seconds"]), on=keys, how="left").join(rate, on=GROUP, how="inner")
+            .with_columns(pl.col("seconds").fill_null(pl.col("depth") * pl.col("max_epochs") * pl.col("rate")))
+            .group_by(GROUP).agg(grid_training_seconds_estimate=pl.col("seconds").sum())
+            .cast(schema))

@@ -228,6 +228,16 @@ def test_non_monotone_trainings_and_the_critical_line_are_recorded_in_the_search
     assert checks.height == 3 * 4 and (checks["asked"] == 36).all() and not checks["passed"].any()
     assert checks.filter(pl.col("contradiction") != "")["reason"].str.contains("just inside").all()
     assert checks.filter(pl.col("contradiction") != "").height == 3 * 2
+    # what the full grid would have spent: the trained points as measured, the others at the full budget
+    from infoflow_ray import search_frames
+    cost = search_frames.search_cost(store).filter(pl.col("sigma_b2") == 0.05).row(0, named=True)
+    summary = store.scan("train_summary").filter(pl.col("sigma_b2") == 0.05).collect()
+    rate = (summary["seconds"] / (summary["depth"] * summary["epochs"])).median()
+    on_grid = summary.filter(pl.col("sigma_w2").is_in(grid.sigma_w2))  # not the edge checks between them
+    trained = set(on_grid.select("sigma_w2", "depth").rows())
+    untrained = [d for s in grid.sigma_w2 for d in grid.depths if (s, d) not in trained]
+    assert cost["trainings"] == summary.height < cost["grid_trainings"] == 6 * 12
+    assert cost["grid_training_seconds_estimate"] == pytest.approx(on_grid.height * 1.0 + sum(untrained) * 5 * rate)
     for sigma_b2, part in table.filter(pl.col("search") == "peak").group_by("sigma_b2"):
         critical = float(theory.critical_sigma_w2(sigma_b2[0]))
         low, high = part["bracket_low"][0], part["bracket_high"][0]

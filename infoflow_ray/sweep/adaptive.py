@@ -349,10 +349,12 @@ def print_search_summary(grid: GridSpec, store: ResultStore, groups: list[GroupP
                   f"mean-field critical σw² = {critical:.3f}", file=out)
     for row in search_cost(store).iter_rows(named=True):
         fine = f", a σw² grid at its tolerance {row['fine_grid_cascades']}" if row["fine_grid_cascades"] else ""
+        estimate = row["grid_training_seconds_estimate"]
+        estimate = f" (≈ {estimate:.0f} task-seconds of training, estimated)" if estimate is not None else ""
         print(f"spent on {row['dataset']} σb²={row['sigma_b2']:g}: {row['trainings']} trainings "
               f"({row['training_seconds']:.0f} task-seconds) and {row['cascades']} cascades "
               f"({row['cascade_seconds']:.0f} s); the full grid over the same σw² and depths: "
-              f"{row['grid_trainings']} trainings and {row['grid_cascades']} cascades{fine}", file=out)
+              f"{row['grid_trainings']} trainings{estimate} and {row['grid_cascades']} cascades{fine}", file=out)
 
 
 def _bracket_text(grid: GridSpec, b: search.DepthBracket) -> str:
