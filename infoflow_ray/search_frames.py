@@ -123,9 +123,10 @@ def search_cost(store: ResultStore) -> pl.DataFrame:
     cascades of a σw² grid at the interval search's tolerance over the same range (``fine_grid_cascades``; null
     without an interval search). ``training_fraction`` = trainings / grid_trainings.
 
-    ``grid_training_seconds_estimate``: what the full grid's trainings would take — the measured seconds of the
-    points the search trained, and for every other (σw², depth, seed) depth × the epoch budget × the search's
-    median seconds per layer-epoch (an upper estimate: a training that reaches the threshold stops early).
+    ``grid_training_seconds_estimate``: what the full grid's trainings would take in task-seconds (``runs``) —
+    the measured seconds of the points the search trained, and for every other (σw², depth, seed) depth × the
+    epoch budget × the search's median seconds per layer-epoch (an upper estimate: a training that reaches the
+    threshold stops early).
     Measured against a real full grid in benchmarks/RESULTS.md ("Session 3")."""
     rows, points = [], []
     for record in store.planned_grids():
@@ -170,9 +171,10 @@ def _grid_estimate(store: ResultStore, planned: pl.DataFrame, points: list[dict]
     if not points:
         return pl.DataFrame(schema=schema)
     keys = GROUP + ["sigma_w2", "depth", "seed"]
-    trained = (store.scan("train_summary").select(keys + ["task_id", "epochs", "seconds"]).collect()
+    runs = store.scan("runs").select("task_id", "seconds").collect()  # a task's wall time, as search_cost counts
+    trained = (store.scan("train_summary").select(keys + ["task_id", "epochs"]).collect()
                .join(planned.select("task_id"), on="task_id", how="semi")
-               .unique(keys))
+               .join(runs, on="task_id").unique(keys))
     rate = trained.group_by(GROUP).agg(
         rate=(pl.col("seconds") / (pl.col("depth") * pl.col("epochs").clip(lower_bound=1))).median())
     grid = pl.DataFrame(points).unique(keys)

@@ -100,6 +100,9 @@ def connect(address: str | None) -> None:
     # Ctrl-C must reach the driver as KeyboardInterrupt (it stops the cascade pool too); Tune's own handler
     # would swallow it. Trials keep their per-epoch checkpoints and Tune its state, so a re-run resumes.
     os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
+    # Tune's "new output" prints a configuration box and result paths per experiment even at verbose=0: a
+    # search runs one experiment per round, and the driver's own progress lines say what runs. Quiet it.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS")
