@@ -215,7 +215,8 @@ def report_sections(inventory, comparison, agreement, timing, info_cutoffs, a: A
                         "tied maximum; – where a curve has no single peak: flat, two separate maxima, or nothing "
                         "trainable) and its distance from the mean-field critical σw².\n\n" + markdown_table(shown))
     if comparison is not None:
-        shown = comparison.select("dataset", "profile", "sigma_w2", "cutoff_kl_mean", "cutoff_kl_mean_std",
+        shown = comparison.select("dataset", "profile", "sigma_w2", "cutoff_kl_per_image", "cutoff_kl_per_image_std",
+                                  "cutoff_kl_mean", "cutoff_kl_mean_std",
                                   "cutoff_diff_entropy", "cutoff_diff_entropy_std", "cutoff_last_layer",
                                   "trainable_depth", "deepest_trained", "best_test_accuracy", "depth_6xi")
         sections.append("## Cutoff vs trainable depth per σw²\n\n`cutoff_last_layer` is the deepest layer searched"
