@@ -1,0 +1,23 @@
+"""The README's Python examples run as written (the "Reading the results" one runs in test_search_ray.py, on a
+search's results)."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def readme_block(heading: str) -> str:
+    text = (ROOT / "README.md").read_text()
+    return re.search(rf"## {re.escape(heading)}.*?```python\n(.*?)```", text, re.S).group(1)
+
+
+def test_python_api_example_runs_and_says_what_it_claims(capsys):
+    names: dict = {}
+    exec(readme_block("Python API"), names)
+    p, r = names["p"], names["r"]
+    assert p.depth == 30 and p.kl_mean.shape == (31,) and p.kl_mean[0] == 0.0  # layer 0: the input itself
+    assert 1 <= p.per_image_cutoff_mean <= p.cutoff_last_layer == 28
+    assert r.stop_reason == "threshold" and r.epochs[-1].test_accuracy >= 0.4  # depth 5 at criticality trains
+    out = capsys.readouterr().out.splitlines()
+    assert out[-2].startswith("1.76") and out[-1] == "4"  # ≈ 1.761; the search confirms one depth shallower
