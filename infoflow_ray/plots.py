@@ -232,8 +232,8 @@ def critical_line(peaks, line) -> Figure:
     for (dataset, profile), part in frame.group_by("dataset", "profile", maintain_order=True):
         part = part.sort("sigma_b2")
         y = part["peak_sigma_w2"].to_numpy()
-        low = np.where(part["peak_low"].is_null().to_numpy(), np.nan, part["peak_low"].fill_null(0).to_numpy())
-        high = np.where(part["peak_high"].is_null().to_numpy(), np.nan, part["peak_high"].fill_null(0).to_numpy())
+        low = part["peak_low"].cast(pl.Float64).fill_null(np.nan).to_numpy()  # null: the peak is at the range's end
+        high = part["peak_high"].cast(pl.Float64).fill_null(np.nan).to_numpy()
         ax.errorbar(part["sigma_b2"], y, yerr=[np.nan_to_num(y - low), np.nan_to_num(high - y)], marker="o",
                     capsize=4, ls="", label=f"cutoff peak, {dataset} {profile} (bar: its bracket)")
     ax.set_xlabel(f"bias variance {SB2}")

@@ -92,7 +92,7 @@ def depth_search(depths: Sequence[int], start: int, outcomes: Mapping[int, bool]
     ordered = sorted(set(depths))
     if start not in ordered:
         raise ValueError(f"start depth {start} is not one of the allowed depths {ordered}")
-    n, s = len(ordered), ordered.index(start)
+    s = ordered.index(start)
     passed: list[int] = []  # positions
     failed: list[int] = []
     decisions: list[Decision] = []
@@ -114,10 +114,15 @@ def depth_search(depths: Sequence[int], start: int, outcomes: Mapping[int, bool]
     return DepthSearch(decisions, None, _bracket(ordered, passed, failed))
 
 
-def _bracket(ordered: list[int], passed: list[int], failed: list[int]) -> DepthBracket:
+def _ends(passed: list[int], failed: list[int]) -> tuple[int | None, int | None]:
+    """Positions of the deepest pass and of the shallowest fail above it (None where there is none)."""
     lo = max(passed) if passed else None
     above = [f for f in failed if lo is None or f > lo]
-    hi = min(above) if above else None
+    return lo, (min(above) if above else None)
+
+
+def _bracket(ordered: list[int], passed: list[int], failed: list[int]) -> DepthBracket:
+    lo, hi = _ends(passed, failed)
     contradictions = sum(1 for f in failed for p in passed if f < p)
     return DepthBracket(ordered[lo] if lo is not None else None, ordered[hi] if hi is not None else None,
                         contradictions)
@@ -126,9 +131,7 @@ def _bracket(ordered: list[int], passed: list[int], failed: list[int]) -> DepthB
 def _next_position(ordered: list[int], s: int, passed: list[int], failed: list[int], resolution: int | None,
                    confirm: bool) -> tuple[int | None, str]:
     n, seen = len(ordered), set(passed) | set(failed)
-    lo = max(passed) if passed else None
-    above = [f for f in failed if lo is None or f > lo]
-    hi = min(above) if above else None
+    lo, hi = _ends(passed, failed)
     if lo is None:  # everything failed so far: gallop shallower
         if hi == 0:
             return None, ""
@@ -218,7 +221,7 @@ def interval_search(coarse: Sequence[float], target_depth: int, cutoffs: Mapping
         ok = math.isfinite(value) and value >= target_depth
         inside_before = [p for p in seen if seen[p]]
         seen[s] = ok
-        low, high, _ = _edges(seen)
+        low, high, _ = interval_edges_of(seen)
         contradiction = ""
         if not ok and low is not None and low.inside < s < high.inside:
             contradiction = f"ℓ_c < {target_depth} at σw² {s:g}, inside the interval [{low.inside:g}, {high.inside:g}]"
@@ -237,7 +240,7 @@ def interval_search(coarse: Sequence[float], target_depth: int, cutoffs: Mapping
     for s in ordered:
         record(s, "coarse start")
     while True:
-        low, high, contradictions = _edges(seen)
+        low, high, contradictions = interval_edges_of(seen)
         asks = []
         for side, edge in (("low", low), ("high", high)):
             if edge is None or edge.outside is None or edge.width <= tolerance:
@@ -256,7 +259,9 @@ def interval_search(coarse: Sequence[float], target_depth: int, cutoffs: Mapping
             record(mid, reason)
 
 
-def _edges(seen: dict[float, bool]) -> tuple[IntervalEdge | None, IntervalEdge | None, int]:
+def interval_edges_of(seen: Mapping[float, bool]) -> tuple[IntervalEdge | None, IntervalEdge | None, int]:
+    """The two edges of the hull of the inside σw² (σw² → ℓ_c ≥ L) and how many outside σw² lie within it;
+    (None, None, 0) when no σw² is inside."""
     points = sorted(seen)
     ins = [s for s in points if seen[s]]
     if not ins:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from infoflow_ray import theory
+from infoflow_ray import search, theory
 from infoflow_ray.errors import ResultsError
 from infoflow_ray.store import ResultStore
 
@@ -67,30 +67,22 @@ def interval_edges(store: ResultStore) -> pl.DataFrame:
     low_width/high_width the distance between its two σw². target_depth: L; cascades: σw² measured (per seed
     mean); done: the search ended."""
     answered = _search(store, "sigma_w2_interval").filter(pl.col("passed").is_not_null())
-    inside = pl.col("asked").filter("passed")
-    edges = (answered.group_by(GROUP)
-             .agg(target_depth=pl.col("target_depth").first(), low_inside=inside.min(), high_inside=inside.max(),
-                  cascades=pl.len().cast(pl.Int64),
-                  points=pl.struct("asked", "passed"), done=pl.col("done").all())
-             .collect())
+    groups = (answered.group_by(GROUP)
+              .agg(target_depth=pl.col("target_depth").first(), cascades=pl.len().cast(pl.Int64),
+                   points=pl.struct("asked", "passed"), done=pl.col("done").all())
+              .collect())
     rows = []
-    for row in edges.iter_rows(named=True):
-        points = [(p["asked"], p["passed"]) for p in row.pop("points")]
-        lo, hi = row["low_inside"], row["high_inside"]
-        below = [s for s, ok in points if not ok and lo is not None and s < lo]
-        above = [s for s, ok in points if not ok and hi is not None and s > hi]
-        rows.append({**row, "low_outside": max(below, default=None), "high_outside": min(above, default=None)})
-    frame = pl.DataFrame(rows, schema={**edges.drop("points").schema, "low_outside": pl.Float64,
-                                       "high_outside": pl.Float64})
-    return frame.with_columns(
-        low=pl.when(pl.col("low_outside").is_null()).then(pl.col("low_inside"))
-        .otherwise((pl.col("low_inside") + pl.col("low_outside")) / 2),
-        high=pl.when(pl.col("high_outside").is_null()).then(pl.col("high_inside"))
-        .otherwise((pl.col("high_inside") + pl.col("high_outside")) / 2),
-        low_width=pl.col("low_inside") - pl.col("low_outside"),
-        high_width=pl.col("high_outside") - pl.col("high_inside"),
-    ).select(GROUP + ["target_depth", "low", "low_width", "low_outside", "low_inside", "high_inside", "high_outside", "high",
-                      "high_width", "cascades", "done"]).sort(GROUP)
+    for row in groups.iter_rows(named=True):
+        low, high, _ = search.interval_edges_of({p["asked"]: p["passed"] for p in row.pop("points")})
+        for name, edge in (("low", low), ("high", high)):
+            closed = edge is not None and edge.outside is not None
+            row |= {name: edge.estimate if edge else None, f"{name}_width": edge.width if closed else None,
+                    f"{name}_inside": edge.inside if edge else None, f"{name}_outside": edge.outside if edge else None}
+        rows.append(row)
+    columns = ["target_depth", "low", "low_width", "low_outside", "low_inside", "high_inside", "high_outside", "high",
+               "high_width", "cascades", "done"]
+    schema = {**groups.drop("points").schema, **{c: pl.Float64 for c in columns[1:-2]}}
+    return pl.DataFrame(rows, schema=schema).select(GROUP + columns).sort(GROUP)
 
 
 def cutoff_peaks(store: ResultStore) -> pl.DataFrame:

@@ -46,9 +46,12 @@ class Stored:
     failed: frozenset[str] = frozenset()
 
 
-def read_stored(store: ResultStore, measure: str, failed: frozenset[str] = frozenset()) -> Stored:
-    """The finished tasks' outcomes (a task counts once its ``runs`` row is stored)."""
-    finished = pl.Series(sorted(store.finished_task_ids()), dtype=pl.String).implode()
+def read_stored(store: ResultStore, measure: str, failed: frozenset[str] = frozenset(),
+                finished: set[str] | None = None) -> Stored:
+    """The finished tasks' outcomes (a task counts once its ``runs`` row is stored); ``finished``: those ids, when
+    the caller has just listed them."""
+    finished = finished if finished is not None else store.finished_task_ids()
+    finished = pl.Series(sorted(finished), dtype=pl.String).implode()
     cutoffs = (store.scan("cutoffs").filter(pl.col("measure") == measure, pl.col("task_id").is_in(finished))
                .select("task_id", "cutoff_layer", "finite").collect())
     trainings = (store.scan("train_summary").filter(pl.col("task_id").is_in(finished))
@@ -271,8 +274,9 @@ def run_search(grid: GridSpec, store: ResultStore, address: str | None, out: Tex
     outcome = GridOutcome()
     connected = False
     round_ = 0
+    finished = store.finished_task_ids()
     while True:
-        groups = plan(grid, read_stored(store, measure, frozenset(failed)))
+        groups = plan(grid, read_stored(store, measure, frozenset(failed), finished))
         for g in groups:
             store.write_search(g.search_id, g.dataset, g.rows)
         pending = unique([t for g in groups for t in g.asks])
@@ -293,13 +297,12 @@ def run_search(grid: GridSpec, store: ResultStore, address: str | None, out: Tex
         progress.note(f"search round {round_}: {_describe(pending)}")
         interrupted = execute(grid, store, pending, progress)
         ran.update(t.task_id for t in pending)
-        done = store.finished_task_ids()
-        failed.update(t.task_id for t in pending if t.task_id not in done)
+        finished = store.finished_task_ids()
+        failed.update(t.task_id for t in pending if t.task_id not in finished)
         if interrupted:
             outcome.interrupted = True
             progress.note("interrupted: finished tasks are stored; run the same command again to resume the search")
             break
-    finished = store.finished_task_ids()
     outcome.total = {k: sum(t.kind == k for t in asked.values()) for k in grid.kinds}
     outcome.skipped = {k: sum(t.kind == k and i not in ran for i, t in asked.items()) for k in grid.kinds}
     outcome.failed = {asked[t].label: "not finished" for t in failed if t not in finished}
