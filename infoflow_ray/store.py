@@ -2,15 +2,25 @@
 
 A results location is a local path or a URI that ``pyarrow.fs`` understands (``s3://``, ``gs://``, ``file://``):
 
-    {root}/_infoflow.json                                  schema version, creation time, package version
-    {root}/{table}/dataset={dataset}/{task_id}.parquet     one file per finished task per table
-    {root}/failures/dataset={dataset}/{task_id}-{attempt}.parquet
+    {root}/_infoflow.json                           schema version, creation time, package version
+    {root}/{table}/{dataset}/{task_id}.parquet      one file per finished task per table
+    {root}/failures/{dataset}/{task_id}-{attempt}.parquet
+    {root}/search/{dataset}/{search_id}.parquet     an adaptive search's decision log, rewritten every round
+    {root}/_grids/{name}-{hash}.json                the planned grids (what was asked for)
+
+Every file holds all its columns, ``dataset`` included, and the folders are plain names (not hive ``key=value``):
+``pandas.read_parquet(folder)``, ``pyarrow.dataset.dataset(folder, partitioning="hive")``, ``polars.scan_parquet``
+and DuckDB all read a table's folder with their default calls (a hive folder name would duplicate the column
+with another type, which pandas and pyarrow refuse to merge).
 
 A task is finished when its ``runs`` file exists and its Parquet footer reads; ``write_task`` writes ``runs``
-last. On a local disk each file is written to a hidden temp name and renamed over the final name (a concurrent
-writer of the same task is harmless: the last rename wins, with identical content); on an object store the final
-key is written directly (a PUT appears whole). Readers skip names starting with '.' or '_' and warn about, then
-skip, files whose footer cannot be read — such a ``runs`` file makes its task run again.
+last, and its ``outputs`` column records the rows and bytes of every other file of the task, so ``verify``
+finds a finished task whose files were later deleted or damaged and ``requeue`` makes it run again.
+
+On a local disk each file is written to a temp file ``{root}/.tmp-*`` and renamed over the final name (a
+concurrent writer of the same task is harmless: the last rename wins, with identical content); on an object
+store the final key is written directly (a PUT appears whole). Readers skip names starting with '.' or '_' and
+warn about, then skip, files whose footer cannot be read — such a ``runs`` file makes its task run again.
 """
 
 from __future__ import annotations
@@ -24,8 +34,12 @@ import re
 import time
 import uuid
 import warnings
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
+from typing import TypeVar
 
 import polars as pl
 import pyarrow as pa
@@ -35,11 +49,12 @@ import pyarrow.parquet as pq
 
 from infoflow_ray.errors import ConfigError, ResultsError
 
-SCHEMA_VERSION = 1  # bump when a column of an existing table changes; a new table needs no bump
+SCHEMA_VERSION = 2  # bump when a column of an existing table changes; a new table needs no bump
 MANIFEST = "_infoflow.json"
-TEMP_PREFIX = ".tmp-"
+TEMP_PREFIX = ".tmp-"  # local writes go to {root}/.tmp-*, then are renamed into place: never in a table's folder
 PROBE_PREFIX = ".write-probe-"
 UTC_US = pa.timestamp("us", tz="UTC")
+T = TypeVar("T")
 
 # The columns that say which task (and which network) a row belongs to; depth is the network's depth L.
 _TASK = [("task_id", pa.string()), ("dataset", pa.string()), ("profile", pa.string()),
@@ -58,6 +73,8 @@ TABLES: dict[str, pa.Schema] = {
         ("started_at", UTC_US), ("finished_at", UTC_US),
         ("seconds", pa.float64()),  # wall seconds of the successful attempt
         ("attempts", pa.int64()),  # 1 when the first attempt succeeded
+        # JSON {table: {"rows": n, "bytes": b}} of the task's other files, filled in by write_task (for verify)
+        ("outputs", pa.string()),
     ]),
     "curves": pa.schema(_TASK + [  # long format: one row per (layer, measure) of a cascade
         ("layer", pa.int64()),  # 0 = input, L = output
@@ -93,6 +110,7 @@ TABLES: dict[str, pa.Schema] = {
         ("accuracy_threshold", pa.float64()), ("reached_threshold", pa.bool_()),
         ("stop_reason", pa.string()),  # 'threshold' | 'budget' | 'diverged' | 'mi_plateau'
         ("seconds", pa.float64()),  # wall seconds of the whole training
+        ("resumed_from_epoch", pa.int64()),  # the checkpoint's epoch the finishing attempt started from; 0 = start
     ]),
     "info_plane": pa.schema(_TASK + [  # one row per (phase, epoch, layer) point; see infoplane.info_plane_rows
         ("phase", pa.string()),  # 'untrained' (the network at init) | 'training' (a baseline trial)
@@ -133,6 +151,16 @@ TABLES: dict[str, pa.Schema] = {
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 
 
+@dataclass(frozen=True)
+class DamagedTask:
+    """A finished task whose files are not what was written (``ResultStore.verify``)."""
+
+    task_id: str
+    dataset: str
+    label: str  # e.g. 'baseline mnist_t10k σw²=1.76 L=6 seed 0'; '?' when its runs file is unreadable
+    problems: tuple[str, ...]  # one line each, e.g. 'curves file missing'
+
+
 class CorruptFileWarning(UserWarning):
     """A results file cannot be read (truncated or corrupt) and is skipped."""
 
@@ -160,6 +188,16 @@ def _reason(e: Exception) -> str:
     """One line saying why an OS or Arrow call failed ('Permission denied', 'No space left on device')."""
     errno = getattr(e, "errno", None)
     return os.strerror(errno) if errno else " ".join(str(e).split())
+
+
+def _credentials_hint(location: str) -> str:
+    """For an object store: where its credentials come from (the standard variables the cloud SDKs read)."""
+    if location.startswith("s3://"):
+        return (" (credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE or the node's IAM role; "
+                "AWS_ENDPOINT_URL for an S3-compatible server; the bucket must exist)")
+    if location.startswith("gs://"):
+        return " (credentials: GOOGLE_APPLICATION_CREDENTIALS or the node's service account; the bucket must exist)"
+    return ""
 
 
 def _check_name(what: str, value: object) -> None:
@@ -193,6 +231,15 @@ def _conform(name: str, rows: pa.Table | list[dict]) -> pa.Table:
         raise ConfigError(f"table '{name}' does not fit its schema: {_reason(e)}") from None
 
 
+def _with_column(rows: pa.Table | list[dict], name: str, value: object) -> pa.Table | list[dict]:
+    """``rows`` with column ``name`` set to ``value`` in every row (added, or replaced)."""
+    if isinstance(rows, pa.Table):
+        if name in rows.column_names:
+            rows = rows.drop_columns([name])
+        return rows.append_column(name, pa.array([value] * rows.num_rows, type=pa.string()))
+    return [{**row, name: value} for row in rows]
+
+
 def _package_version() -> str:
     try:
         return metadata.version("infoflow-ray")
@@ -206,6 +253,7 @@ class ResultStore:
     def __init__(self, location: str, filesystem: pafs.FileSystem, root: str):
         self._location, self._filesystem, self._root = location, filesystem, root.rstrip("/")
         self._local = isinstance(filesystem, pafs.LocalFileSystem)
+        self._threads = 8 if self._local else 64  # concurrent reads of many small files (see _read_each)
 
     location = property(lambda self: self._location, doc="The location as the user gave it.")
     filesystem = property(lambda self: self._filesystem, doc="The pyarrow filesystem holding the results.")
@@ -224,7 +272,8 @@ class ResultStore:
                 filesystem, root = pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(location))
             kind = filesystem.get_file_info(root).type
         except (OSError, pa.ArrowException) as e:
-            raise ResultsError(f"cannot open results location '{location}': {_reason(e)}") from None
+            raise ResultsError(f"cannot open results location '{location}': {_reason(e)}"
+                               f"{_credentials_hint(location)}") from None
         if kind == pafs.FileType.File:
             raise ResultsError(f"results location '{location}' is a file; give a directory or a URI")
         if kind == pafs.FileType.NotFound:
@@ -234,7 +283,7 @@ class ResultStore:
                 filesystem.create_dir(root, recursive=True)
             except OSError as e:
                 raise ResultsError(f"cannot create results location '{location}': {_reason(e)}; "
-                                   "give a writable directory or URI") from None
+                                   f"give a writable directory or URI{_credentials_hint(location)}") from None
         store = cls(location, filesystem, root)
         manifest = store._read_manifest()
         if manifest is None and not create:
@@ -259,6 +308,8 @@ class ResultStore:
         _check_name("dataset", dataset)
         if "failures" in tables:
             raise ConfigError("write_task does not take the 'failures' table; use write_failure")
+        if "runs" in tables:
+            tables = {**tables, "runs": _with_column(tables["runs"], "outputs", None)}
         conformed = {name: _conform(name, rows) for name, rows in tables.items()}
         if "runs" not in conformed or conformed["runs"].num_rows != 1:
             rows = conformed["runs"].num_rows if "runs" in conformed else 0
@@ -268,8 +319,10 @@ class ResultStore:
                 if set(table.column(column).to_pylist()) - {expected}:
                     raise ConfigError(f"table '{name}' has rows whose {column} is not '{expected}'; "
                                       f"write one task of one dataset per call")
-        for name in sorted(conformed, key=lambda n: n == "runs"):
-            self._write_table(name, dataset, task_id, conformed[name])
+        outputs = {name: {"rows": table.num_rows, "bytes": self._write_table(name, dataset, task_id, table)}
+                   for name, table in sorted(conformed.items()) if name != "runs"}
+        runs = _with_column(conformed["runs"], "outputs", json.dumps(outputs, sort_keys=True))
+        self._write_table("runs", dataset, task_id, _conform("runs", runs))
 
     def write_failure(self, task_id: str, attempt: int, row: dict) -> None:
         """Record one failed attempt: ``row`` holds the other ``failures`` columns (``failed_at`` defaults to now)."""
@@ -288,25 +341,62 @@ class ResultStore:
 
     def finished_task_ids(self, kind: str | None = None) -> set[str]:
         """Ids of the tasks with a readable ``runs`` file, optionally only those of ``kind`` ('cascade', 'baseline')."""
-        finished = set()
-        for path in self._files("runs"):
+        def kind_of(path: str) -> str:
+            with self.filesystem.open_input_file(path) as f:
+                return pq.ParquetFile(f).read(columns=["kind"]).column(0)[0].as_py()
+        read = self._read_each(self._files("runs"), kind_of if kind is not None else self._footer)
+        return {path.rsplit("/", 1)[1].removesuffix(".parquet") for path, value in read.items()
+                if kind is None or value == kind}
+
+    def verify(self) -> list[DamagedTask]:
+        """Check every finished task's files against what ``write_task`` recorded in its ``runs`` row: present,
+        of the size written, footer readable, the row count written. Returns the tasks with a problem (an
+        unreadable ``runs`` file included: such a task already counts as not finished). Reads footers only."""
+        def check(runs_path: str) -> DamagedTask | None:
+            dataset, stem = runs_path.rsplit("/", 2)[-2:]
+            task = stem.removesuffix(".parquet")
             try:
-                with self.filesystem.open_input_file(path) as f:
-                    parquet = pq.ParquetFile(f)  # reads the footer only
-                    if kind is not None and parquet.read(columns=["kind"]).column(0)[0].as_py() != kind:
-                        continue
-            except (OSError, pa.ArrowException) as e:
-                self._warn_unreadable(path, e)
-                continue
-            finished.add(path.rsplit("/", 1)[1].removesuffix(".parquet"))
-        return finished
+                with self.filesystem.open_input_file(runs_path) as f:
+                    row = pq.read_table(f, columns=["kind", "sigma_w2", "depth", "seed", "outputs"]).to_pylist()[0]
+                outputs = json.loads(row["outputs"])
+            except (OSError, pa.ArrowException, ValueError, TypeError, IndexError) as e:
+                return DamagedTask(task, dataset, "?", (f"runs file unreadable ({_reason(e)})",))
+            problems = tuple(p for table, written in outputs.items()
+                             if (p := self._check_file(table, self.path(table, dataset, task), written)))
+            if not problems:
+                return None
+            label = f"{row['kind']} {dataset} σw²={row['sigma_w2']:g} L={row['depth']} seed {row['seed']}"
+            return DamagedTask(task, dataset, label, problems)
+        with ThreadPoolExecutor(self._threads) as pool:
+            return [d for d in pool.map(check, self._files("runs")) if d is not None]
+
+    def requeue(self, damaged: list[DamagedTask]) -> None:
+        """Make these tasks unfinished (delete their ``runs`` file), so the next run of their grid computes them
+        again and rewrites every file of theirs. No other file is touched."""
+        for task in damaged:
+            self._delete_quietly(self.path("runs", task.dataset, task.task_id))
+
+    def _check_file(self, table: str, path: str, written: dict) -> str:
+        """'' when the file at ``path`` is what was written, else what is wrong with it, in words."""
+        info = self.filesystem.get_file_info(path)
+        if info.type != pafs.FileType.File:
+            return f"{table} file missing"
+        if info.size != written["bytes"]:
+            return f"{table} file has {info.size} bytes, {written['bytes']} were written"
+        try:
+            with self.filesystem.open_input_file(path) as f:
+                rows = pq.read_metadata(f).num_rows
+        except (OSError, pa.ArrowException) as e:
+            return f"{table} file unreadable ({_reason(e)})"
+        return "" if rows == written["rows"] else f"{table} file has {rows} rows, {written['rows']} were written"
 
     @contextlib.contextmanager
     def exclusive(self):
         """Hold this results location for one driver while the block runs (local folders).
 
         A second driver on the same folder is refused with a ResultsError instead of racing the first one's
-        Tune state. The lock is an OS file lock, released even when the holder is killed. Object stores have
+        Tune state. The lock is an OS file lock, released even when the holder is killed (a killed holder leaves
+        its empty ``_driver.lock`` file, which the next driver takes over). Object stores have
         no such lock: there the per-task atomic, idempotent writes keep results whole, but run one driver.
         """
         if not self._local:
@@ -322,6 +412,8 @@ class ResultStore:
         try:
             yield
         finally:
+            with contextlib.suppress(OSError):
+                os.remove(lock.lock_file)  # while still held, so the run leaves no lock file behind
             lock.release()
 
     def write_grid(self, name: str, grid: dict, tasks: list[dict], growing: bool = False) -> str:
@@ -350,7 +442,7 @@ class ResultStore:
 
     def is_finished(self, task_id: str, dataset: str) -> bool:
         """Whether one task has a readable ``runs`` file (cheaper than listing every finished task)."""
-        path = f"{self.root}/runs/dataset={dataset}/{task_id}.parquet"
+        path = self.path("runs", dataset, task_id)
         if self.filesystem.get_file_info(path).type != pafs.FileType.File:
             return False
         return self._footer_reads(path)
@@ -360,7 +452,7 @@ class ResultStore:
         if table not in TABLES:
             raise ConfigError(f"unknown results table '{table}'; allowed: {', '.join(TABLES)}")
         schema = TABLES[table]
-        paths = [p for p in self._files(table) if self._footer_reads(p)]
+        paths = list(self._read_each(self._files(table), self._footer))
         polars_schema = pl.from_arrow(schema.empty_table()).schema
         if not paths:
             return pl.LazyFrame(schema=polars_schema)
@@ -369,27 +461,33 @@ class ResultStore:
         return pl.scan_pyarrow_dataset(ds.dataset(paths, schema=schema, format="parquet", filesystem=self.filesystem))
 
     def remove_stale_temp_files(self, older_than_seconds: float = 3600) -> int:
-        """Delete temp files (``.tmp-*``) of crashed writers older than ``older_than_seconds``; return how many."""
-        selector = pafs.FileSelector(self.root, recursive=True, allow_not_found=True)
+        """Delete temp files of crashed writers (``{root}/.tmp-*``) older than ``older_than_seconds``; return how
+        many."""
+        infos = self.filesystem.get_file_info(pafs.FileSelector(self.root, allow_not_found=True))
         cutoff_ns = time.time_ns() - int(older_than_seconds * 1e9)
-        removed = 0
-        for info in self.filesystem.get_file_info(selector):
-            name = info.path.rsplit("/", 1)[-1]
-            if info.type == pafs.FileType.File and name.startswith(TEMP_PREFIX) and info.mtime_ns < cutoff_ns:
-                self.filesystem.delete_file(info.path)
-                removed += 1
-        return removed
+        stale = [i.path for i in infos if i.type == pafs.FileType.File and i.base_name.startswith(TEMP_PREFIX)
+                 and i.mtime_ns < cutoff_ns]
+        for path in stale:
+            self._delete_quietly(path)
+        return len(stale)
 
-    def _write_table(self, table: str, dataset: str, stem: str, data: pa.Table) -> None:
+    def path(self, table: str, dataset: str, stem: str) -> str:
+        """Where the file of one task (``stem``: its id) of ``table`` and ``dataset`` lives."""
+        return f"{self.root}/{table}/{dataset}/{stem}.parquet"
+
+    def _write_table(self, table: str, dataset: str, stem: str, data: pa.Table) -> int:
+        """Write one file atomically; return its size in bytes."""
         sink = pa.BufferOutputStream()
         pq.write_table(data, sink)
-        self._put(f"{self.root}/{table}/dataset={dataset}/{stem}.parquet", sink.getvalue())
+        buffer = sink.getvalue()
+        self._put(self.path(table, dataset, stem), buffer)
+        return buffer.size
 
     def _put(self, path: str, data: bytes | pa.Buffer) -> None:
         """Write ``data`` at ``path`` so that no reader sees it partially written."""
         directory, name = path.rsplit("/", 1)
-        stem, dot, suffix = name.rpartition(".")
-        target = f"{directory}/{TEMP_PREFIX}{stem}-{uuid.uuid4().hex}{dot}{suffix}" if self._local else path
+        # Not in the table's folder: polars and DuckDB read every file there, hidden ones included.
+        target = f"{self.root}/{TEMP_PREFIX}{uuid.uuid4().hex}-{name}.partial" if self._local else path
         try:
             self.filesystem.create_dir(directory, recursive=True)
             with self.filesystem.open_output_stream(target) as f:
@@ -410,7 +508,7 @@ class ResultStore:
         except OSError as e:
             self._delete_quietly(probe)
             raise ResultsError(f"results location '{self.location}' is not writable: {_reason(e)}; "
-                               "give a writable directory or URI") from None
+                               f"give a writable directory or URI{_credentials_hint(self.location)}") from None
 
     def _read_manifest(self) -> dict | None:
         path = f"{self.root}/{MANIFEST}"
@@ -438,17 +536,33 @@ class ResultStore:
         return sorted(paths)
 
     def _footer_reads(self, path: str) -> bool:
-        try:
-            with self.filesystem.open_input_file(path) as f:
-                pq.read_metadata(f)
-            return True
-        except (OSError, pa.ArrowException) as e:
-            self._warn_unreadable(path, e)
-            return False
+        return bool(self._read_each([path], self._footer))
+
+    def _footer(self, path: str) -> pq.FileMetaData:
+        with self.filesystem.open_input_file(path) as f:
+            return pq.read_metadata(f)
+
+    def _read_each(self, paths: list[str], read: Callable[[str], T]) -> dict[str, T]:
+        """``read(path)`` for every path, several at once (an object store answers each request in tens of ms);
+        the paths whose read fails are warned about (from this thread) and left out. Keeps the paths' order."""
+        def attempt(path: str) -> tuple[T | None, Exception | None]:
+            try:
+                return read(path), None
+            except (OSError, pa.ArrowException) as e:
+                return None, e
+        with ThreadPoolExecutor(self._threads) as pool:
+            results = list(pool.map(attempt, paths))
+        out = {}
+        for path, (value, error) in zip(paths, results):
+            if error is not None:
+                self._warn_unreadable(path, error)
+            else:
+                out[path] = value
+        return out
 
     def _warn_unreadable(self, path: str, e: Exception) -> None:
         warnings.warn(f"skipping unreadable results file '{path}' ({_reason(e)}); a task whose runs file is "
-                      "unreadable runs again", CorruptFileWarning, stacklevel=3)
+                      "unreadable runs again", CorruptFileWarning, stacklevel=4)
 
     def _delete_quietly(self, path: str) -> None:
         try:

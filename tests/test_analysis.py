@@ -336,7 +336,7 @@ def test_planned_grid_says_how_many_tasks_finished(info_results, tmp_path):
     assert analysis.missing(store).progress() == "9 of 9 planned tasks finished (cascade 3 of 3; baseline 6 of 6)"
     runs = store.scan("runs").collect()
     victim = runs.filter(kind="baseline", sigma_w2=1.76, depth=6).row(0, named=True)
-    (copy / "runs" / "dataset=mnist_t10k" / f"{victim['task_id']}.parquet").unlink()
+    (copy / "runs" / "mnist_t10k" / f"{victim['task_id']}.parquet").unlink()
 
     inventory = analysis.missing(store)
     assert inventory.grids == ("tiny",) and inventory.unplanned == 0
@@ -406,7 +406,8 @@ def write_training(store, sigma_w2, depth, seed, reached):
     accuracy = 0.9 if reached else 0.1
     summary = {**keys, "loss_fn": "logits", "epochs": 3, "best_test_accuracy": accuracy,
                "final_test_accuracy": accuracy, "accuracy_threshold": 0.4, "reached_threshold": reached,
-               "stop_reason": "threshold" if reached else "budget", "seconds": 9.0}
+               "stop_reason": "threshold" if reached else "budget", "seconds": 9.0,
+               "resumed_from_epoch": 0}
     store.write_task(keys["task_id"], "synthetic", {"train_summary": [summary],
                                                     "runs": [_runs_row(keys, "baseline", 10.0)]})
 

@@ -158,11 +158,47 @@ def test_cascades_trained_together_need_equal_widths(small_t10k):
         cascade.train_cascades(networks[:1], small_t10k.train_x, CascadeSpec(), [0, 1])
 
 
+def _precision_probe(seen: list):
+    """A progress callback: it runs inside the training, where it records torch's float32 matmul precision."""
+    return lambda done, total: seen.append(torch.get_float32_matmul_precision())
+
+
 def test_tf32_training_changes_nothing_on_a_cpu(small_net, small_t10k, trained_by_strategy):
-    tf32 = train_cascade(small_net, small_t10k.train_x, CascadeSpec(strategy="layerwise", tf32_training=True), seed=0)
-    for a, b in zip(tf32.decoders.weights, trained_by_strategy["layerwise"].decoders.weights, strict=True):
-        assert torch.equal(a, b)
+    """tf32_training is a CUDA switch: on a CPU torch's float32 matmul precision stays 'highest' inside the
+    training (seen from its progress callback; 'high' would allow reduced-precision fast paths where a CPU backend
+    has them), the decoders are bit for bit those trained without the flag, and the setting is untouched after."""
     assert torch.get_float32_matmul_precision() == "highest"
+    seen = []
+    tf32 = train_cascade(small_net, small_t10k.train_x, CascadeSpec(strategy="layerwise", tf32_training=True), seed=0,
+                         progress=_precision_probe(seen))
+    assert seen and set(seen) == {"highest"}
+    plain = trained_by_strategy["layerwise"]
+    for a, b in zip(tf32.decoders.weights + tf32.decoders.biases, plain.decoders.weights + plain.decoders.biases,
+                    strict=True):
+        assert torch.equal(a, b)
+    assert torch.equal(tf32.decoder_loss, plain.decoder_loss)
+    assert torch.get_float32_matmul_precision() == "highest"
+
+
+@pytest.mark.parametrize("before", ["highest", "medium"])
+def test_tf32_switch_sets_torch_matmul_precision_and_restores_what_was_set(before):
+    """The block the CUDA training runs in (``_tf32_matmuls``): on, torch's float32 matmuls are 'high' (TF32
+    tensor cores) inside and whatever was set before is back afterwards, also when the block raises; off, it
+    changes nothing."""
+    torch.set_float32_matmul_precision(before)
+    try:
+        with cascade._tf32_matmuls(True):
+            assert torch.get_float32_matmul_precision() == "high"
+        assert torch.get_float32_matmul_precision() == before
+        with pytest.raises(RuntimeError, match="inside"), cascade._tf32_matmuls(True):
+            assert torch.get_float32_matmul_precision() == "high"
+            raise RuntimeError("inside")
+        assert torch.get_float32_matmul_precision() == before
+        with cascade._tf32_matmuls(False):
+            assert torch.get_float32_matmul_precision() == before
+        assert torch.get_float32_matmul_precision() == before
+    finally:
+        torch.set_float32_matmul_precision("highest")
 
 
 def test_networks_per_device_is_one_on_cpu_and_memory_grows_with_depth():
@@ -289,9 +325,14 @@ def test_prediction_on_cuda_matches_cpu(small_t10k):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_tf32_training_on_cuda_keeps_the_cutoffs_and_restores_float32(small_t10k):
+    """On CUDA the flag reaches torch: the decoders train with 'high' (TF32) matmuls, without it 'highest'; the
+    setting is restored afterwards and the cutoffs do not move."""
     specs = {flag: CascadeSpec(eval_samples=200, tf32_training=flag) for flag in (False, True)}
+    seen = {False: [], True: []}
     full, tf32 = (predict_trainability(NetworkSpec(ORDERED, SMALL_DEPTH), specs[flag], small_t10k, seed=0,
-                                       device="cuda") for flag in (False, True))
+                                       device="cuda", progress=_precision_probe(seen[flag])) for flag in (False, True))
+    assert seen[False] and set(seen[False]) == {"highest"}
+    assert seen[True] and set(seen[True]) == {"high"}
     assert torch.get_float32_matmul_precision() == "highest"
     assert tf32.cutoffs == full.cutoffs
     np.testing.assert_allclose(tf32.kl_mean, full.kl_mean, rtol=5e-3, atol=1e-6)

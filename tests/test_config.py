@@ -99,10 +99,17 @@ def test_bad_train_values_are_refused_in_one_line(field, value):
 
 
 def test_good_values_are_accepted():
-    NetworkSpec(sigma_w2=1e-3, depth=3, sigma_b2=0.0)
-    CascadeSpec(eval_samples=2, strategy="lockstep", cutoff_layers="all")
-    CascadeSpec(eval_samples=None, strategy="layerwise")
-    TrainSpec(accuracy_threshold=1.0, loss="softmax_twice", stop_at_threshold=False)
+    """The edges of every allowed range are accepted and kept exactly as given: nothing is clamped, rounded or
+    replaced by a default (eval_samples=None means the whole test split, not the reference's 100)."""
+    network = NetworkSpec(sigma_w2=1e-3, depth=3, sigma_b2=0.0)
+    assert (network.sigma_w2, network.depth, network.sigma_b2) == (1e-3, 3, 0.0)
+    assert network.layer_widths == (784, 784, 400, 10) and network.cutoff_last_layer() == 1
+    lockstep = CascadeSpec(eval_samples=2, strategy="lockstep", cutoff_layers="all")
+    assert (lockstep.eval_samples, lockstep.strategy, lockstep.cutoff_layers) == (2, "lockstep", "all")
+    layerwise = CascadeSpec(eval_samples=None, strategy="layerwise")
+    assert layerwise.eval_samples is None and layerwise.strategy == "layerwise"
+    train = TrainSpec(accuracy_threshold=1.0, loss="softmax_twice", stop_at_threshold=False)
+    assert (train.accuracy_threshold, train.loss, train.stop_at_threshold) == (1.0, "softmax_twice", False)
 
 
 @pytest.mark.parametrize("depth", [3, 4, 30, 100])

@@ -125,8 +125,36 @@ def test_dry_run_lists_every_task_and_writes_nothing(tmp_path, capsys):
     assert "resources" in out and not results.exists()
 
 
+# What each preset expands into (README "What a grid is"): σw² values, depths, dataset, width profile, epochs,
+# and the task counts of the full grid (cascades: σw² × seeds × datasets; baselines: × depths as well).
+PRESET_CONTENT = {
+    "tiny": dict(sigma_w2=(0.5, 1.76, 3.0), depths=(3, 6), dataset="mnist_t10k", widths="wide", max_epochs=2,
+                 cascades=3, baselines=6, search=False),
+    "default": dict(sigma_w2=(0.5, 1.0, 1.5, 1.76, 2.5, 4.0, 6.0, 8.0), depths=tuple(range(4, 49, 4)),
+                    dataset="mnist_t10k", widths="wide", max_epochs=5, cascades=8, baselines=96, search=True),
+    "paper-mnist-wide": dict(sigma_w2=tuple(round(0.1 * i, 1) for i in range(1, 41)), depths=tuple(range(10, 201, 10)),
+                             dataset="mnist", widths="wide", max_epochs=200, cascades=40, baselines=800, search=False),
+    "paper-cifar-shrinking": dict(sigma_w2=tuple(round(0.1 * i, 1) for i in range(1, 41)),
+                                  depths=tuple(range(10, 201, 10)), dataset="cifar10_gray", widths="shrinking",
+                                  max_epochs=200, cascades=40, baselines=800, search=False),
+}
+
+
 def test_every_preset_is_valid():
-    for name in PRESETS:
+    """Every preset expands into exactly the grid it documents: each (σw², depth) baseline once, each σw²'s
+    cascade once on the deepest network, in its own results folder."""
+    assert set(PRESETS) == set(PRESET_CONTENT)
+    for name, want in PRESET_CONTENT.items():
         grid = resolve_grid(name)
-        assert grid.tasks()
         assert grid.results.endswith(name)  # each preset writes to its own folder, never into another's
+        assert (grid.sigma_w2, grid.depths, grid.datasets, grid.seeds, grid.sigma_b2) == \
+            (want["sigma_w2"], want["depths"], (want["dataset"],), (0,), (0.05,)), name
+        assert (grid.widths, grid.train.max_epochs, grid.search.enabled) == \
+            (want["widths"], want["max_epochs"], want["search"]), name
+        tasks = grid.tasks()
+        cascades = [(t.network.sigma_w2, t.network.depth) for t in tasks if t.kind == "cascade"]
+        baselines = [(t.network.sigma_w2, t.network.depth) for t in tasks if t.kind == "baseline"]
+        assert (len(cascades), len(baselines)) == (want["cascades"], want["baselines"]), name
+        assert sorted(cascades) == [(s, max(want["depths"])) for s in want["sigma_w2"]], name
+        assert sorted(baselines) == [(s, d) for s in want["sigma_w2"] for d in want["depths"]], name
+        assert all(t.dataset == want["dataset"] and t.network.widths == want["widths"] for t in tasks), name

@@ -5,6 +5,7 @@ results must hold every task exactly once, with the values of an undisturbed run
 """
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -55,7 +56,8 @@ def _values(results: Path) -> dict[str, pl.DataFrame]:
         "cutoffs": store.scan("cutoffs").collect().sort("task_id", "measure"),
         "curves": store.scan("curves").collect().sort("task_id", "measure", "layer"),
         "train_epochs": store.scan("train_epochs").drop("seconds").collect().sort("task_id", "epoch"),
-        "train_summary": store.scan("train_summary").drop("seconds").collect().sort("task_id"),
+        # resumed_from_epoch differs by design: the killed run's trainings continue from their checkpoints
+        "train_summary": store.scan("train_summary").drop("seconds", "resumed_from_epoch").collect().sort("task_id"),
     }
 
 
@@ -143,11 +145,66 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, na
     assert sorted(p.name for p in tmp_path.rglob("*")) == before  # nothing written, nothing changed
 
 
-def test_extreme_sigma_w2_gives_flagged_results_not_a_crash():
+def _extreme_cascade(sigma_w2: float) -> tuple[dict, str]:
+    """The stored rows and the runs status of a depth-6 cascade at ``sigma_w2`` on small synthetic data."""
     from infoflow_ray.config import CascadeSpec, NetworkSpec
     from infoflow_ray.data import load_dataset
-    from infoflow_ray.predict import predict_trainability
+    from infoflow_ray.sweep.grid import DataOptions, Task
+    from infoflow_ray.sweep.tasks import run_cascade
+    options = DataOptions(synthetic_inputs=64, synthetic_train=500, synthetic_test=100)
     data = load_dataset("synthetic", n_inputs=64, n_train=500, n_test=100)
-    prediction = predict_trainability(NetworkSpec(50.0, 6, n_inputs=64), CascadeSpec(), data, seed=0)
-    assert prediction.depth == 6
-    assert prediction.finite == bool(all(c.finite for c in prediction.cutoffs.values()))
+    task = Task("cascade", "synthetic", NetworkSpec(sigma_w2, 6, n_inputs=64), 0, options, cascade=CascadeSpec())
+    rows, status, _ = run_cascade(task, data, "cpu")
+    return rows, status
+
+
+def _by_measure(rows: list[dict]) -> dict[str, dict]:
+    return {r["measure"]: r for r in rows}
+
+
+def _curve(rows: dict, measure: str) -> list[dict]:
+    return sorted((r for r in rows["curves"] if r["measure"] == measure), key=lambda r: r["layer"])
+
+
+LAST_LAYER = 4  # depth 6, `wide` profile: the cutoff looks at layers 0..L-2
+
+
+def test_extreme_sigma_w2_gives_flagged_results_not_a_crash():
+    """σw² far out on both sides, and beyond float32: every cascade finishes and its rows say what happened.
+
+    σw² = 1e-3 (deep order): the input's signal shrinks ~30× per layer, the reconstructions from layer 4 on are
+    identical, every pixel's spread is clamped to the σ floor and the differential-entropy curve is flagged
+    saturated (ℓ_c = 3). σw² = 50 (deep chaos, tanh mostly at ±1): still finite, status 'ok', no layer
+    collapses (no clamped pixel) and no saturated tail. σw² = 1e80: the float32 weights overflow to inf, the
+    activations are NaN: status 'nonfinite', every cutoff finite=False with a NaN layer, every curve value of
+    layers ≥ 1 stored as NaN and flagged, layer 0 (the input itself) still finite.
+    """
+    from infoflow_ray.config import CascadeSpec
+    from infoflow_ray.entropy import HALF_LN_2PIE
+    floor = HALF_LN_2PIE + math.log(CascadeSpec().sigma_floor_rel / 64)
+    for sigma_w2 in (1e-3, 50.0, 1e80):
+        rows, status = _extreme_cascade(sigma_w2)
+        for r in rows["curves"]:  # the flag always follows the stored value
+            assert r["finite"] == math.isfinite(r["value"]), (sigma_w2, r["measure"], r["layer"])
+        cutoffs = _by_measure(rows["cutoffs"])
+        assert set(cutoffs) == {"kl_mean", "kl_median_normalised", "diff_entropy", "kl_per_image"}
+        assert all(c["last_layer"] == LAST_LAYER for c in cutoffs.values())
+        if sigma_w2 == 1e80:
+            assert status == "nonfinite"
+            for c in cutoffs.values():
+                assert not c["finite"] and not c["saturated"] and math.isnan(c["cutoff_layer"]), c["measure"]
+            flagged = {(r["measure"], r["layer"]) for r in rows["curves"] if not r["finite"]}
+            for measure in ("kl_mean", "kl_median", "diff_entropy", "decoder_loss"):
+                assert {layer for m, layer in flagged if m == measure} == set(range(1, 7)), measure
+            continue
+        assert status == "ok"
+        assert all(r["finite"] for r in rows["curves"]) and all(c["finite"] for c in cutoffs.values())
+        entropy_cutoff = cutoffs["diff_entropy"]
+        clamped = [r["value"] for r in _curve(rows, "clamped_pixels")]
+        if sigma_w2 == 50.0:
+            assert clamped == [0] * 7
+            assert entropy_cutoff["cutoff_layer"] == LAST_LAYER and not entropy_cutoff["saturated"]
+        else:
+            assert clamped[4:] == [64] * 3  # layers 4..6: every pixel on the floor
+            assert [r["value"] for r in _curve(rows, "diff_entropy")][4:] == pytest.approx([floor] * 3, abs=1e-9)
+            assert entropy_cutoff["cutoff_layer"] == 3 and entropy_cutoff["saturated"]

@@ -185,7 +185,8 @@ def fill(grid, cutoff, trainable) -> ResultStore:
                 rows = {"train_summary": [{**keys, "loss_fn": "logits", "epochs": 1,
                                            "best_test_accuracy": 0.9 if ok else 0.1, "final_test_accuracy": 0.5,
                                            "accuracy_threshold": 0.4, "reached_threshold": ok,
-                                           "stop_reason": "threshold", "seconds": 1.0}]}
+                                           "stop_reason": "threshold", "seconds": 1.0,
+                                           "resumed_from_epoch": 0}]}
             store.write_task(task.task_id, task.dataset, {**rows, "runs": [run]})
     raise AssertionError("the search did not end")
 

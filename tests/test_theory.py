@@ -71,6 +71,22 @@ def _trapezoid_fixed_point(sigma_w2, sigma_b2):
     return q, chi_1
 
 
+def _iterated_correlation_fixed_point(sigma_w2, sigma_b2, q):
+    """c* and χ_c at variance q: the correlation map iterated from c = 0.5 with a 2-D quadrature written here."""
+    z, w = _gauss(101)
+    z1, z2, ww = z[:, None], z[None, :], w[:, None] * w[None, :]
+
+    def pair(c):
+        return np.sqrt(q) * z1, np.sqrt(q) * (c * z1 + np.sqrt(1 - c**2) * z2)
+
+    c = 0.5
+    for _ in range(1000):
+        u1, u2 = pair(c)
+        c = (sigma_w2 * np.sum(ww * np.tanh(u1) * np.tanh(u2)) + sigma_b2) / q
+    u1, u2 = pair(c)
+    return c, sigma_w2 * np.sum(ww * (1 - np.tanh(u1) ** 2) * (1 - np.tanh(u2) ** 2))
+
+
 def test_q_star_matches_brute_force_integration():
     q, chi_1 = _trapezoid_fixed_point(2.5, SIGMA_B2)
     assert theory.q_star(2.5, SIGMA_B2) == pytest.approx(q, rel=1e-9)
@@ -94,19 +110,7 @@ def test_c_star_is_one_in_order_and_below_one_in_chaos(critical):
 def test_c_star_and_chi_c_match_iterated_correlation_map():
     """Chaotic point: iterate the correlation map from c = 0.5 with a 2-D quadrature written here."""
     sigma_w2 = 2.5
-    q = float(theory.q_star(sigma_w2, SIGMA_B2))
-    z, w = _gauss(101)
-    z1, z2, ww = z[:, None], z[None, :], w[:, None] * w[None, :]
-
-    def pair(c):
-        return np.sqrt(q) * z1, np.sqrt(q) * (c * z1 + np.sqrt(1 - c**2) * z2)
-
-    c = 0.5
-    for _ in range(1000):
-        u1, u2 = pair(c)
-        c = (sigma_w2 * np.sum(ww * np.tanh(u1) * np.tanh(u2)) + SIGMA_B2) / q
-    u1, u2 = pair(c)
-    chi = sigma_w2 * np.sum(ww * (1 - np.tanh(u1) ** 2) * (1 - np.tanh(u2) ** 2))
+    c, chi = _iterated_correlation_fixed_point(sigma_w2, SIGMA_B2, float(theory.q_star(sigma_w2, SIGMA_B2)))
     assert theory.c_star(sigma_w2, SIGMA_B2) == pytest.approx(c, abs=1e-9)
     assert theory.chi_c(sigma_w2, SIGMA_B2) == pytest.approx(chi, abs=1e-9)
     assert chi < 1.0
@@ -134,9 +138,20 @@ def test_xi_c_is_infinite_at_exact_criticality_without_warnings():
 
 
 def test_trainable_depth_is_six_xi_c():
-    sigma_w2 = np.array([1.0, 1.5, 2.5])
-    np.testing.assert_allclose(theory.trainable_depth(sigma_w2), 6.0 * theory.xi_c(sigma_w2))
-    np.testing.assert_allclose(theory.trainable_depth(sigma_w2, factor=3.0), 3.0 * theory.xi_c(sigma_w2))
+    """6 ξ_c against values not computed by the module: the closed form without bias in the ordered phase
+    (q* = 0, χ_c = χ1 = σw², so 6 ξ_c = −6 / ln σw², e.g. 6 / ln 2 = 8.656 layers at σw² = 0.5), its infinite
+    critical value, and at σb² = 0.05 ξ_c from the brute-force integrations above on both sides of criticality."""
+    sigma_w2 = np.array([0.25, 0.5, 0.9])
+    np.testing.assert_allclose(theory.trainable_depth(sigma_w2, 0.0), -6.0 / np.log(sigma_w2), rtol=1e-12)
+    np.testing.assert_allclose(theory.trainable_depth(sigma_w2, 0.0, factor=3.0), -3.0 / np.log(sigma_w2),
+                               rtol=1e-12)
+    assert theory.trainable_depth(0.5, 0.0) == pytest.approx(6.0 / np.log(2.0), rel=1e-12)
+    assert theory.trainable_depth(1.0, 0.0) == np.inf
+    _, chi_ordered = _trapezoid_fixed_point(1.0, SIGMA_B2)  # ordered: χ_c = χ1
+    q_chaotic, _ = _trapezoid_fixed_point(2.5, SIGMA_B2)
+    _, chi_chaotic = _iterated_correlation_fixed_point(2.5, SIGMA_B2, q_chaotic)
+    assert theory.trainable_depth(1.0) == pytest.approx(-6.0 / np.log(chi_ordered), rel=1e-8)
+    assert theory.trainable_depth(2.5) == pytest.approx(-6.0 / np.log(chi_chaotic), rel=1e-6)
 
 
 @pytest.mark.parametrize("fn", [theory.q_star, theory.chi_1, theory.c_star, theory.chi_c, theory.xi_c])
@@ -170,13 +185,32 @@ def test_critical_sigma_w2_is_vectorised():
 
 
 def test_mean_field_bundles_the_single_functions():
-    grid = np.linspace(0.8, 3.0, 9)
+    """Every field of mean_field against values not computed by the module: at σb² = 0.05 q* and χ1 from the
+    trapezoid length map, c* = 1 and χ_c = χ1 on the ordered side, c* and χ_c from the iterated 2-D correlation
+    map on the chaotic side, χ1 = 1 at the paper's critical σw² ≈ 1.76; without bias the closed forms."""
+    grid = np.array([0.8, 1.2, 2.5, 3.0])
     mf = theory.mean_field(grid, SIGMA_B2)
     assert mf.sigma_b2 == SIGMA_B2
     np.testing.assert_array_equal(mf.sigma_w2, grid)
-    for name in ["q_star", "chi_1", "c_star", "chi_c", "xi_c"]:
-        np.testing.assert_allclose(getattr(mf, name), getattr(theory, name)(grid, SIGMA_B2), rtol=1e-12)
-    np.testing.assert_allclose(mf.depth_6xi, 6.0 * mf.xi_c)
+    brute = [_trapezoid_fixed_point(s, SIGMA_B2) for s in grid]
+    q, chi_1 = np.array([b[0] for b in brute]), np.array([b[1] for b in brute])
+    np.testing.assert_allclose(mf.q_star, q, rtol=1e-9)
+    np.testing.assert_allclose(mf.chi_1, chi_1, rtol=1e-9)
+    chaotic = [_iterated_correlation_fixed_point(s, SIGMA_B2, qs) for s, qs in zip(grid[2:], q[2:])]
+    c_star = np.concatenate([[1.0, 1.0], [c for c, _ in chaotic]])
+    chi_c = np.concatenate([chi_1[:2], [chi for _, chi in chaotic]])
+    np.testing.assert_allclose(mf.c_star, c_star, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(mf.chi_c, chi_c, rtol=1e-8)
+    assert np.all(mf.c_star[2:] < 0.99) and np.all(mf.chi_c < 1.0)
+    np.testing.assert_allclose(mf.xi_c, -1.0 / np.log(chi_c), rtol=1e-6)
+    np.testing.assert_allclose(mf.depth_6xi, -6.0 / np.log(chi_c), rtol=1e-6)
+    at_paper_critical = theory.mean_field(np.array([1.75, 1.77]), SIGMA_B2).chi_1
+    assert at_paper_critical[0] < 1.0 < at_paper_critical[1]  # the edge of chaos is at 1.76 ± 0.01
+    without_bias = theory.mean_field(np.array([0.3, 0.7]), 0.0)
+    np.testing.assert_array_equal(without_bias.q_star, [0.0, 0.0])
+    np.testing.assert_allclose(without_bias.chi_1, [0.3, 0.7], rtol=1e-14)
+    np.testing.assert_allclose(without_bias.chi_c, [0.3, 0.7], rtol=1e-14)
+    np.testing.assert_allclose(without_bias.depth_6xi, -6.0 / np.log([0.3, 0.7]), rtol=1e-12)
 
 
 def test_critical_point_outside_bracket_is_refused():

@@ -13,6 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import pyarrow.fs as pafs
 import torch
 from ray import tune
 
@@ -49,6 +50,7 @@ def baseline_trainable(config: dict) -> None:
             saved = torch.load(Path(folder) / CHECKPOINT_FILE, map_location=device)
         trainer.load_state_dict(saved["trainer"])
         attempt = saved["attempt"] + 1
+    resumed_from_epoch = trainer.epoch
     every = config.get("checkpoint_every_epochs", 1)
     probe = InfoPlaneProbe(task, trainer) if task.info_plane is not None else None
     if probe and checkpoint:
@@ -65,7 +67,7 @@ def baseline_trainable(config: dict) -> None:
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
         else:
             tune.report(metrics)
-    rows = baseline_rows(task, trainer.history, reason)
+    rows = baseline_rows(task, trainer.history, reason, resumed_from_epoch)
     if probe:
         rows["info_plane"] = probe.rows
     status = "diverged" if reason == "diverged" else "ok"
@@ -146,23 +148,31 @@ def _node_id() -> str:
 
 
 class _TuneProgress(tune.Callback):
-    """Feeds trial starts/ends into the driver's progress line; records trials that failed for good."""
+    """Feeds trial starts/ends into the driver's progress line, records trials that failed for good, and deletes
+    the checkpoints of a trial whose rows are stored (so checkpoint storage is bounded by the running trials)."""
 
     def __init__(self, progress: Progress, store: ResultStore):
         self.progress, self.store = progress, store
+        self._running: set[str] = set()  # trial ids started and not yet ended: what the progress line counts
 
     def __getstate__(self) -> dict:
         return {}  # Tune pickles its run config; the driver re-attaches a live callback on restore
 
     def __setstate__(self, state: dict) -> None:
         self.progress = self.store = None
+        self._running = set()
 
-    def _running(self, trials) -> None:
-        self.progress.set_running("baseline", sum(t.status == "RUNNING" for t in trials))
+    def _ended(self, trial) -> bool:
+        """Whether ``trial`` was counted as running (and no longer is)."""
+        if trial.trial_id not in self._running:
+            return False
+        self._running.discard(trial.trial_id)
+        return True
 
     def on_trial_start(self, iteration, trials, trial, **info):
-        self.progress.started("baseline")
-        self._running(trials)
+        if trial.trial_id not in self._running:
+            self._running.add(trial.trial_id)
+            self.progress.started("baseline", f"started {_label(_tasks(trial))}")
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         result = trial.last_result or {}
@@ -170,13 +180,17 @@ class _TuneProgress(tune.Callback):
         detail = (f"{result.get('stop_reason') or 'skipped (already stored)'} after {result.get('epoch', 0)} "
                   f"epochs, {'best ' if len(tasks) > 1 else ''}test accuracy "
                   f"{result.get('test_accuracy', float('nan')):.3f}")
-        self._running([t for t in trials if t is not trial])
-        self.progress.finished("baseline", f"{_label(tasks)}: {detail}", count=len(tasks))
+        if all(self.store.is_finished(t.task_id, t.dataset) for t in tasks):
+            delete_checkpoints(trial)
+        self.progress.finished("baseline", f"{_label(tasks)}: {detail}", count=len(tasks),
+                               was_running=self._ended(trial))
 
     def on_trial_recover(self, iteration, trials, trial, **info):
-        self.progress.retried("baseline", f"retrying {_label(_tasks(trial))} (attempt {trial.num_failures} failed)")
+        self.progress.retried("baseline", f"retrying {_label(_tasks(trial))} (attempt {trial.num_failures} failed)",
+                              was_running=self._ended(trial))
 
     def on_trial_error(self, iteration, trials, trial, **info):
+        was_running = self._ended(trial)  # its checkpoint stays: a re-run resumes the trial from it
         tasks = _tasks(trial)
         error = (str(trial.error_file) if trial.error_file else "unknown error")
         try:
@@ -188,7 +202,22 @@ class _TuneProgress(tune.Callback):
                 "task_id": task.task_id, "kind": "baseline", "dataset": task.dataset,
                 "sigma_w2": task.network.sigma_w2, "depth": task.network.depth, "seed": task.seed,
                 "attempt": trial.num_failures, "error": error, "failed_at": utc_now()})
-        self.progress.finished("baseline", f"FAILED {_label(tasks)}: {error}", failed=True, count=len(tasks))
+        self.progress.finished("baseline", f"FAILED {_label(tasks)}: {error}", failed=True, count=len(tasks),
+                               was_running=was_running)
+
+
+def delete_checkpoints(trial) -> int:
+    """Delete the checkpoint folders of an ended trial from Tune's storage (local or object store); return how
+    many. Tune keeps the last checkpoint of every finished trial until the experiment is deleted: at depth 200
+    that is ~0.5 GB per network, which the stored rows make useless."""
+    storage = trial.storage
+    filesystem = storage.storage_filesystem
+    selector = pafs.FileSelector(storage.trial_fs_path, allow_not_found=True)
+    folders = [i.path for i in filesystem.get_file_info(selector)
+               if i.type == pafs.FileType.Directory and i.base_name.startswith("checkpoint_")]
+    for folder in folders:
+        filesystem.delete_dir(folder)
+    return len(folders)
 
 
 def _tasks(trial) -> list[Task]:
@@ -230,7 +259,7 @@ def run_baselines(all_tasks: list[Task], pending: list[Task], *, results: str, g
         progress.note(f"resuming the baseline trials of {path}")
         tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True)
         tuner._local_tuner.get_run_config().callbacks = callbacks
-        tuner.fit()
+        _fit_and_clean_up(tuner, storage, name)
         done = store.finished_task_ids("baseline")
         pending = [t for t in pending if t.task_id not in done]
         if not pending:
@@ -251,7 +280,21 @@ def run_baselines(all_tasks: list[Task], pending: list[Task], *, results: str, g
             failure_config=tune.FailureConfig(max_failures=max_attempts - 1),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
     )
-    tuner.fit()
+    _fit_and_clean_up(tuner, storage, name)
+
+
+def _fit_and_clean_up(tuner: tune.Tuner, storage: str, name: str) -> None:
+    """Run the experiment; once every trial of it ended without error, delete its Tune state (nothing in it is
+    needed: the rows are stored). An interrupted experiment (KeyboardInterrupt passes through) or one with a
+    trial that failed for good keeps its state, so the next run restores it and resumes from the checkpoints."""
+    results = tuner.fit()
+    if results.errors:
+        return
+    filesystem, root = pafs.FileSystem.from_uri(storage) if "://" in storage else (pafs.LocalFileSystem(), storage)
+    filesystem.delete_dir(f"{root}/{name}")
+    left = filesystem.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+    if not left:
+        filesystem.delete_dir(root)
 
 
 def _trial_name(trial) -> str:

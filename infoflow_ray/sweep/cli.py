@@ -78,6 +78,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--gpus-per-trial", type=float, help="GPU fraction per baseline trial (default 0.25 with GPUs)")
     p.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else start a local Ray)")
     p.add_argument("--dry-run", action="store_true", help="print the tasks and resources, run nothing")
+    p.add_argument("--verify", action="store_true",
+                   help="check every finished task's files against what was written (present, size, rows); "
+                        "re-queue the damaged tasks so the next run recomputes exactly them; run nothing")
     return p
 
 
@@ -115,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, _terminate)
     try:
         grid = resolve_grid(args.preset, args.config, overrides(args))
+        if args.verify:
+            return verify(grid.results, sys.stdout)
         if args.dry_run:
             from infoflow_ray.store import ResultStore
             from infoflow_ray.sweep.driver import describe, describe_search
@@ -142,6 +147,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(outcome.failed)} tasks did not finish (see the 'failures' table); re-run to retry them",
               file=sys.stderr)
         return EXIT_FAILED_TASKS
+    return EXIT_OK
+
+
+def verify(results: str, out) -> int:
+    """``--verify``: report the finished tasks whose files are damaged or gone, and re-queue them."""
+    from infoflow_ray.store import ResultStore
+    store = ResultStore.open(results, create=False)
+    with store.exclusive():  # no driver may write while tasks are re-queued
+        finished = len(store.finished_task_ids())
+        damaged = store.verify()
+        for task in damaged:
+            print(f"damaged: {task.task_id} ({task.label}): {'; '.join(task.problems)}", file=out)
+        store.requeue(damaged)
+    if damaged:
+        print(f"{len(damaged)} task(s) re-queued; run the same command without --verify to recompute exactly "
+              f"them ({finished - sum(t.label != '?' for t in damaged)} finished tasks are intact)", file=out)
+    else:
+        print(f"all {finished} finished tasks in {results} have every file as written", file=out)
     return EXIT_OK
 
 

@@ -57,33 +57,33 @@ class Progress:
             c = self._counts[kind]
             c.total, c.done, c.skipped = total, already_done, already_done
 
-    def started(self, kind: str) -> None:
+    def started(self, kind: str, message: str = "") -> None:
+        """A piece of work started; with a ``message`` (long work, e.g. a training) print a line saying so."""
         with self._lock:
             c = self._counts[kind]
             c.running += 1
             if c.first_start is None:
                 c.first_start = time.monotonic()
+            if message:
+                self._print(message)
 
-    def finished(self, kind: str, message: str = "", failed: bool = False, count: int = 1) -> None:
-        """A piece of work ended: ``count`` tasks (a batched group holds several) done or failed."""
+    def finished(self, kind: str, message: str = "", failed: bool = False, count: int = 1,
+                 was_running: bool = True) -> None:
+        """A piece of work ended: ``count`` tasks (a batched group holds several) done or failed; ``was_running``
+        is False for work that ended without a ``started`` (e.g. restored already finished)."""
         with self._lock:
             c = self._counts[kind]
-            c.running = max(0, c.running - 1)
+            c.running -= was_running
             if failed:
                 c.failed += count
             else:
                 c.done += count
             self._print(message)
 
-    def set_running(self, kind: str, running: int) -> None:
-        """Correct the running count from an authoritative source (Tune's trial states)."""
-        with self._lock:
-            self._counts[kind].running = running + 1  # `finished` decrements for the trial that just ended
-
-    def retried(self, kind: str, message: str) -> None:
+    def retried(self, kind: str, message: str, was_running: bool = True) -> None:
         """A running task failed and went back to the queue."""
         with self._lock:
-            self._counts[kind].running = max(0, self._counts[kind].running - 1)
+            self._counts[kind].running -= was_running
             self._counts[kind].retries += 1
             self._print(message)
 

@@ -191,8 +191,9 @@ def extended_info_plane(task: Task, data: Dataset, device: torch.device | str) -
                                      time.perf_counter() - start, params, n_samples=x.shape[0])
 
 
-def baseline_rows(task: Task, history: list[EpochRecord], stop_reason: str) -> Rows:
-    """``train_epochs`` and ``train_summary`` rows of one finished baseline training."""
+def baseline_rows(task: Task, history: list[EpochRecord], stop_reason: str, resumed_from_epoch: int = 0) -> Rows:
+    """``train_epochs`` and ``train_summary`` rows of one finished baseline training (``resumed_from_epoch``: the
+    epoch of the checkpoint its last attempt started from, 0 when it trained from the start)."""
     keys = {**_keys(task), "loss_fn": task.train.loss}
     epochs = [{**keys, **{k: v for k, v in r.as_dict().items()}} for r in history]
     accuracies = [r.test_accuracy for r in history]
@@ -201,5 +202,6 @@ def baseline_rows(task: Task, history: list[EpochRecord], stop_reason: str) -> R
                "final_test_accuracy": accuracies[-1] if accuracies else float("nan"),
                "accuracy_threshold": task.train.accuracy_threshold,
                "reached_threshold": any(a >= task.train.accuracy_threshold for a in finite),
-               "stop_reason": stop_reason, "seconds": float(sum(r.seconds for r in history))}
+               "stop_reason": stop_reason, "seconds": float(sum(r.seconds for r in history)),
+               "resumed_from_epoch": resumed_from_epoch}
     return {"train_epochs": epochs, "train_summary": [summary]}

@@ -1,0 +1,153 @@
+"""A results folder at paper scale: what a finished grid leaves, who can read it, how damage is repaired, and
+how an interrupted training resumes from its checkpoint. Real Ray, real Tune, real Parquet on disk."""
+
+import io
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import polars as pl
+import pyarrow.dataset as ds
+import pytest
+from polars.testing import assert_frame_equal
+
+from infoflow_ray.store import ResultStore
+from infoflow_ray.sweep.cli import EXIT_OK, main
+from infoflow_ray.sweep.driver import run_grid
+from infoflow_ray.sweep.grid import resolve_grid
+
+ROOT = Path(__file__).resolve().parents[1]
+TABLE_ORDER = {"runs": ["task_id"], "curves": ["task_id", "measure", "layer"], "cutoffs": ["task_id", "measure"],
+               "reconstructions": ["task_id", "image_index", "layer"], "train_epochs": ["task_id", "epoch"],
+               "train_summary": ["task_id"]}
+
+
+def _science(results: Path) -> dict[str, pl.DataFrame]:
+    """Every value of a results folder but timings and provenance, in a canonical order."""
+    store = ResultStore.open(str(results), create=False)
+    drop = {"train_epochs": ["seconds"], "train_summary": ["seconds"]}
+    return {t: store.scan(t).drop(drop.get(t, [])).collect().sort(TABLE_ORDER[t])
+            for t in ("curves", "cutoffs", "reconstructions", "train_epochs", "train_summary")}
+
+
+def test_a_finished_grid_leaves_its_rows_and_nothing_else(tiny_results):
+    """No Tune state or checkpoint of the finished trainings, no lock file, no temp file: the tables, the planned
+    grid and the manifest."""
+    assert sorted(p.name for p in tiny_results.iterdir()) == sorted(
+        ["_infoflow.json", "_grids", *TABLE_ORDER])
+    assert not list(tiny_results.rglob("checkpoint_*")) and not list(tiny_results.rglob(".tmp-*"))
+
+
+@pytest.mark.parametrize("table", list(TABLE_ORDER))
+def test_every_table_opens_with_the_default_call_of_pandas_pyarrow_polars_and_duckdb(tiny_results, table):
+    folder = tiny_results / table
+    want = ResultStore.open(str(tiny_results), create=False).scan(table).collect().sort(TABLE_ORDER[table])
+    assert want.height > 0
+    by_polars = pl.scan_parquet(folder).collect()
+    assert_frame_equal(by_polars.sort(TABLE_ORDER[table]), want)
+    by_pandas = pd.read_parquet(folder)
+    by_pyarrow = ds.dataset(folder, partitioning="hive").to_table()
+    by_duckdb = duckdb.sql(f"select * from read_parquet('{folder}/**/*.parquet', hive_partitioning=true)").pl()
+    for frame in (pl.from_pandas(by_pandas), pl.from_arrow(by_pyarrow), by_duckdb):
+        assert frame.columns == want.columns  # no partition column doubled or added
+        assert_frame_equal(frame.select(TABLE_ORDER[table]).sort(TABLE_ORDER[table]), want.select(TABLE_ORDER[table]))
+    assert set(by_pandas["dataset"]) == {"mnist_t10k"}
+
+
+def test_verify_names_the_damaged_tasks_and_the_next_run_recomputes_exactly_them(tiny_copy, tiny_results, capsys,
+                                                                                 ray_local):
+    store = ResultStore.open(str(tiny_copy), create=False)
+    runs = store.scan("runs").collect()
+    cascade = runs.filter(pl.col("kind") == "cascade")["task_id"][0]
+    baseline = runs.filter(pl.col("kind") == "baseline")["task_id"][0]
+    os.remove(store.path("curves", "mnist_t10k", cascade))
+    epochs = Path(store.path("train_epochs", "mnist_t10k", baseline))
+    epochs.write_bytes(epochs.read_bytes()[:100])
+
+    assert main(["--preset", "tiny", "--results", str(tiny_copy), "--verify"]) == EXIT_OK
+    report = capsys.readouterr().out
+    assert re.findall(r"^damaged: (\w+)", report, flags=re.M) == sorted([cascade, baseline])
+    assert "curves file missing" in report and "train_epochs file has 100 bytes" in report
+    assert "2 task(s) re-queued" in report
+
+    outcome = run_grid(resolve_grid("tiny", overrides={"results": str(tiny_copy)}), out=io.StringIO())
+    assert not outcome.failed
+    assert sum(outcome.skipped.values()) == runs.height - 2  # exactly the two ran again
+    rerun = store.scan("runs").collect()
+    unchanged = runs.filter(~pl.col("task_id").is_in([cascade, baseline])).sort("task_id")
+    assert_frame_equal(rerun.filter(~pl.col("task_id").is_in([cascade, baseline])).sort("task_id"), unchanged)
+    assert rerun.height == runs.height
+    for table, frame in _science(tiny_copy).items():
+        assert_frame_equal(frame, _science(tiny_results)[table])
+    assert main(["--preset", "tiny", "--results", str(tiny_copy), "--verify"]) == EXIT_OK
+    assert f"all {runs.height} finished tasks" in capsys.readouterr().out
+
+
+def test_progress_counts_every_trial_that_runs(tmp_path, ray_local):
+    """Two CPUs, one CPU per trial: two trainings run at once, and the progress line says so."""
+    out = io.StringIO()
+    grid = resolve_grid("tiny", overrides={"results": str(tmp_path / "results"), "kinds": ("baseline",)})
+    assert not run_grid(grid, out=out, progress_interval_seconds=300).failed
+    running = [int(n) for n in re.findall(r"baseline \d+/6 \(running (\d+)", out.getvalue())]
+    assert max(running) == 2 and min(running) >= 0, out.getvalue()
+    assert running[-1] == 0  # nothing is left counted as running at the end
+
+
+LONG_TRAINING = ["--only", "baseline", "--sigma-w2", "1.76", "--depths", "4", "--seeds", "0", "--max-epochs", "16",
+                 "--threshold", "0.999", "--max-train-samples", "1000"]
+
+
+def _checkpoint_epoch(results: Path) -> int:
+    """The epoch of the newest trial checkpoint under Tune's storage (0 when none): one checkpoint per epoch."""
+    indices = [int(p.name.rsplit("_", 1)[1]) for p in (results / "_tune").rglob("checkpoint_*")]
+    return max(indices, default=-1) + 1
+
+
+def test_a_killed_training_resumes_from_its_checkpoint_and_leaves_no_checkpoint(tmp_path, ray_local):
+    """The driver and its Ray are killed mid-training (after Tune recorded a checkpoint of epoch ≥ 3); the
+    re-run continues the trial from that epoch (counted: ``resumed_from_epoch``), trains only the remaining
+    epochs, gives the rows of an undisturbed run, and then deletes the checkpoint and Tune's state."""
+    results = tmp_path / "killed"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_ADDRESS")}
+    command = [sys.executable, "jobs/full_grid.py", "--preset", "tiny", "--results", str(results), *LONG_TRAINING]
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    deadline = time.monotonic() + 300
+    state_seen = None
+    while time.monotonic() < deadline and proc.poll() is None:
+        states = list((results / "_tune").glob("*/experiment_state-*.json"))
+        if _checkpoint_epoch(results) >= 3 and states:
+            newest = max(s.stat().st_mtime for s in states)
+            state_seen = state_seen or newest
+            if newest > state_seen:  # Tune wrote its state after the checkpoint: a restore will know it
+                break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert not (results / "runs").exists(), "the training finished before it could be killed"
+    killed_at = _checkpoint_epoch(results)
+
+    rerun = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "resuming the baseline trials" in rerun.stdout
+    summary = ResultStore.open(str(results), create=False).scan("train_summary").collect()
+    assert summary["epochs"].to_list() == [16]
+    assert 3 <= summary["resumed_from_epoch"][0] <= killed_at  # not from epoch 0
+    assert not (results / "_tune").exists()
+
+    undisturbed = tmp_path / "undisturbed"
+    overrides = {"results": str(undisturbed), "kinds": ("baseline",), "sigma_w2": (1.76,), "depths": (4,),
+                 "seeds": (0,), "train": {"max_epochs": 16, "accuracy_threshold": 0.999},
+                 "data": {"max_train_samples": 1000}}
+    assert not run_grid(resolve_grid("tiny", overrides=overrides), out=io.StringIO()).failed
+    got, want = (ResultStore.open(str(r), create=False).scan("train_epochs").drop("seconds").collect().sort("epoch")
+                 for r in (results, undisturbed))
+    assert_frame_equal(got, want)
+    assert ResultStore.open(str(undisturbed), create=False).scan("train_summary").collect()[
+        "resumed_from_epoch"].to_list() == [0]
