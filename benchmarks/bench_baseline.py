@@ -46,8 +46,10 @@ def main() -> None:
     train = TrainSpec(max_epochs=1, stop_at_threshold=False)
     sigma_w2s = np.round(np.linspace(0.5, 3.0, args.networks), 3).tolist()
     seeds = list(range(args.networks))
-    print(f"# bench_baseline on {name}, torch {torch.__version__}: {args.networks} networks "
-          f"(σw² {sigma_w2s[0]}..{sigma_w2s[-1]}), {data.train_x.shape[0]} training images, 1 epoch each")
+    print(
+        f"# bench_baseline on {name}, torch {torch.__version__}: {args.networks} networks "
+        f"(σw² {sigma_w2s[0]}..{sigma_w2s[-1]}), {data.train_x.shape[0]} training images, 1 epoch each"
+    )
     print("| depth | run | one by one (s) | batched (s) | ratio | max accuracy difference |")
     print("|---|---|---|---|---|---|")
     for depth in args.depths:
@@ -57,13 +59,15 @@ def main() -> None:
         train_baselines_batched(specs, train, tiny, seeds, device)
         for repeat in range(args.repeats):
             singles, single_seconds = timed(
-                lambda: [train_baseline(spec, train, data, seed, device) for spec, seed in zip(specs, seeds)], device)
-            batched, batched_seconds = timed(lambda: train_baselines_batched(specs, train, data, seeds, device),
-                                             device)
-            diff = max(abs(b.epochs[-1].test_accuracy - s.epochs[-1].test_accuracy)
-                       for b, s in zip(batched, singles))
-            print(f"| {depth} | {repeat + 1} | {single_seconds:.2f} | {batched_seconds:.2f} "
-                  f"| {single_seconds / batched_seconds:.2f}x | {diff:.4f} |", flush=True)
+                lambda: [train_baseline(spec, train, data, seed, device) for spec, seed in zip(specs, seeds)], device
+            )
+            batched, batched_seconds = timed(lambda: train_baselines_batched(specs, train, data, seeds, device), device)
+            diff = max(abs(b.epochs[-1].test_accuracy - s.epochs[-1].test_accuracy) for b, s in zip(batched, singles))
+            print(
+                f"| {depth} | {repeat + 1} | {single_seconds:.2f} | {batched_seconds:.2f} "
+                f"| {single_seconds / batched_seconds:.2f}x | {diff:.4f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

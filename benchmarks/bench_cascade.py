@@ -63,7 +63,7 @@ def train_flop(widths: tuple[int, ...], samples: int) -> float:
 def eval_flop(widths: tuple[int, ...], images: int) -> float:
     """Necessary evaluation work: the forward pass once, and the L(L+1)/2 decoder applications of all cascades."""
     per_layer = [2.0 * a * b for a, b in zip(widths[:-1], widths[1:])]
-    decode = sum(sum(per_layer[:l]) for l in range(1, len(per_layer) + 1))
+    decode = sum(sum(per_layer[:n]) for n in range(1, len(per_layer) + 1))
     return images * (sum(per_layer) + decode)
 
 
@@ -81,8 +81,10 @@ def bench_depth(depth: int, args, data, device, peak64: float) -> float:
     spec = CascadeSpec(epochs=1)
     work = train_flop(widths, train_x.shape[0] * spec.epochs)
     sample_layers = train_x.shape[0] * spec.epochs * depth
-    print(f"\n## depth {depth}: {train_x.shape[0]} training images, 1 epoch, σw²={args.sigma_w2}, "
-          f"necessary training work {work:.3g} FLOP")
+    print(
+        f"\n## depth {depth}: {train_x.shape[0]} training images, 1 epoch, σw²={args.sigma_w2}, "
+        f"necessary training work {work:.3g} FLOP"
+    )
 
     rows = []  # (name, seconds, reference seconds), printed once the peak is re-measured
 
@@ -96,21 +98,25 @@ def bench_depth(depth: int, args, data, device, peak64: float) -> float:
         cascade.train_cascade(network, warm_up, dataclasses.replace(spec, strategy=strategy), args.seed)
     trained = {}
     for repeat in range(args.repeats):
-        (ref_decoders, ref_loss), ref_seconds = timed(lambda: train_reference(network, train_x, spec, args.seed),
-                                                      device)
+        (ref_decoders, ref_loss), ref_seconds = timed(
+            lambda: train_reference(network, train_x, spec, args.seed), device
+        )
         row(f"reference (run {repeat + 1})", ref_seconds, ref_seconds)
         for strategy in args.strategies:
             strategy_spec = dataclasses.replace(spec, strategy=strategy)
             trained[strategy], seconds = timed(
-                lambda: cascade.train_cascade(network, train_x, strategy_spec, args.seed), device)
+                lambda: cascade.train_cascade(network, train_x, strategy_spec, args.seed), device
+            )
             row(f"{strategy} (run {repeat + 1})", seconds, ref_seconds)
 
     for strategy, result in trained.items():
         rel = ((result.decoder_loss - ref_loss).abs() / ref_loss.abs()).max().item()
         verdict = "OK" if rel <= LOSS_RTOL else "MISMATCH"
-        print(f"decoder loss per layer, {strategy} vs reference: max relative difference {rel:.2e} "
-              f"(tolerance {LOSS_RTOL:g}) {verdict}; mean loss {result.decoder_loss.mean():.6f} "
-              f"vs {ref_loss.mean():.6f}")
+        print(
+            f"decoder loss per layer, {strategy} vs reference: max relative difference {rel:.2e} "
+            f"(tolerance {LOSS_RTOL:g}) {verdict}; mean loss {result.decoder_loss.mean():.6f} "
+            f"vs {ref_loss.mean():.6f}"
+        )
 
     linear, decoders = ref_decoders, as_decoders(ref_decoders)  # both evaluations decode with the same weights
     chunk = cascade.layers_per_chunk(eval_x.shape[0], widths, EVAL_MEMORY_BUDGET_BYTES)
@@ -121,18 +127,26 @@ def bench_depth(depth: int, args, data, device, peak64: float) -> float:
 
     def engine_eval() -> torch.Tensor:
         with torch.no_grad():
-            return torch.cat([per_layer_mse(eval_x, recon)
-                              for _, recon in cascade.reconstruct_in_chunks(network, decoders, eval_x, chunk)])
+            return torch.cat(
+                [
+                    per_layer_mse(eval_x, recon)
+                    for _, recon in cascade.reconstruct_in_chunks(network, decoders, eval_x, chunk)
+                ]
+            )
 
-    print(f"\nevaluation: reconstructions of {eval_x.shape[0]} test images from all {depth} layers "
-          f"({work_eval:.3g} FLOP; engine chunks of {chunk} layers)")
+    print(
+        f"\nevaluation: reconstructions of {eval_x.shape[0]} test images from all {depth} layers "
+        f"({work_eval:.3g} FLOP; engine chunks of {chunk} layers)"
+    )
     print("| evaluation | seconds | GFLOP/s | vs reference |")
     print("|---|---|---|---|")
     for repeat in range(args.repeats):
         ref_mse, ref_seconds = timed(reference_eval, device)
         eng_mse, eng_seconds = timed(engine_eval, device)
-        for name, seconds in ((f"reference loop (run {repeat + 1})", ref_seconds),
-                              (f"reconstruct_in_chunks (run {repeat + 1})", eng_seconds)):
+        for name, seconds in (
+            (f"reference loop (run {repeat + 1})", ref_seconds),
+            (f"reconstruct_in_chunks (run {repeat + 1})", eng_seconds),
+        ):
             print(f"| {name} | {seconds:.2f} | {work_eval / seconds / 1e9:.1f} | {ref_seconds / seconds:.2f}x |")
     diff = ((eng_mse - ref_mse).abs() / ref_mse.abs()).max().item()
     print(f"reconstruction MSE per layer, engine vs reference loop: max relative difference {diff:.2e}")
@@ -144,19 +158,22 @@ def bench_depth(depth: int, args, data, device, peak64: float) -> float:
     print("|---|---|---|---|---|---|")
     for name, seconds, ref_seconds in rows:
         flops = work / seconds
-        print(f"| {name} | {seconds:.2f} | {sample_layers / seconds:.4g} | {flops / 1e9:.1f} "
-              f"| {100 * flops / peak64:.1f}% | {ref_seconds / seconds:.2f}x |")
+        print(
+            f"| {name} | {seconds:.2f} | {sample_layers / seconds:.4g} | {flops / 1e9:.1f} "
+            f"| {100 * flops / peak64:.1f}% | {ref_seconds / seconds:.2f}x |"
+        )
     if any(work / seconds > peak64 for _, seconds, _ in rows):
-        print("note: a run beat the measured peak, so the peak was measured while the machine was busy; "
-              "the percentages are not meaningful")
+        print(
+            "note: a run beat the measured peak, so the peak was measured while the machine was busy; "
+            "the percentages are not meaningful"
+        )
     return peak64
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--depths", type=int, nargs="+", default=[60, 200])
-    parser.add_argument("--strategies", nargs="+", default=["layerwise", "lockstep"],
-                        choices=["layerwise", "lockstep"])
+    parser.add_argument("--strategies", nargs="+", default=["layerwise", "lockstep"], choices=["layerwise", "lockstep"])
     parser.add_argument("--n-train", type=int, default=8000)
     parser.add_argument("--eval-images", type=int, default=500)
     parser.add_argument("--sigma-w2", type=float, default=1.76)
@@ -171,8 +188,10 @@ def main() -> None:
     peak_big = matmul_peak_flops(device, 4096, 4096)
     peak64 = matmul_peak_flops(device, 64, 784)
     print(f"# bench_cascade on {name}, torch {torch.__version__}")
-    print(f"float32 matmul peak: {peak_big / 1e9:.1f} GFLOP/s (4096×4096×4096), "
-          f"{peak64 / 1e9:.1f} GFLOP/s (64×784 @ 784×784)")
+    print(
+        f"float32 matmul peak: {peak_big / 1e9:.1f} GFLOP/s (4096×4096×4096), "
+        f"{peak64 / 1e9:.1f} GFLOP/s (64×784 @ 784×784)"
+    )
     data = load_dataset("mnist_t10k")
     for depth in args.depths:
         peak64 = bench_depth(depth, args, data, device, peak64)

@@ -19,7 +19,6 @@ images, ``wide``):
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -42,8 +41,10 @@ def bench_depth(depth: int, args, train_x: torch.Tensor, device: torch.device) -
     networks = [TanhNetwork(NetworkSpec(s, depth), seed, device) for s, seed in zip(sigma_w2, seeds)]
     auto = cascade.resolve_strategy("auto", device)
     lockstep = CascadeSpec(strategy="lockstep")
-    print(f"\n## depth {depth}: {k} networks (σw² {sigma_w2[0]:g}..{sigma_w2[-1]:g}, seeds 0..{k - 1}), "
-          f"{train_x.shape[0]} images, 1 epoch")
+    print(
+        f"\n## depth {depth}: {k} networks (σw² {sigma_w2[0]:g}..{sigma_w2[-1]:g}, seeds 0..{k - 1}), "
+        f"{train_x.shape[0]} images, 1 epoch"
+    )
     if device.type == "cuda":
         fits = cascade.networks_per_device(networks[0].spec.layer_widths, lockstep.batch_size, device)
         print(f"networks_per_device: {fits} (free memory now, 60 % of it)")
@@ -55,19 +56,27 @@ def bench_depth(depth: int, args, train_x: torch.Tensor, device: torch.device) -
     print("| run | seconds | s per network | vs one at a time |")
     print("|---|---|---|---|")
     for repeat in range(args.repeats):
-        alone, alone_seconds = timed(lambda: [cascade.train_cascade(net, train_x, CascadeSpec(strategy=auto), seed)
-                                              for net, seed in zip(networks, seeds)], device)
+        alone, alone_seconds = timed(
+            lambda: [
+                cascade.train_cascade(net, train_x, CascadeSpec(strategy=auto), seed)
+                for net, seed in zip(networks, seeds)
+            ],
+            device,
+        )
         results = [(f"one at a time, {auto} (run {repeat + 1})", alone_seconds)]
         if auto != "lockstep":
-            _, seconds = timed(lambda: [cascade.train_cascade(net, train_x, lockstep, seed)
-                                        for net, seed in zip(networks, seeds)], device)
+            _, seconds = timed(
+                lambda: [cascade.train_cascade(net, train_x, lockstep, seed) for net, seed in zip(networks, seeds)],
+                device,
+            )
             results.append((f"one at a time, lockstep (run {repeat + 1})", seconds))
         together, seconds = timed(lambda: cascade.train_cascades(networks, train_x, lockstep, seeds), device)
         results.append((f"{k} together, lockstep (run {repeat + 1})", seconds))
         for name, seconds in results:
             print(f"| {name} | {seconds:.2f} | {seconds / k:.3f} | {alone_seconds / seconds:.2f}x |", flush=True)
-    rel = max(((t.decoder_loss - a.decoder_loss).abs() / a.decoder_loss.abs()).max().item()
-              for t, a in zip(together, alone))
+    rel = max(
+        ((t.decoder_loss - a.decoder_loss).abs() / a.decoder_loss.abs()).max().item() for t, a in zip(together, alone)
+    )
     print(f"decoder loss per layer, together vs alone: max relative difference {rel:.2e}")
 
 

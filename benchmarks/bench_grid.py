@@ -1,6 +1,7 @@
 """A whole grid end to end through Ray: wall time, time per task, worker utilisation, overheads.
 
-Runs a preset (default: ``default``, which searches: ≈ 53 tasks on MNIST-t10k) with ``run_grid`` into a fresh results folder,
+Runs a preset (default: ``default``, which searches: ≈ 53 tasks on MNIST-t10k) with ``run_grid`` into a fresh
+results folder,
 then reads its ``runs`` table back:
 
 - wall time of the driver (Ray start and shutdown of actors included) and the time before the first task started;
@@ -58,8 +59,11 @@ class GpuSampler:
 
     def _run(self, interval: float) -> None:
         while not self._stop.wait(interval):
-            out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"],
-                                 capture_output=True, text=True).stdout
+            out = subprocess.run(
+                ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"],
+                capture_output=True,
+                text=True,
+            ).stdout
             self.samples += [float(v) for v in out.split()]
 
 
@@ -69,8 +73,10 @@ def storage_seconds(store: ResultStore, repeats: int) -> float:
     if runs.is_empty():
         return float("nan")
     task_id, dataset = runs["task_id"][0], runs["dataset"][0]
-    rows = {name: store.scan(name).filter(pl.col("task_id") == task_id).collect().to_dicts()
-            for name in ("curves", "cutoffs", "reconstructions", "runs")}
+    rows = {
+        name: store.scan(name).filter(pl.col("task_id") == task_id).collect().to_dicts()
+        for name in ("curves", "cutoffs", "reconstructions", "runs")
+    }
     with tempfile.TemporaryDirectory() as scratch:
         target = ResultStore.open(scratch)
         start = time.perf_counter()
@@ -89,8 +95,11 @@ def main() -> None:
     args = parser.parse_args()
 
     results = Path(args.results) if args.results else Path(tempfile.mkdtemp(prefix="bench-grid-")) / "results"
-    resources = {k: v for k, v in (("cascade_group", args.cascade_group), ("baseline_group", args.baseline_group))
-                 if v is not None}
+    resources = {
+        k: v
+        for k, v in (("cascade_group", args.cascade_group), ("baseline_group", args.baseline_group))
+        if v is not None
+    }
     grid = resolve_grid(args.preset, overrides={"results": str(results), "resources": resources})
     print(f"# bench_grid: preset {args.preset}, {len(grid.tasks())} tasks, results in {results}", flush=True)
     with GpuSampler() as gpu:
@@ -102,36 +111,48 @@ def main() -> None:
     first_start = runs["started_at"].min()
     last_finish = runs["finished_at"].max()
     span = (last_finish - first_start).total_seconds()
-    print(f"\nwall time {wall:.1f} s in the driver (tasks ran from first start to last finish in {span:.1f} s; "
-          f"{wall - span:.1f} s before and after: Ray and actor start, the final summary); "
-          f"failed {len(outcome.failed)}")
+    print(
+        f"\nwall time {wall:.1f} s in the driver (tasks ran from first start to last finish in {span:.1f} s; "
+        f"{wall - span:.1f} s before and after: Ray and actor start, the final summary); "
+        f"failed {len(outcome.failed)}"
+    )
 
     print("\n| kind | tasks | mean s | median s | max s | task-seconds |")
     print("|---|---|---|---|---|---|")
     for kind, part in runs.group_by("kind", maintain_order=True):
         seconds = part["seconds"].to_list()
-        print(f"| {kind[0]} | {len(seconds)} | {statistics.mean(seconds):.1f} | {statistics.median(seconds):.1f} "
-              f"| {max(seconds):.1f} | {sum(seconds):.0f} |")
+        print(
+            f"| {kind[0]} | {len(seconds)} | {statistics.mean(seconds):.1f} | {statistics.median(seconds):.1f} "
+            f"| {max(seconds):.1f} | {sum(seconds):.0f} |"
+        )
 
     lanes = analysis.execution_lanes(runs)
     print("\n| lane | kinds | calls | tasks | busy s | gaps between calls s | busy / driver wall |")
     print("|---|---|---|---|---|---|---|")
     for lane in lanes.iter_rows(named=True):
-        print(f"| {lane['lane']} | {lane['kind']} | {lane['calls']} | {lane['tasks']} | {lane['busy_seconds']:.0f} "
-              f"| {lane['gap_seconds']:.0f} | {100 * lane['busy_seconds'] / wall:.0f}% |")
+        print(
+            f"| {lane['lane']} | {lane['kind']} | {lane['calls']} | {lane['tasks']} | {lane['busy_seconds']:.0f} "
+            f"| {lane['gap_seconds']:.0f} | {100 * lane['busy_seconds'] / wall:.0f}% |"
+        )
     summary = analysis.utilisation(runs, wall_seconds=wall)
     inner = analysis.utilisation(runs)
-    print(f"\nutilisation: {100 * summary['utilisation']:.0f}% of {summary['lanes']} lanes × driver wall "
-          f"({100 * inner['utilisation']:.0f}% from first start to last finish); idle slot-seconds "
-          f"{summary['idle_seconds']:.0f} (scheduling, startup and tail), of which {inner['idle_seconds']:.0f} "
-          "between first start and last finish")
+    print(
+        f"\nutilisation: {100 * summary['utilisation']:.0f}% of {summary['lanes']} lanes × driver wall "
+        f"({100 * inner['utilisation']:.0f}% from first start to last finish); idle slot-seconds "
+        f"{summary['idle_seconds']:.0f} (scheduling, startup and tail), of which {inner['idle_seconds']:.0f} "
+        "between first start and last finish"
+    )
     write = storage_seconds(store, repeats=20)
-    print(f"storage: write_task of one cascade task's rows {1000 * write:.1f} ms "
-          f"(× {summary['tasks']} tasks = {write * summary['tasks']:.2f} s)")
+    print(
+        f"storage: write_task of one cascade task's rows {1000 * write:.1f} ms "
+        f"(× {summary['tasks']} tasks = {write * summary['tasks']:.2f} s)"
+    )
     if gpu.available and gpu.samples:
         busy = sum(s >= 70 for s in gpu.samples) / len(gpu.samples)
-        print(f"GPU utilisation (nvidia-smi, {len(gpu.samples)} samples): mean {statistics.mean(gpu.samples):.0f}%, "
-              f"≥ 70 % in {100 * busy:.0f}% of samples")
+        print(
+            f"GPU utilisation (nvidia-smi, {len(gpu.samples)} samples): mean {statistics.mean(gpu.samples):.0f}%, "
+            f"≥ 70 % in {100 * busy:.0f}% of samples"
+        )
     else:
         print("GPU utilisation: no nvidia-smi on this machine")
     if not args.results and not args.keep:

@@ -41,8 +41,18 @@ from infoflow_ray.data import load_dataset  # noqa: E402
 from infoflow_ray.model import TanhNetwork  # noqa: E402
 from infoflow_ray.predict import Prediction, _predict  # noqa: E402
 
-MATMULS = {torch.mm, torch.bmm, torch.addmm, torch.baddbmm, torch.matmul, F.linear, torch.Tensor.__matmul__,
-           torch.Tensor.matmul, torch.Tensor.mm, torch.Tensor.bmm}
+MATMULS = {
+    torch.mm,
+    torch.bmm,
+    torch.addmm,
+    torch.baddbmm,
+    torch.matmul,
+    F.linear,
+    torch.Tensor.__matmul__,
+    torch.Tensor.matmul,
+    torch.Tensor.mm,
+    torch.Tensor.bmm,
+}
 
 
 def round_to_tf32(t: torch.Tensor) -> torch.Tensor:
@@ -84,8 +94,15 @@ def tf32(device: torch.device):
             yield mode
 
 
-def predict(network_spec: NetworkSpec, spec: CascadeSpec, data, seed: int, device: torch.device,
-            tf32_training: bool, tf32_evaluation: bool) -> Prediction:
+def predict(
+    network_spec: NetworkSpec,
+    spec: CascadeSpec,
+    data,
+    seed: int,
+    device: torch.device,
+    tf32_training: bool,
+    tf32_evaluation: bool,
+) -> Prediction:
     """``predict_trainability``, with the cascade training and the evaluation each in float32 or TF32."""
     network = TanhNetwork(network_spec, seed, device)
     with tf32(device) if tf32_training else contextlib.nullcontext() as mode:
@@ -127,9 +144,14 @@ def main() -> None:
     data = dataclasses.replace(data, train_x=data.train_x[: args.n_train], train_y=data.train_y[: args.n_train])
     spec = CascadeSpec(eval_samples=args.eval_images)
     print(f"depth {args.depth}, {args.n_train} training images, 1 epoch, {args.eval_images} test images\n")
-    variants = {"training and evaluation in TF32": (True, True), "training in TF32, evaluation in float32": (True, False)}
-    print("| σw² | TF32 in | cutoffs float32 (seed 0) | cutoffs TF32 (seed 0) | same | KL-mean max rel. change | "
-          "diff-entropy max change (nats) |")
+    variants = {
+        "training and evaluation in TF32": (True, True),
+        "training in TF32, evaluation in float32": (True, False),
+    }
+    print(
+        "| σw² | TF32 in | cutoffs float32 (seed 0) | cutoffs TF32 (seed 0) | same | KL-mean max rel. change | "
+        "diff-entropy max change (nats) |"
+    )
     print("|---|---|---|---|---|---|---|")
     same_cutoffs = {name: True for name in variants}
     for sigma_w2 in args.sigma_w2:
@@ -141,12 +163,18 @@ def main() -> None:
             kl, de = differences(reduced, full)
             same = full.cutoffs == reduced.cutoffs
             same_cutoffs[name] &= same
-            print(f"| {sigma_w2:g} | {name} | {cutoff_text(full)} | {cutoff_text(reduced)} | {'yes' if same else 'NO'} "
-                  f"| {kl:.2e} | {de:.2e} |", flush=True)
+            print(
+                f"| {sigma_w2:g} | {name} | {cutoff_text(full)} | {cutoff_text(reduced)} | {'yes' if same else 'NO'} "
+                f"| {kl:.2e} | {de:.2e} |",
+                flush=True,
+            )
         other_seed = predict(network, spec, data, 1, device, False, False)
         kl_seed, de_seed = differences(other_seed, full)
-        print(f"| {sigma_w2:g} | (float32, seed 1 vs seed 0: the spread over seeds) | | {cutoff_text(other_seed)} | "
-              f"| {kl_seed:.2e} | {de_seed:.2e} |", flush=True)
+        print(
+            f"| {sigma_w2:g} | (float32, seed 1 vs seed 0: the spread over seeds) | | {cutoff_text(other_seed)} | "
+            f"| {kl_seed:.2e} | {de_seed:.2e} |",
+            flush=True,
+        )
     for name, same in same_cutoffs.items():
         print(f"{name}: all cutoffs equal to float32: {'yes' if same else 'no'}")
 

@@ -19,7 +19,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import polars as pl
 
@@ -64,29 +63,41 @@ def main() -> None:
         in_search = runs.filter(pl.col("task_id").is_in(list(search_ids)))
         rows = []
         for name, frame in (("search", in_search), ("full grid", in_grid)):
-            rows.append({"what": name,
-                         "trainings": frame.filter(pl.col("kind") == "baseline").height,
-                         "cascades": frame.filter(pl.col("kind") == "cascade").height,
-                         "training_task_seconds": frame.filter(pl.col("kind") == "baseline")["seconds"].sum(),
-                         "cascade_task_seconds": frame.filter(pl.col("kind") == "cascade")["seconds"].sum()})
-        table = pl.DataFrame(rows).with_columns(task_seconds=pl.col("training_task_seconds")
-                                                + pl.col("cascade_task_seconds"))
+            rows.append(
+                {
+                    "what": name,
+                    "trainings": frame.filter(pl.col("kind") == "baseline").height,
+                    "cascades": frame.filter(pl.col("kind") == "cascade").height,
+                    "training_task_seconds": frame.filter(pl.col("kind") == "baseline")["seconds"].sum(),
+                    "cascade_task_seconds": frame.filter(pl.col("kind") == "cascade")["seconds"].sum(),
+                }
+            )
+        table = pl.DataFrame(rows).with_columns(
+            task_seconds=pl.col("training_task_seconds") + pl.col("cascade_task_seconds")
+        )
         with pl.Config(tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True, tbl_width_chars=200):
             print(table)
         s, g = table.row(0, named=True), table.row(1, named=True)
-        print(f"trainings: search {s['trainings']} / grid {g['trainings']} = {s['trainings'] / g['trainings']:.2f}; "
-              f"task-seconds: search {s['task_seconds']:.0f} / grid {g['task_seconds']:.0f} = "
-              f"{s['task_seconds'] / g['task_seconds']:.2f}; the grid's remaining tasks took {grid_wall_rest:.0f} s "
-              "wall after the search", flush=True)
+        print(
+            f"trainings: search {s['trainings']} / grid {g['trainings']} = {s['trainings'] / g['trainings']:.2f}; "
+            f"task-seconds: search {s['task_seconds']:.0f} / grid {g['task_seconds']:.0f} = "
+            f"{s['task_seconds'] / g['task_seconds']:.2f}; the grid's remaining tasks took {grid_wall_rest:.0f} s "
+            "wall after the search",
+            flush=True,
+        )
         summary = store.scan("train_summary").filter(pl.col("task_id").is_in(list(grid_ids))).collect()
-        grid_depth = (summary.group_by("sigma_w2").agg(
-            grid_trainable_depth=pl.col("depth").filter("reached_threshold").max().fill_null(0)))
-        compared = brackets.join(grid_depth, on="sigma_w2").select(
-            "sigma_w2", "trainable_depth", "bracket_high", "contradictions", "grid_trainable_depth").sort("sigma_w2")
+        grid_depth = summary.group_by("sigma_w2").agg(
+            grid_trainable_depth=pl.col("depth").filter("reached_threshold").max().fill_null(0)
+        )
+        compared = (
+            brackets.join(grid_depth, on="sigma_w2")
+            .select("sigma_w2", "trainable_depth", "bracket_high", "contradictions", "grid_trainable_depth")
+            .sort("sigma_w2")
+        )
         with pl.Config(tbl_rows=100, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
             print(compared)
-        print(f"ℓ_train equal to the full grid's at {int((compared['trainable_depth'] == compared['grid_trainable_depth']).sum())}"
-              f" of {compared.height} σw²", flush=True)
+        equal = int((compared["trainable_depth"] == compared["grid_trainable_depth"]).sum())
+        print(f"ℓ_train equal to the full grid's at {equal} of {compared.height} σw²", flush=True)
     else:
         with pl.Config(tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True, tbl_width_chars=200):
             print(cost)

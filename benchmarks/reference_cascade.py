@@ -42,8 +42,9 @@ def as_decoders(layers: list[nn.Linear]) -> Decoders:
     return Decoders([d.weight.detach().clone() for d in layers], [d.bias.detach().clone() for d in layers])
 
 
-def train_reference(network: TanhNetwork, train_x: Tensor, spec: CascadeSpec,
-                    seed: int) -> tuple[list[nn.Linear], Tensor]:
+def train_reference(
+    network: TanhNetwork, train_x: Tensor, spec: CascadeSpec, seed: int
+) -> tuple[list[nn.Linear], Tensor]:
     """Train the L decoders one layer after another; returns them and each one's mean MSE over its last epoch (L,)."""
     widths = network.spec.layer_widths
     decoders = decoder_layers(Decoders.init(widths, seed, train_x.device))

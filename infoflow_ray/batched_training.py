@@ -29,8 +29,9 @@ from infoflow_ray.model import TanhNetwork, stack_parameters, stacked_layer
 from infoflow_ray.training import EpochRecord, TrainResult
 
 
-def stacked_parameters(specs: list[NetworkSpec], seeds: list[int],
-                       device: torch.device) -> tuple[list[Tensor], list[Tensor]]:
+def stacked_parameters(
+    specs: list[NetworkSpec], seeds: list[int], device: torch.device
+) -> tuple[list[Tensor], list[Tensor]]:
     """The initial weights and biases of ``TanhNetwork(spec, seed)`` for every pair, stacked per layer.
 
     Returns weights[l-1] of shape (G, n_l, n_{l-1}) and biases[l-1] of shape (G, 1, n_l), as leaf tensors
@@ -57,12 +58,14 @@ def per_network_loss(output: Tensor, labels: Tensor, loss: str) -> Tensor:
 
 def _check_same_architecture(specs: list[NetworkSpec], seeds: list[int]) -> None:
     if not specs or len(specs) != len(seeds):
-        raise ConfigError(f"need one seed per network spec and at least one network, got {len(specs)} specs "
-                          f"and {len(seeds)} seeds")
+        raise ConfigError(
+            f"need one seed per network spec and at least one network, got {len(specs)} specs and {len(seeds)} seeds"
+        )
     widths = {spec.layer_widths for spec in specs}
     if len(widths) != 1:
-        raise ConfigError(f"networks trained together must have the same layer widths, got {len(widths)} "
-                          "different width profiles")
+        raise ConfigError(
+            f"networks trained together must have the same layer widths, got {len(widths)} different width profiles"
+        )
 
 
 def _stop_reason(history: list[EpochRecord], train: TrainSpec) -> str | None:
@@ -77,8 +80,13 @@ def _stop_reason(history: list[EpochRecord], train: TrainSpec) -> str | None:
     return None
 
 
-def train_baselines_batched(specs: list[NetworkSpec], train: TrainSpec, data: Dataset, seeds: list[int],
-                            device: torch.device | str | None = None) -> list[TrainResult]:
+def train_baselines_batched(
+    specs: list[NetworkSpec],
+    train: TrainSpec,
+    data: Dataset,
+    seeds: list[int],
+    device: torch.device | str | None = None,
+) -> list[TrainResult]:
     """Train network g = ``TanhNetwork(specs[g], seeds[g])`` for every g at once; one ``TrainResult`` each.
 
     All specs must have the same layer widths. ``EpochRecord.seconds`` is the wall time of the shared epoch.
@@ -119,6 +127,7 @@ def train_baselines_batched(specs: list[NetworkSpec], train: TrainSpec, data: Da
             weights = [W.detach()[index].requires_grad_() for W in weights]
             biases = [b.detach()[index].requires_grad_() for b in biases]
             active = [active[i] for i in keep]
-    return [TrainResult(history, reason,
-                        any(r.test_accuracy >= train.accuracy_threshold for r in history))
-            for history, reason in zip(histories, reasons)]
+    return [
+        TrainResult(history, reason, any(r.test_accuracy >= train.accuracy_threshold for r in history))
+        for history, reason in zip(histories, reasons)
+    ]

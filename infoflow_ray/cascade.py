@@ -116,8 +116,9 @@ def _consecutive_chunks(decoders: Decoders, size: int) -> list[list[int]]:
     return chunks
 
 
-def _train_layerwise(network: TanhNetwork, decoders: Decoders, train_x: Tensor, spec: CascadeSpec, seed: int,
-                     progress: ProgressFn | None) -> Tensor:
+def _train_layerwise(
+    network: TanhNetwork, decoders: Decoders, train_x: Tensor, spec: CascadeSpec, seed: int, progress: ProgressFn | None
+) -> Tensor:
     device, n, L = train_x.device, train_x.shape[0], decoders.depth
     orders = [seeding.permutation(n, seed, "cascade-batches", epoch, device) for epoch in range(spec.epochs)]
     last_epoch_loss = torch.zeros(L, dtype=torch.float64, device=device)
@@ -132,8 +133,9 @@ def _train_layerwise(network: TanhNetwork, decoders: Decoders, train_x: Tensor, 
         optimizer = _adam([V, c], spec, device)
         for epoch, order in enumerate(orders):
             epoch_loss = torch.zeros(len(chunk), dtype=torch.float64, device=device)
-            for a, t in zip(inputs[:, order].split(spec.batch_size, dim=1),
-                            targets[:, order].split(spec.batch_size, dim=1)):
+            for a, t in zip(
+                inputs[:, order].split(spec.batch_size, dim=1), targets[:, order].split(spec.batch_size, dim=1)
+            ):
                 loss = _set_decoder_grads(V, c, a, t)
                 optimizer.step()
                 epoch_loss += loss * a.shape[1]
@@ -155,8 +157,14 @@ def _shape_groups(decoders: Decoders) -> list[list[int]]:
     return list(groups.values())
 
 
-def _train_lockstep(networks: list[TanhNetwork], decoders: list[Decoders], train_x: Tensor, spec: CascadeSpec,
-                    seeds: list[int], progress: ProgressFn | None) -> Tensor:
+def _train_lockstep(
+    networks: list[TanhNetwork],
+    decoders: list[Decoders],
+    train_x: Tensor,
+    spec: CascadeSpec,
+    seeds: list[int],
+    progress: ProgressFn | None,
+) -> Tensor:
     """Train the decoders of K networks of equal widths together; returns the last-epoch losses (K, L).
 
     Network k sees its own batch order (``seeds[k]``), exactly as when it is trained alone. The frozen
@@ -211,14 +219,20 @@ class TrainedCascade:
     seconds: float
 
 
-def train_cascade(network: TanhNetwork, train_x: Tensor, spec: CascadeSpec, seed: int,
-                  progress: ProgressFn | None = None) -> TrainedCascade:
+def train_cascade(
+    network: TanhNetwork, train_x: Tensor, spec: CascadeSpec, seed: int, progress: ProgressFn | None = None
+) -> TrainedCascade:
     """Train all L decoders of ``network`` (frozen) on ``train_x`` (N, n_0), on ``train_x``'s device."""
     return train_cascades([network], train_x, spec, [seed], progress)[0]
 
 
-def train_cascades(networks: list[TanhNetwork], train_x: Tensor, spec: CascadeSpec, seeds: list[int],
-                   progress: ProgressFn | None = None) -> list[TrainedCascade]:
+def train_cascades(
+    networks: list[TanhNetwork],
+    train_x: Tensor,
+    spec: CascadeSpec,
+    seeds: list[int],
+    progress: ProgressFn | None = None,
+) -> list[TrainedCascade]:
     """Train the cascades of several networks of equal widths (different σw², σb², seeds) on one device.
 
     Network k's decoders are initialised and batched with ``seeds[k]``, so each result is what
@@ -228,8 +242,9 @@ def train_cascades(networks: list[TanhNetwork], train_x: Tensor, spec: CascadeSp
     ``progress(done, total)`` counts decoder-epochs of one network (all advance together under lockstep).
     """
     if not networks or len(networks) != len(seeds):
-        raise ValueError(f"need one seed per network and at least one network, got {len(networks)} networks "
-                         f"and {len(seeds)} seeds")
+        raise ValueError(
+            f"need one seed per network and at least one network, got {len(networks)} networks and {len(seeds)} seeds"
+        )
     if len({net.spec.layer_widths for net in networks}) != 1:
         raise ValueError("cascades trained together must have networks of the same layer widths")
     start = time.perf_counter()
@@ -240,8 +255,10 @@ def train_cascades(networks: list[TanhNetwork], train_x: Tensor, spec: CascadeSp
         if strategy == "lockstep":
             losses = list(_train_lockstep(networks, decoders, train_x, spec, seeds, progress))
         else:
-            losses = [_train_layerwise(net, d, train_x, spec, seed, progress)
-                      for net, d, seed in zip(networks, decoders, seeds)]
+            losses = [
+                _train_layerwise(net, d, train_x, spec, seed, progress)
+                for net, d, seed in zip(networks, decoders, seeds)
+            ]
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = (time.perf_counter() - start) / len(networks)
@@ -270,8 +287,14 @@ def cascade_bytes_per_network(widths: tuple[int, ...], batch_size: int) -> int:
     return 4 * (5 * params + 6 * batch_size * sum(widths))
 
 
-def networks_per_device(widths: tuple[int, ...], batch_size: int, device: torch.device | str, *,
-                        memory_fraction: float = 0.6, max_networks: int = 32) -> int:
+def networks_per_device(
+    widths: tuple[int, ...],
+    batch_size: int,
+    device: torch.device | str,
+    *,
+    memory_fraction: float = 0.6,
+    max_networks: int = 32,
+) -> int:
     """How many cascades of these widths to train at once on ``device``: as many as fit in
     ``memory_fraction`` of its free memory now (CUDA), at most ``max_networks``; 1 on a CPU, where training
     networks together measured no faster than one after another (benchmarks/RESULTS.md, bench_cascade_group)."""
@@ -284,8 +307,14 @@ def networks_per_device(widths: tuple[int, ...], batch_size: int, device: torch.
 
 
 @torch.no_grad()
-def reconstruct(network: TanhNetwork, decoders: Decoders, x: Tensor, first_layer: int, last_layer: int,
-                a_first: Tensor | None = None) -> Tensor:
+def reconstruct(
+    network: TanhNetwork,
+    decoders: Decoders,
+    x: Tensor,
+    first_layer: int,
+    last_layer: int,
+    a_first: Tensor | None = None,
+) -> Tensor:
     """x̂_l = g_1(g_2(…g_l(a_l)…)) for l = first_layer..last_layer, shape (n_layers, M, n_0).
 
     ``a_first`` may pass a_{first_layer} when the caller already has it (it then avoids the forward pass from

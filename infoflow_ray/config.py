@@ -56,23 +56,47 @@ class NetworkSpec:
 
     def __post_init__(self) -> None:
         _positive_float("sigma_w2", self.sigma_w2)
-        _require(isinstance(self.sigma_b2, (int, float)) and math.isfinite(self.sigma_b2) and self.sigma_b2 >= 0,
-                 "sigma_b2", self.sigma_b2, "a finite number >= 0")
-        _require(isinstance(self.depth, int) and not isinstance(self.depth, bool) and self.depth >= MIN_DEPTH,
-                 "depth", self.depth, f"an integer >= {MIN_DEPTH}")
+        _require(
+            isinstance(self.sigma_b2, (int, float)) and math.isfinite(self.sigma_b2) and self.sigma_b2 >= 0,
+            "sigma_b2",
+            self.sigma_b2,
+            "a finite number >= 0",
+        )
+        _require(
+            isinstance(self.depth, int) and not isinstance(self.depth, bool) and self.depth >= MIN_DEPTH,
+            "depth",
+            self.depth,
+            f"an integer >= {MIN_DEPTH}",
+        )
         _positive_int("n_inputs", self.n_inputs)
         _positive_int("n_outputs", self.n_outputs)
         if isinstance(self.widths, str):
-            _require(self.widths in WIDTH_PROFILES, "widths", self.widths,
-                     f"one of {', '.join(WIDTH_PROFILES)} or a tuple of depth+1 positive integers")
+            _require(
+                self.widths in WIDTH_PROFILES,
+                "widths",
+                self.widths,
+                f"one of {', '.join(WIDTH_PROFILES)} or a tuple of depth+1 positive integers",
+            )
         else:
-            _require(isinstance(self.widths, (tuple, list)), "widths", self.widths,
-                     f"one of {', '.join(WIDTH_PROFILES)} or a tuple of depth+1 positive integers")
+            _require(
+                isinstance(self.widths, (tuple, list)),
+                "widths",
+                self.widths,
+                f"one of {', '.join(WIDTH_PROFILES)} or a tuple of depth+1 positive integers",
+            )
             widths = tuple(self.widths)
-            _require(len(widths) == self.depth + 1 and all(isinstance(w, int) and w > 0 for w in widths),
-                     "widths", self.widths, f"a tuple of depth+1 = {self.depth + 1} positive integers")
-            _require(widths[0] == self.n_inputs and widths[-1] == self.n_outputs, "widths", self.widths,
-                     f"a tuple starting with n_inputs={self.n_inputs} and ending with n_outputs={self.n_outputs}")
+            _require(
+                len(widths) == self.depth + 1 and all(isinstance(w, int) and w > 0 for w in widths),
+                "widths",
+                self.widths,
+                f"a tuple of depth+1 = {self.depth + 1} positive integers",
+            )
+            _require(
+                widths[0] == self.n_inputs and widths[-1] == self.n_outputs,
+                "widths",
+                self.widths,
+                f"a tuple starting with n_inputs={self.n_inputs} and ending with n_outputs={self.n_outputs}",
+            )
             object.__setattr__(self, "widths", widths)
 
     @property
@@ -134,19 +158,39 @@ class CascadeSpec:
         _positive_float("cascade.lr", self.lr)
         _positive_int("cascade.batch_size", self.batch_size)
         if self.eval_samples is not None:
-            _require(isinstance(self.eval_samples, int) and self.eval_samples >= 2, "cascade.eval_samples",
-                     self.eval_samples, "None (whole test split) or an integer >= 2")
+            _require(
+                isinstance(self.eval_samples, int) and self.eval_samples >= 2,
+                "cascade.eval_samples",
+                self.eval_samples,
+                "None (whole test split) or an integer >= 2",
+            )
         for name in ("rtol", "atol"):
             value = getattr(self, name)
-            _require(isinstance(value, (int, float)) and math.isfinite(value) and value >= 0, f"cascade.{name}",
-                     value, "a finite number >= 0")
+            _require(
+                isinstance(value, (int, float)) and math.isfinite(value) and value >= 0,
+                f"cascade.{name}",
+                value,
+                "a finite number >= 0",
+            )
         _positive_float("cascade.sigma_floor_rel", self.sigma_floor_rel)
-        _require(self.cutoff_layers in CUTOFF_LAYER_RANGES, "cascade.cutoff_layers", self.cutoff_layers,
-                 f"one of {', '.join(CUTOFF_LAYER_RANGES)}")
-        _require(isinstance(self.stored_images, int) and self.stored_images >= 0, "cascade.stored_images",
-                 self.stored_images, "an integer >= 0")
-        _require(self.strategy in ("auto", "layerwise", "lockstep"), "cascade.strategy", self.strategy,
-                 "one of auto, layerwise, lockstep")
+        _require(
+            self.cutoff_layers in CUTOFF_LAYER_RANGES,
+            "cascade.cutoff_layers",
+            self.cutoff_layers,
+            f"one of {', '.join(CUTOFF_LAYER_RANGES)}",
+        )
+        _require(
+            isinstance(self.stored_images, int) and self.stored_images >= 0,
+            "cascade.stored_images",
+            self.stored_images,
+            "an integer >= 0",
+        )
+        _require(
+            self.strategy in ("auto", "layerwise", "lockstep"),
+            "cascade.strategy",
+            self.strategy,
+            "one of auto, layerwise, lockstep",
+        )
 
 
 @dataclass(frozen=True)
@@ -169,6 +213,10 @@ class TrainSpec:
         _positive_int("train.max_epochs", self.max_epochs)
         _positive_float("train.lr", self.lr)
         _positive_int("train.batch_size", self.batch_size)
-        _require(_is_number(self.accuracy_threshold) and 0 < self.accuracy_threshold <= 1,
-                 "train.accuracy_threshold", self.accuracy_threshold, "a number in (0, 1]")
+        _require(
+            _is_number(self.accuracy_threshold) and 0 < self.accuracy_threshold <= 1,
+            "train.accuracy_threshold",
+            self.accuracy_threshold,
+            "a number in (0, 1]",
+        )
         _require(self.loss in LOSSES, "train.loss", self.loss, f"one of {', '.join(LOSSES)}")

@@ -6,6 +6,7 @@ value E_L; k is the deepest layer outside it and the cutoff is ℓ_c = k + 1. A 
 only the last layer (k = L − 1), or that has no layer outside the band (flat), never saturated: ℓ_c = L and
 saturated is False. Pure numpy; `find_cutoffs` is vectorised over curves.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -77,9 +78,7 @@ def find_cutoff(curve: ArrayLike, rtol: float = 0.005, atol: float = 1e-8, last_
     return Cutoff(layer=int(layers[0]), saturated=bool(saturated[0]), finite=bool(finite[0]))
 
 
-def reference_cutoff(
-    curve: ArrayLike, rtol: float = 0.005, atol: float = 1e-8, last_layer: int | None = None
-) -> int:
+def reference_cutoff(curve: ArrayLike, rtol: float = 0.005, atol: float = 1e-8, last_layer: int | None = None) -> int:
     """What the reference code's `cutoff_det` reports for our curve (L+1,) over layers 0..L.
 
     The reference has no layer 0 and is 0-based: on layers 1..L it reports the 0-based index of the

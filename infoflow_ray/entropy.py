@@ -3,6 +3,7 @@
 Pure torch functions: inputs are never modified, everything is computed in float64, and non-finite
 values propagate (they are flagged by the caller, never raised). Shapes: B images of D pixels; L layers.
 """
+
 from __future__ import annotations
 
 import math
@@ -132,7 +133,17 @@ def entropy_curves(
     kl_np = torch.stack(kl).cpu().numpy()
     diff = torch.stack([d.value for d in de]).cpu().numpy()
     clamped = torch.stack([d.clamped_pixels for d in de]).cpu().numpy()
-    finite = bool(torch.isfinite(x).all() and torch.isfinite(reconstructions).all()
-                  and np.isfinite(kl_np).all() and np.isfinite(diff).all())
-    return EntropyCurves(kl_per_image=kl_np, kl_mean=kl_np.mean(axis=1), kl_median=np.median(kl_np, axis=1),
-                         diff_entropy=diff, clamped_pixels=clamped, finite=finite)
+    finite = bool(
+        torch.isfinite(x).all()
+        and torch.isfinite(reconstructions).all()
+        and np.isfinite(kl_np).all()
+        and np.isfinite(diff).all()
+    )
+    return EntropyCurves(
+        kl_per_image=kl_np,
+        kl_mean=kl_np.mean(axis=1),
+        kl_median=np.median(kl_np, axis=1),
+        diff_entropy=diff,
+        clamped_pixels=clamped,
+        finite=finite,
+    )

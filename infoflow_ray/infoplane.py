@@ -38,6 +38,7 @@ ROW_KEYS = ("task_id", "dataset", "profile", "sigma_w2", "sigma_b2", "depth", "s
 
 # --- discrete entropies -----------------------------------------------------------------------------------
 
+
 def _entropy(codes: Tensor) -> Tensor:
     """Plug-in entropy −Σ p ln p of the empirical distribution of integer ``codes`` (N,), in nats, float64."""
     counts = torch.unique(codes, return_counts=True)[1].double()
@@ -150,12 +151,12 @@ def extended_binned_mi(
             picked = stacked[choice.to(stacked.device), torch.arange(n_samples, device=stacked.device)]
             out.append(binned_mi(picked, labels, n_bins, layer_range, x_ids))
         else:
-            out.append(binned_mi(stacked.flatten(0, 1), labels.repeat(n_nets), n_bins, layer_range,
-                                 x.repeat(n_nets)))
+            out.append(binned_mi(stacked.flatten(0, 1), labels.repeat(n_nets), n_bins, layer_range, x.repeat(n_nets)))
     return out
 
 
 # --- kernel density (pairwise-distance) bound -------------------------------------------------------------
+
 
 def kde_mi(
     activations: Tensor,
@@ -198,6 +199,7 @@ def kde_mi(
 
 
 # --- k-nearest-neighbour estimators -----------------------------------------------------------------------
+
 
 def ksg_mi(x: Tensor, y: Tensor, k: int = 3, chunk_size: int = 1024) -> float:
     """I(X;Y) in nats by KSG estimator 1 (Kraskov, Stögbauer & Grassberger 2004, eq. 8), max-norm.
@@ -258,8 +260,9 @@ def ross_mi(t: Tensor, labels: Tensor, k: int = 3, chunk_size: int = 1024) -> fl
         d_k = same.topk(k_max, dim=1, largest=False).values.gather(1, k_i[rows, None] - 1)
         m.append((d < d_k).sum(dim=1) + 1)
     psi = torch.special.digamma
-    return (psi(_f64(n_samples)) - psi(n_y.double()).mean() + psi(k_i.double()).mean()
-            - psi(torch.cat(m).double()).mean()).item()
+    return (
+        psi(_f64(n_samples)) - psi(n_y.double()).mean() + psi(k_i.double()).mean() - psi(torch.cat(m).double()).mean()
+    ).item()
 
 
 def ksg_layer_mi(activations: Tensor, inputs: Tensor, labels: Tensor, k: int = 3) -> tuple[float, float]:
@@ -273,6 +276,7 @@ def ksg_layer_mi(activations: Tensor, inputs: Tensor, labels: Tensor, k: int = 3
 
 
 # --- per-layer front end, stopping, rows ------------------------------------------------------------------
+
 
 def layer_mi(
     activations: Sequence[Tensor],
@@ -344,12 +348,23 @@ def info_plane_rows(
     param = ";".join(f"{name}={_param_text(value)}" for name, value in sorted(params.items()))
     base = {k: keys[k] for k in ROW_KEYS}
     base.update(phase="untrained" if epoch is None else "training", epoch=0 if epoch is None else epoch)
-    return [{**base, "layer": layer, "estimator": estimator, "i_xt": float(i_xt), "i_ty": float(i_ty),
-             "n_samples": int(n_samples), "param": param, "seconds": float(seconds)}
-            for layer, (i_xt, i_ty) in enumerate(per_layer, start=1)]
+    return [
+        {
+            **base,
+            "layer": layer,
+            "estimator": estimator,
+            "i_xt": float(i_xt),
+            "i_ty": float(i_ty),
+            "n_samples": int(n_samples),
+            "param": param,
+            "seconds": float(seconds),
+        }
+        for layer, (i_xt, i_ty) in enumerate(per_layer, start=1)
+    ]
 
 
 # --- helpers ----------------------------------------------------------------------------------------------
+
 
 def _check_layer(activations: Tensor, labels: Tensor) -> int:
     if activations.dim() != 2:
@@ -378,7 +393,7 @@ def _as_rows(v: Tensor) -> Tensor:
 
 def _max_norm_distances(v: Tensor, start: int, chunk_size: int) -> Tensor:
     """Max-norm distances (c, N) from rows start..start+c of v to all rows, a point to itself set to +inf."""
-    d = torch.cdist(v[start:start + chunk_size], v, p=math.inf)
+    d = torch.cdist(v[start : start + chunk_size], v, p=math.inf)
     rows = torch.arange(d.shape[0], device=d.device)
     d[rows, rows + start] = math.inf
     return d

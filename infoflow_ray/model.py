@@ -32,7 +32,7 @@ class TanhNetwork(nn.Module):
             layer = nn.Linear(fan_in, fan_out)
             with torch.no_grad():
                 layer.weight.normal_(0.0, (spec.sigma_w2 / fan_in) ** 0.5, generator=generator)
-                layer.bias.normal_(0.0, spec.sigma_b2 ** 0.5, generator=generator)
+                layer.bias.normal_(0.0, spec.sigma_b2**0.5, generator=generator)
             self.layers.append(layer)
         self.to(device)
 
@@ -64,8 +64,10 @@ def stack_parameters(networks: list[TanhNetwork]) -> tuple[list[Tensor], list[Te
     if len({net.spec.layer_widths for net in networks}) != 1:
         raise ValueError("networks stacked together must have the same layer widths")
     weights = [torch.stack([net.layers[i].weight.detach() for net in networks]) for i in range(len(networks[0].layers))]
-    biases = [torch.stack([net.layers[i].bias.detach() for net in networks]).unsqueeze(1)
-              for i in range(len(networks[0].layers))]
+    biases = [
+        torch.stack([net.layers[i].bias.detach() for net in networks]).unsqueeze(1)
+        for i in range(len(networks[0].layers))
+    ]
     return weights, biases
 
 

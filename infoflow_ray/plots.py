@@ -34,11 +34,18 @@ SW2 = r"$\sigma_w^2$"
 IXT = r"$I(X;T_\ell)$"
 ITY = r"$I(T_\ell;Y)$"
 SB2 = r"$\sigma_b^2$"
-MEASURE_LABELS = {"kl_mean": "KL, mean curve", "kl_median_normalised": "KL, normalised median curve",
-                  "diff_entropy": "differential entropy", "kl_per_image": "KL, per image"}
-MEASURE_STYLES = {"kl_mean": dict(color="tab:red", marker="o"), "diff_entropy": dict(color="tab:orange", marker="s"),
-                  "kl_median_normalised": dict(color="tab:pink", marker="^"),
-                  "kl_per_image": dict(color="tab:purple", marker="D")}
+MEASURE_LABELS = {
+    "kl_mean": "KL, mean curve",
+    "kl_median_normalised": "KL, normalised median curve",
+    "diff_entropy": "differential entropy",
+    "kl_per_image": "KL, per image",
+}
+MEASURE_STYLES = {
+    "kl_mean": dict(color="tab:red", marker="o"),
+    "diff_entropy": dict(color="tab:orange", marker="s"),
+    "kl_median_normalised": dict(color="tab:pink", marker="^"),
+    "kl_per_image": dict(color="tab:purple", marker="D"),
+}
 PHASE_COLOURS = {"ordered": "tab:blue", "near-critical": "tab:green", "chaotic": "tab:red"}
 
 
@@ -62,8 +69,10 @@ def _pick(frame, dataset=None, profile=None, sigma_b2=None, what: str = "frame")
     if not keys:
         raise ConfigError(f"the {what} has no rows for dataset={dataset}, profile={profile}, sigma_b2={sigma_b2}")
     if len(keys) > 1:
-        raise ConfigError(f"the {what} holds several (dataset, profile, sigma_b2): {keys}; pass dataset=, profile=, "
-                          "sigma_b2= to choose one")
+        raise ConfigError(
+            f"the {what} holds several (dataset, profile, sigma_b2): {keys}; pass dataset=, profile=, "
+            "sigma_b2= to choose one"
+        )
     return frame, keys[0]
 
 
@@ -108,8 +117,9 @@ def _sigma_label(s: float, critical: float | None) -> str:
 def _critical_line(ax, critical: float | None) -> None:
     if critical is not None:
         ax.axvline(critical, color="white", lw=2.5, zorder=3)
-        ax.axvline(critical, color="black", ls="--", lw=1.2, zorder=3,
-                   label=f"mean-field critical {SW2} = {critical:.3f}")
+        ax.axvline(
+            critical, color="black", ls="--", lw=1.2, zorder=3, label=f"mean-field critical {SW2} = {critical:.3f}"
+        )
 
 
 def _cutoff_points(ax, cutoffs: pl.DataFrame, measures, offset_step: float = 0.0) -> None:
@@ -123,16 +133,43 @@ def _cutoff_points(ax, cutoffs: pl.DataFrame, measures, offset_step: float = 0.0
         y = rows["cutoff_mean"].to_numpy().astype(float)
         err = rows["cutoff_std"].fill_null(0).fill_nan(0).to_numpy()
         open_ = (rows["n_unsaturated"] > 0).to_numpy()
-        ax.errorbar(x, y, yerr=err, color=style["color"], lw=1.5, capsize=3, zorder=5,
-                    label=f"cutoff $\\ell_c$: {MEASURE_LABELS.get(m, m)}")
+        ax.errorbar(
+            x,
+            y,
+            yerr=err,
+            color=style["color"],
+            lw=1.5,
+            capsize=3,
+            zorder=5,
+            label=f"cutoff $\\ell_c$: {MEASURE_LABELS.get(m, m)}",
+        )
         ax.scatter(x[~open_], y[~open_], s=40, zorder=6, edgecolors="k", linewidths=0.6, **style)
-        ax.scatter(x[open_], y[open_], s=40, zorder=6, facecolors="white", edgecolors=style["color"], linewidths=1.5,
-                   marker=style["marker"])
+        ax.scatter(
+            x[open_],
+            y[open_],
+            s=40,
+            zorder=6,
+            facecolors="white",
+            edgecolors=style["color"],
+            linewidths=1.5,
+            marker=style["marker"],
+        )
 
 
-def phase_diagram(accuracy, cutoffs=None, mean_field=None, critical: float | None = None, trainable=None,
-                  measures=("kl_per_image", "kl_mean"), dataset=None, profile=None, sigma_b2=None,
-                  brackets=None, interval=None, peak=None) -> Figure:
+def phase_diagram(
+    accuracy,
+    cutoffs=None,
+    mean_field=None,
+    critical: float | None = None,
+    trainable=None,
+    measures=("kl_per_image", "kl_mean"),
+    dataset=None,
+    profile=None,
+    sigma_b2=None,
+    brackets=None,
+    interval=None,
+    peak=None,
+) -> Figure:
     """Best test accuracy over (σw², depth) with the measured cutoffs, ℓ_train, 6ξ_c and the critical σw².
 
     accuracy: ``analysis.accuracy_grid``; cutoffs: ``analysis.cutoffs_by_sigma``; mean_field:
@@ -155,8 +192,18 @@ def phase_diagram(accuracy, cutoffs=None, mean_field=None, critical: float | Non
         train = train.sort("sigma_w2")
         threshold = train["accuracy_threshold"].max()
         bar.ax.axhline(threshold, color="white", lw=2)
-        ax.plot(train["sigma_w2"], train["trainable_depth"], color="white", lw=1.5, ls=":", marker="*", ms=11,
-                mec="k", zorder=4, label=f"trainable depth $\\ell_{{train}}$ (accuracy ≥ {threshold:g})")
+        ax.plot(
+            train["sigma_w2"],
+            train["trainable_depth"],
+            color="white",
+            lw=1.5,
+            ls=":",
+            marker="*",
+            ms=11,
+            mec="k",
+            zorder=4,
+            label=f"trainable depth $\\ell_{{train}}$ (accuracy ≥ {threshold:g})",
+        )
     if brackets is not None:
         _search_brackets(ax, _pick(brackets, **select, what="bracket frame")[0])
     if interval is not None:
@@ -203,12 +250,27 @@ def _search_interval(ax, interval: pl.DataFrame) -> None:
         if row["low"] is None or row["target_depth"] is None:
             continue
         L = row["target_depth"]
-        ax.plot([row["low"], row["high"]], [L, L], color="magenta", lw=2.5, zorder=4.5,
-                label=f"search: σw² interval with $\\ell_c \\geq$ {L}".replace("σw²", SW2))
+        ax.plot(
+            [row["low"], row["high"]],
+            [L, L],
+            color="magenta",
+            lw=2.5,
+            zorder=4.5,
+            label=f"search: σw² interval with $\\ell_c \\geq$ {L}".replace("σw²", SW2),
+        )
         for edge, width in (("low", "low_width"), ("high", "high_width")):
             half = row[width] / 2 if row[width] is not None else 0.0
-            ax.errorbar([row[edge]], [L], xerr=[half], color="magenta", capsize=5, lw=2, zorder=4.6,
-                        marker="|" if row[width] is not None else ">", ms=12)
+            ax.errorbar(
+                [row[edge]],
+                [L],
+                xerr=[half],
+                color="magenta",
+                capsize=5,
+                lw=2,
+                zorder=4.6,
+                marker="|" if row[width] is not None else ">",
+                ms=12,
+            )
 
 
 def _search_peak(ax, peaks: pl.DataFrame) -> None:
@@ -217,8 +279,14 @@ def _search_peak(ax, peaks: pl.DataFrame) -> None:
         low = row["peak_low"] if row["peak_low"] is not None else ax.get_xlim()[0]
         high = row["peak_high"] if row["peak_high"] is not None else ax.get_xlim()[1]
         ax.axvspan(low, high, color="magenta", alpha=0.12, zorder=2.5)
-        ax.axvline(row["peak_sigma_w2"], color="magenta", ls=":", lw=1.5, zorder=3,
-                   label=f"search: cutoff peak {SW2} ≈ {row['peak_sigma_w2']:.3g} (shaded: its bracket)")
+        ax.axvline(
+            row["peak_sigma_w2"],
+            color="magenta",
+            ls=":",
+            lw=1.5,
+            zorder=3,
+            label=f"search: cutoff peak {SW2} ≈ {row['peak_sigma_w2']:.3g} (shaded: its bracket)",
+        )
 
 
 def critical_line(peaks, line) -> Figure:
@@ -234,8 +302,15 @@ def critical_line(peaks, line) -> Figure:
         y = part["peak_sigma_w2"].to_numpy()
         low = part["peak_low"].cast(pl.Float64).fill_null(np.nan).to_numpy()  # null: the peak is at the range's end
         high = part["peak_high"].cast(pl.Float64).fill_null(np.nan).to_numpy()
-        ax.errorbar(part["sigma_b2"], y, yerr=[np.nan_to_num(y - low), np.nan_to_num(high - y)], marker="o",
-                    capsize=4, ls="", label=f"cutoff peak, {dataset} {profile} (bar: its bracket)")
+        ax.errorbar(
+            part["sigma_b2"],
+            y,
+            yerr=[np.nan_to_num(y - low), np.nan_to_num(high - y)],
+            marker="o",
+            capsize=4,
+            ls="",
+            label=f"cutoff peak, {dataset} {profile} (bar: its bracket)",
+        )
     ax.set_xlabel(f"bias variance {SB2}")
     ax.set_ylabel(f"critical {SW2}")
     ax.set_title("Critical line: where the reconstruction-entropy cutoff peaks")
@@ -243,8 +318,9 @@ def critical_line(peaks, line) -> Figure:
     return fig
 
 
-def diff_entropy_map(curves, cutoffs=None, critical: float | None = None,
-                     dataset=None, profile=None, sigma_b2=None) -> Figure:
+def diff_entropy_map(
+    curves, cutoffs=None, critical: float | None = None, dataset=None, profile=None, sigma_b2=None
+) -> Figure:
     """Differential entropy H_ℓ of the reconstructions over (σw², layer ℓ), with the diff-entropy cutoff on top.
 
     curves: ``analysis.curves_by_sigma`` (its ``diff_entropy`` rows are used); cutoffs: ``cutoffs_by_sigma``.
@@ -270,17 +346,23 @@ def diff_entropy_map(curves, cutoffs=None, critical: float | None = None,
     return fig
 
 
-def re_curves(curves, sigma_w2=None, critical: float | None = None, cutoffs=None,
-              dataset=None, profile=None, sigma_b2=None) -> Figure:
+def re_curves(
+    curves, sigma_w2=None, critical: float | None = None, cutoffs=None, dataset=None, profile=None, sigma_b2=None
+) -> Figure:
     """KL (mean curve) and differential entropy over layers for a few σw² (default: ordered, nearest the
     critical σw², chaotic), mean ± std over seeds, with each curve's cutoff as a dotted vertical line."""
     frame, key = _pick(curves, dataset, profile, sigma_b2, "curves frame")
-    chosen = sigma_w2 if sigma_w2 is not None else representative_sigma_w2(
-        frame["sigma_w2"].unique(), critical if critical is not None else 1.0)
+    chosen = (
+        sigma_w2
+        if sigma_w2 is not None
+        else representative_sigma_w2(frame["sigma_w2"].unique(), critical if critical is not None else 1.0)
+    )
     cut = _pick(cutoffs, *key, what="cutoff frame")[0] if cutoffs is not None else None
     fig = Figure(figsize=(11, 4.6), layout="constrained")
-    panels = (("kl_mean", "relative entropy KL (nats), mean over images"),
-              ("diff_entropy", r"differential entropy $H_\ell$ (nats per pixel)"))
+    panels = (
+        ("kl_mean", "relative entropy KL (nats), mean over images"),
+        ("diff_entropy", r"differential entropy $H_\ell$ (nats per pixel)"),
+    )
     colours = _sigma_colours(chosen, critical)
     for i, (measure, ylabel) in enumerate(panels):
         ax = fig.add_subplot(1, 2, i + 1)
@@ -294,7 +376,7 @@ def re_curves(curves, sigma_w2=None, critical: float | None = None, cutoffs=None
 
 def _band(ax, x, mean, std, colour, label: str, **style) -> str:
     """A mean curve with a ±std band (std null or NaN: no band); returns the colour drawn."""
-    line, = ax.plot(x, mean, marker="o", ms=4, color=colour, label=label, **style)
+    (line,) = ax.plot(x, mean, marker="o", ms=4, color=colour, label=label, **style)
     ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2, lw=0)
     return line.get_color()
 
@@ -305,8 +387,14 @@ def _re_panel(ax, curves: pl.DataFrame, measure: str, chosen, colours, critical,
         rows = curves.filter((pl.col("measure") == measure) & (pl.col("sigma_w2") == s)).sort("layer")
         if rows.is_empty():
             continue
-        drawn = _band(ax, rows["layer"].to_numpy(), rows["value_mean"].to_numpy(),
-                      rows["value_std"].fill_null(0).fill_nan(0).to_numpy(), colour, _sigma_label(s, critical))
+        drawn = _band(
+            ax,
+            rows["layer"].to_numpy(),
+            rows["value_mean"].to_numpy(),
+            rows["value_std"].fill_null(0).fill_nan(0).to_numpy(),
+            colour,
+            _sigma_label(s, critical),
+        )
         if cut is not None:
             c = cut.filter((pl.col("measure") == measure) & (pl.col("sigma_w2") == s))["cutoff_mean"]
             if len(c) and c[0] is not None and np.isfinite(c[0]):
@@ -316,8 +404,16 @@ def _re_panel(ax, curves: pl.DataFrame, measure: str, chosen, colours, critical,
     ax.legend(fontsize=8)
 
 
-def reconstructions_grid(reconstructions, sigma_w2=None, critical: float | None = None, n_images: int = 2,
-                         max_columns: int = 8, dataset=None, profile=None, sigma_b2=None) -> Figure:
+def reconstructions_grid(
+    reconstructions,
+    sigma_w2=None,
+    critical: float | None = None,
+    n_images: int = 2,
+    max_columns: int = 8,
+    dataset=None,
+    profile=None,
+    sigma_b2=None,
+) -> Figure:
     """Input images and their reconstructions from increasing depth, one row per (σw², image).
 
     reconstructions: the ``reconstructions`` table (or a filtered scan of it). Uses each σw²'s deepest cascade
@@ -325,19 +421,27 @@ def reconstructions_grid(reconstructions, sigma_w2=None, critical: float | None 
     input, then evenly spaced stored layers up to the deepest). Pixels are drawn on one fixed scale, [0, 1].
     """
     frame, key = _pick(reconstructions, dataset, profile, sigma_b2, "reconstructions frame")
-    frame = frame.filter((pl.col("depth") == pl.col("depth").max().over("sigma_w2"))
-                         & (pl.col("seed") == pl.col("seed").min().over("sigma_w2")))
-    chosen = sigma_w2 if sigma_w2 is not None else representative_sigma_w2(
-        frame["sigma_w2"].unique(), critical if critical is not None else 1.0)
+    frame = frame.filter(
+        (pl.col("depth") == pl.col("depth").max().over("sigma_w2"))
+        & (pl.col("seed") == pl.col("seed").min().over("sigma_w2"))
+    )
+    chosen = (
+        sigma_w2
+        if sigma_w2 is not None
+        else representative_sigma_w2(frame["sigma_w2"].unique(), critical if critical is not None else 1.0)
+    )
     images = sorted(frame["image_index"].unique().to_list())[:n_images]
     stored = sorted(frame["layer"].unique().to_list())  # deep cascades store a subset of their layers
     layers = [0] + _evenly([layer for layer in stored if layer > 0], max_columns - 1)
     rows = [(s, i) for s in chosen for i in images]
     fig = Figure(figsize=(1.25 * len(layers) + 1.2, 1.3 * len(rows) + 0.9), layout="constrained")
     axes = fig.subplots(len(rows), len(layers), squeeze=False)
-    cells = {(r["sigma_w2"], r["image_index"], r["layer"]): r for r in frame.filter(
-        pl.col("sigma_w2").is_in(list(chosen)) & pl.col("image_index").is_in(images)
-        & pl.col("layer").is_in(layers)).iter_rows(named=True)}
+    cells = {
+        (r["sigma_w2"], r["image_index"], r["layer"]): r
+        for r in frame.filter(
+            pl.col("sigma_w2").is_in(list(chosen)) & pl.col("image_index").is_in(images) & pl.col("layer").is_in(layers)
+        ).iter_rows(named=True)
+    }
     for r, (s, image) in enumerate(rows):
         for c, layer in enumerate(layers):
             ax = axes[r, c]
@@ -368,13 +472,25 @@ def timing_bars(timing, dataset=None, profile=None, sigma_b2=None) -> Figure:
     fig = Figure(figsize=(max(8.0, 0.8 * frame.height + 3), 5.2), layout="constrained")
     ax = fig.add_subplot()
     width = 0.38
-    ax.bar(x - width / 2, predicting, width, color="tab:blue",
-           label="predicting: one cascade per seed (reconstruction entropy)")
+    ax.bar(
+        x - width / 2,
+        predicting,
+        width,
+        color="tab:blue",
+        label="predicting: one cascade per seed (reconstruction entropy)",
+    )
     ax.bar(x + width / 2, training, width, color="tab:gray", label="training: baselines at every depth")
     for xi, ratio, height in zip(x, frame["speedup"], np.maximum(predicting, training)):
         if ratio is not None:
-            ax.annotate(f"{ratio:.1f}×", (xi, height), ha="center", va="bottom", fontsize=8,
-                        xytext=(0, 2), textcoords="offset points")
+            ax.annotate(
+                f"{ratio:.1f}×",
+                (xi, height),
+                ha="center",
+                va="bottom",
+                fontsize=8,
+                xytext=(0, 2),
+                textcoords="offset points",
+            )
     positive = np.concatenate([predicting, training])
     positive = positive[positive > 0]
     if len(positive) and positive.max() / positive.min() > 30:
@@ -385,8 +501,10 @@ def timing_bars(timing, dataset=None, profile=None, sigma_b2=None) -> Figure:
     ax.set_ylabel("task-seconds (sum of task wall times)")
     total_p, total_t = predicting.sum(), training.sum()
     ratio = f" (training / predicting = {total_t / total_p:.1f}×)" if total_p > 0 and total_t > 0 else ""
-    ax.set_title(f"Time spent predicting vs training, {_title(key)}\n"
-                 f"in total {total_p:.0f} s vs {total_t:.0f} s{ratio}; labels: ratio per {SW2}")
+    ax.set_title(
+        f"Time spent predicting vs training, {_title(key)}\n"
+        f"in total {total_p:.0f} s vs {total_t:.0f} s{ratio}; labels: ratio per {SW2}"
+    )
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=8, frameon=False)
     return fig
 
@@ -396,14 +514,17 @@ def _info_rows(points, phase: str, estimator: str, dataset, profile, sigma_b2) -
     ConfigError when there are none or when they mix estimator settings (parameters or N samples)."""
     frame, key = _pick(points, dataset, profile, sigma_b2, "info-plane frame")
     frame = frame.filter((pl.col("phase") == phase) & (pl.col("estimator") == estimator))
-    what = {"training": "training trajectories (baseline tasks write them)",
-            "untrained": "untrained-network points (cascade tasks write them)"}[phase]
+    what = {
+        "training": "training trajectories (baseline tasks write them)",
+        "untrained": "untrained-network points (cascade tasks write them)",
+    }[phase]
     if frame.is_empty():
         raise ConfigError(f"the info-plane frame has no {what} for estimator '{estimator}' in {key}")
     settings = frame.select("param", "n_samples").unique().sort("n_samples").rows()
     if len(settings) > 1:
-        raise ConfigError(f"the info-plane frame mixes {estimator} settings (param, n_samples) {settings}; "
-                          "filter it to one")
+        raise ConfigError(
+            f"the info-plane frame mixes {estimator} settings (param, n_samples) {settings}; filter it to one"
+        )
     return frame, key
 
 
@@ -414,9 +535,17 @@ def _evenly(values: list[int], most: int) -> list[int]:
     return [values[i] for i in sorted({int(round(i)) for i in np.linspace(0, len(values) - 1, most)})]
 
 
-def information_plane(points, sigma_w2=None, critical: float | None = None, depth: int | None = None,
-                      estimator: str = "binning", max_layers: int = 8,
-                      dataset=None, profile=None, sigma_b2=None) -> Figure:
+def information_plane(
+    points,
+    sigma_w2=None,
+    critical: float | None = None,
+    depth: int | None = None,
+    estimator: str = "binning",
+    max_layers: int = 8,
+    dataset=None,
+    profile=None,
+    sigma_b2=None,
+) -> Figure:
     """The information plane of training: I(X;T_ℓ) against I(T_ℓ;Y) (nats) of every layer over the epochs of the
     baseline trainings, one panel per σw² (default: ordered, nearest the critical σw², chaotic).
 
@@ -432,11 +561,15 @@ def information_plane(points, sigma_w2=None, critical: float | None = None, dept
     if depth not in depths:
         raise ConfigError(f"the info-plane frame has no training trajectories at depth {depth}; present: {depths}")
     frame = frame.filter(pl.col("depth") == depth)
-    chosen = sigma_w2 if sigma_w2 is not None else representative_sigma_w2(
-        frame["sigma_w2"].unique(), critical if critical is not None else 1.0)
+    chosen = (
+        sigma_w2
+        if sigma_w2 is not None
+        else representative_sigma_w2(frame["sigma_w2"].unique(), critical if critical is not None else 1.0)
+    )
     layers = _evenly(sorted(frame["layer"].unique().to_list()), max_layers)
     layer_colours = matplotlib.colormaps["tab10" if len(layers) <= 10 else "turbo"](
-        np.arange(len(layers)) if len(layers) <= 10 else np.linspace(0, 1, len(layers)))
+        np.arange(len(layers)) if len(layers) <= 10 else np.linspace(0, 1, len(layers))
+    )
     norm = Normalize(0, max(int(frame["epoch"].max()), 1))
     epochs_cmap = matplotlib.colormaps["viridis"]
     ln_n = float(frame["ln_n"].max())
@@ -447,8 +580,17 @@ def information_plane(points, sigma_w2=None, critical: float | None = None, dept
         for i, (layer, colour) in enumerate(zip(layers, layer_colours)):
             rows = frame.filter((pl.col("sigma_w2") == s) & (pl.col("layer") == layer)).sort("epoch")
             ax.plot(rows["i_xt_mean"], rows["i_ty_mean"], color=colour, lw=1.3, alpha=0.8, zorder=2 + 2 * i)
-            ax.scatter(rows["i_xt_mean"], rows["i_ty_mean"], c=rows["epoch"], cmap=epochs_cmap, norm=norm,
-                       s=sizes[i], edgecolors=[colour], linewidths=1.5, zorder=3 + 2 * i)
+            ax.scatter(
+                rows["i_xt_mean"],
+                rows["i_ty_mean"],
+                c=rows["epoch"],
+                cmap=epochs_cmap,
+                norm=norm,
+                s=sizes[i],
+                edgecolors=[colour],
+                linewidths=1.5,
+                zorder=3 + 2 * i,
+            )
         ax.axvline(ln_n, color="0.4", ls="--", lw=1, zorder=1)
         ax.set_title(_sigma_label(s, critical), fontsize=10)
         ax.set_xlabel(f"{IXT} (nats)")
@@ -460,17 +602,34 @@ def information_plane(points, sigma_w2=None, critical: float | None = None, dept
     bar.ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     handles = [Line2D([], [], color=c, lw=1.5, marker="o", mfc="white", mec=c, mew=1.5) for c in layer_colours]
     handles.append(Line2D([], [], color="0.4", ls="--", lw=1))
-    fig.legend(handles, [rf"layer $\ell$ = {layer}" for layer in layers] + [f"ln N = {ln_n:.2f} nats (N = "
-                                                                             f"{int(frame['n_samples'][0])})"],
-               loc="outside lower center", ncol=min(len(handles), 5), fontsize=8, frameon=False)
-    fig.suptitle(f"Information plane during training, depth L = {depth}, {estimator} estimator "
-                 f"({frame['param'][0]}), mean over seeds\n{_title(key)}")
+    fig.legend(
+        handles,
+        [rf"layer $\ell$ = {layer}" for layer in layers]
+        + [f"ln N = {ln_n:.2f} nats (N = {int(frame['n_samples'][0])})"],
+        loc="outside lower center",
+        ncol=min(len(handles), 5),
+        fontsize=8,
+        frameon=False,
+    )
+    fig.suptitle(
+        f"Information plane during training, depth L = {depth}, {estimator} estimator "
+        f"({frame['param'][0]}), mean over seeds\n{_title(key)}"
+    )
     return fig
 
 
-def mi_vs_layer(points, curves=None, sigma_w2=None, critical: float | None = None, cutoffs=None,
-                estimator: str = "binning", fraction: float = 0.5,
-                dataset=None, profile=None, sigma_b2=None) -> Figure:
+def mi_vs_layer(
+    points,
+    curves=None,
+    sigma_w2=None,
+    critical: float | None = None,
+    cutoffs=None,
+    estimator: str = "binning",
+    fraction: float = 0.5,
+    dataset=None,
+    profile=None,
+    sigma_b2=None,
+) -> Figure:
     """Two views of information flow through the untrained network, for a few σw² (default: ordered, nearest the
     critical σw², chaotic): I(X;T_ℓ) (solid) and I(T_ℓ;Y) (dashed) against layer ℓ, and beside it the
     reconstruction-entropy KL mean curve of the same σw².
@@ -482,8 +641,11 @@ def mi_vs_layer(points, curves=None, sigma_w2=None, critical: float | None = Non
     """
     frame, key = _info_rows(points, "untrained", estimator, dataset, profile, sigma_b2)
     frame = frame.filter(pl.col("depth") == pl.col("depth").max().over("sigma_w2"))
-    chosen = sigma_w2 if sigma_w2 is not None else representative_sigma_w2(
-        frame["sigma_w2"].unique(), critical if critical is not None else 1.0)
+    chosen = (
+        sigma_w2
+        if sigma_w2 is not None
+        else representative_sigma_w2(frame["sigma_w2"].unique(), critical if critical is not None else 1.0)
+    )
     colours = _sigma_colours(chosen, critical)
     ln_n = float(frame["ln_n"].max())
     fig = Figure(figsize=(11.5 if curves is not None else 6.5, 5.6), layout="constrained")
@@ -493,8 +655,14 @@ def mi_vs_layer(points, curves=None, sigma_w2=None, critical: float | None = Non
         if rows.is_empty():
             continue
         layer = rows["layer"].to_numpy()
-        drawn = _band(ax, layer, rows["i_xt_mean"].to_numpy(), rows["i_xt_std"].fill_null(0).fill_nan(0).to_numpy(),
-                      colour, _sigma_label(s, critical))
+        drawn = _band(
+            ax,
+            layer,
+            rows["i_xt_mean"].to_numpy(),
+            rows["i_xt_std"].fill_null(0).fill_nan(0).to_numpy(),
+            colour,
+            _sigma_label(s, critical),
+        )
         ax.plot(layer, rows["i_ty_mean"], color=drawn, ls="--", lw=1.2, marker="x", ms=4)
         below = rows.filter(pl.col("i_xt_mean") < fraction * pl.col("ln_n"))["layer"]
         if len(below):
@@ -517,8 +685,9 @@ def mi_vs_layer(points, curves=None, sigma_w2=None, critical: float | None = Non
         right = fig.add_subplot(1, 2, 2, sharex=ax)
         _re_panel(right, kl, "kl_mean", chosen, colours, critical, cut)
         right.set_ylabel("relative entropy KL (nats), mean over images")
-        right.set_title("Reconstruction entropy" + (" (dotted: cutoff $\\ell_c$)" if cut is not None else ""),
-                        fontsize=10)
+        right.set_title(
+            "Reconstruction entropy" + (" (dotted: cutoff $\\ell_c$)" if cut is not None else ""), fontsize=10
+        )
         ax.set_xlim(-0.3, max(float(frame["layer"].max()), float(kl["layer"].max())) + 0.3)
     fig.suptitle(f"Information flow through the untrained network, mean over seeds\n{_title(key)}")
     return fig

@@ -68,8 +68,13 @@ def _eval_images(data: Dataset, spec: CascadeSpec) -> torch.Tensor:
 
 
 @torch.no_grad()
-def measure(network: TanhNetwork, trained: cascade.TrainedCascade, x: torch.Tensor, spec: CascadeSpec,
-            memory_budget_bytes: int = EVAL_MEMORY_BUDGET_BYTES) -> dict[str, np.ndarray]:
+def measure(
+    network: TanhNetwork,
+    trained: cascade.TrainedCascade,
+    x: torch.Tensor,
+    spec: CascadeSpec,
+    memory_budget_bytes: int = EVAL_MEMORY_BUDGET_BYTES,
+) -> dict[str, np.ndarray]:
     """Reconstruct ``x`` (M, n_0) from every layer and return the curves and the kept reconstructions."""
     depth = trained.decoders.depth
     keep = stored_layer_indices(depth)
@@ -110,16 +115,26 @@ def cutoffs_of(curves: dict[str, np.ndarray], spec: CascadeSpec, last_layer: int
     return found, mean, std
 
 
-def predict_trainability(network_spec: NetworkSpec, cascade_spec: CascadeSpec, data: Dataset, seed: int,
-                         device: torch.device | str | None = None,
-                         progress: cascade.ProgressFn | None = None) -> Prediction:
+def predict_trainability(
+    network_spec: NetworkSpec,
+    cascade_spec: CascadeSpec,
+    data: Dataset,
+    seed: int,
+    device: torch.device | str | None = None,
+    progress: cascade.ProgressFn | None = None,
+) -> Prediction:
     """Run one cascade task on ``data`` (moved to ``device`` if it is not there already)."""
     return predict_trainabilities([network_spec], cascade_spec, data, [seed], device, progress)[0]
 
 
-def predict_trainabilities(network_specs: list[NetworkSpec], cascade_spec: CascadeSpec, data: Dataset,
-                           seeds: list[int], device: torch.device | str | None = None,
-                           progress: cascade.ProgressFn | None = None) -> list[Prediction]:
+def predict_trainabilities(
+    network_specs: list[NetworkSpec],
+    cascade_spec: CascadeSpec,
+    data: Dataset,
+    seeds: list[int],
+    device: torch.device | str | None = None,
+    progress: cascade.ProgressFn | None = None,
+) -> list[Prediction]:
     """Several cascade tasks whose networks have equal widths, their cascades trained together
     (``cascade.train_cascades``); each prediction is what ``predict_trainability`` gives for its pair alone,
     up to float32 summation order. The evaluation runs one network at a time (its matmuls are large already).
@@ -137,14 +152,25 @@ def _predict(network: TanhNetwork, trained: cascade.TrainedCascade, data: Datase
     last_layer = network.spec.cutoff_last_layer(spec.cutoff_layers)
     found, per_image_mean, per_image_std = cutoffs_of(curves, spec, last_layer)
     kl = curves["kl_per_image"]
-    finite = bool(np.isfinite(kl).all() and np.isfinite(curves["diff_entropy"]).all()
-                  and np.isfinite(trained.decoder_loss.numpy()).all())
+    finite = bool(
+        np.isfinite(kl).all()
+        and np.isfinite(curves["diff_entropy"]).all()
+        and np.isfinite(trained.decoder_loss.numpy()).all()
+    )
     return Prediction(
-        kl_per_image=kl, kl_mean=kl.mean(axis=1), kl_median=np.median(kl, axis=1),
-        diff_entropy=curves["diff_entropy"], clamped_pixels=curves["clamped_pixels"],
-        decoder_loss=trained.decoder_loss.numpy(), cutoffs=found, per_image_cutoff_mean=per_image_mean,
-        per_image_cutoff_std=per_image_std, cutoff_last_layer=last_layer,
-        stored_layers=curves["stored_layers"], stored_images=curves["stored_images"], finite=finite,
+        kl_per_image=kl,
+        kl_mean=kl.mean(axis=1),
+        kl_median=np.median(kl, axis=1),
+        diff_entropy=curves["diff_entropy"],
+        clamped_pixels=curves["clamped_pixels"],
+        decoder_loss=trained.decoder_loss.numpy(),
+        cutoffs=found,
+        per_image_cutoff_mean=per_image_mean,
+        per_image_cutoff_std=per_image_std,
+        cutoff_last_layer=last_layer,
+        stored_layers=curves["stored_layers"],
+        stored_images=curves["stored_images"],
+        finite=finite,
         strategy=trained.strategy,
         seconds={"cascade_train": trained.seconds, "evaluate": time.perf_counter() - start},
     )

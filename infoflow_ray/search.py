@@ -74,8 +74,9 @@ def nearest_depth(depths: Sequence[int], prediction: float) -> int:
     return min(ordered, key=lambda d: (abs(d - prediction), d))
 
 
-def depth_search(depths: Sequence[int], start: int, outcomes: Mapping[int, bool], resolution: int | None = None,
-                 confirm: bool = True) -> DepthSearch:
+def depth_search(
+    depths: Sequence[int], start: int, outcomes: Mapping[int, bool], resolution: int | None = None, confirm: bool = True
+) -> DepthSearch:
     """Replay the depth search of one (σw², seed) over ``outcomes`` (depth → reached the threshold).
 
     depths: the allowed depths; start: the first depth to train (one of them: the cascade's prediction);
@@ -124,12 +125,14 @@ def _ends(passed: list[int], failed: list[int]) -> tuple[int | None, int | None]
 def _bracket(ordered: list[int], passed: list[int], failed: list[int]) -> DepthBracket:
     lo, hi = _ends(passed, failed)
     contradictions = sum(1 for f in failed for p in passed if f < p)
-    return DepthBracket(ordered[lo] if lo is not None else None, ordered[hi] if hi is not None else None,
-                        contradictions)
+    return DepthBracket(
+        ordered[lo] if lo is not None else None, ordered[hi] if hi is not None else None, contradictions
+    )
 
 
-def _next_position(ordered: list[int], s: int, passed: list[int], failed: list[int], resolution: int | None,
-                   confirm: bool) -> tuple[int | None, str]:
+def _next_position(
+    ordered: list[int], s: int, passed: list[int], failed: list[int], resolution: int | None, confirm: bool
+) -> tuple[int | None, str]:
     n, seen = len(ordered), set(passed) | set(failed)
     lo, hi = _ends(passed, failed)
     if lo is None:  # everything failed so far: gallop shallower
@@ -202,8 +205,9 @@ class IntervalSearch:
         return not self.next_sigma_w2
 
 
-def interval_search(coarse: Sequence[float], target_depth: int, cutoffs: Mapping[float, float], tolerance: float,
-                    digits: int = 6) -> IntervalSearch:
+def interval_search(
+    coarse: Sequence[float], target_depth: int, cutoffs: Mapping[float, float], tolerance: float, digits: int = 6
+) -> IntervalSearch:
     """Replay the search for the σw² interval where the cutoff reaches ``target_depth`` (L).
 
     coarse: the starting σw² values (each a cascade); cutoffs: σw² → cutoff layer ℓ_c (NaN counts as outside);
@@ -229,10 +233,21 @@ def interval_search(coarse: Sequence[float], target_depth: int, cutoffs: Mapping
             nearest = min(inside_before, key=lambda p: abs(p - s))
             dips = sorted(p for p in seen if not seen[p] and min(s, nearest) < p < max(s, nearest))
             if dips:
-                contradiction = (f"ℓ_c ≥ {target_depth} at σw² {s:g} and {nearest:g} but not at "
-                                 + ", ".join(f"{p:g}" for p in dips) + " between them")
-        decisions.append(Decision(s, reason, ok, value=value, contradiction=contradiction,
-                                  bracket=(low.estimate if low else None, high.estimate if high else None)))
+                contradiction = (
+                    f"ℓ_c ≥ {target_depth} at σw² {s:g} and {nearest:g} but not at "
+                    + ", ".join(f"{p:g}" for p in dips)
+                    + " between them"
+                )
+        decisions.append(
+            Decision(
+                s,
+                reason,
+                ok,
+                value=value,
+                contradiction=contradiction,
+                bracket=(low.estimate if low else None, high.estimate if high else None),
+            )
+        )
 
     missing = tuple(s for s in ordered if s not in cutoffs)
     if missing:
@@ -248,8 +263,13 @@ def interval_search(coarse: Sequence[float], target_depth: int, cutoffs: Mapping
             mid = round(0.5 * (edge.inside + edge.outside), digits)
             if mid in seen:
                 continue  # the tolerance is finer than the rounding: this edge is as good as it gets
-            asks.append((mid, f"bisect the {side} edge between σw² {edge.outside:g} (ℓ_c < {target_depth}) and "
-                              f"{edge.inside:g} (ℓ_c ≥ {target_depth})"))
+            asks.append(
+                (
+                    mid,
+                    f"bisect the {side} edge between σw² {edge.outside:g} (ℓ_c < {target_depth}) and "
+                    f"{edge.inside:g} (ℓ_c ≥ {target_depth})",
+                )
+            )
         if not asks:
             return IntervalSearch(decisions, (), low, high, contradictions)
         unknown = tuple(mid for mid, _ in asks if mid not in cutoffs)
@@ -270,8 +290,11 @@ def interval_edges_of(seen: Mapping[float, bool]) -> tuple[IntervalEdge | None, 
     below = [s for s in points if s < first]
     above = [s for s in points if s > last]
     contradictions = sum(1 for s in points if first < s < last and not seen[s])
-    return (IntervalEdge(first, below[-1] if below else None), IntervalEdge(last, above[0] if above else None),
-            contradictions)
+    return (
+        IntervalEdge(first, below[-1] if below else None),
+        IntervalEdge(last, above[0] if above else None),
+        contradictions,
+    )
 
 
 def worst_case_cascades(coarse: Sequence[float], tolerance: float) -> int:
@@ -309,5 +332,4 @@ def locate_peak(points: Mapping[float, float], tie: float = 0.5) -> Peak | None:
     sigmas = [s for s, _ in finite]
     below = [s for s in sigmas if s < top[0]]
     above = [s for s in sigmas if s > top[-1]]
-    return Peak(0.5 * (top[0] + top[-1]), below[-1] if below else None, above[0] if above else None, maximum,
-                len(top))
+    return Peak(0.5 * (top[0] + top[-1]), below[-1] if below else None, above[0] if above else None, maximum, len(top))

@@ -26,7 +26,6 @@ warn about, then skip, files whose footer cannot be read — such a ``runs`` fil
 from __future__ import annotations
 
 import contextlib
-
 import hashlib
 import json
 import os
@@ -37,7 +36,7 @@ import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from typing import TypeVar
 
@@ -56,96 +55,160 @@ PROBE_PREFIX = ".write-probe-"
 UTC_US = pa.timestamp("us", tz="UTC")
 T = TypeVar("T")
 
+# The values of the `measure` column of `curves` and of `cutoffs` (see their schemas below for units).
+CURVE_MEASURES = ("kl_mean", "kl_median", "diff_entropy", "clamped_pixels", "decoder_loss")
+CUTOFF_MEASURES = ("kl_mean", "kl_median_normalised", "diff_entropy", "kl_per_image")
+
 # The columns that say which task (and which network) a row belongs to; depth is the network's depth L.
-_TASK = [("task_id", pa.string()), ("dataset", pa.string()), ("profile", pa.string()),
-         ("sigma_w2", pa.float64()), ("sigma_b2", pa.float64()), ("depth", pa.int64()), ("seed", pa.int64())]
+_TASK = [
+    ("task_id", pa.string()),
+    ("dataset", pa.string()),
+    ("profile", pa.string()),
+    ("sigma_w2", pa.float64()),
+    ("sigma_b2", pa.float64()),
+    ("depth", pa.int64()),
+    ("seed", pa.int64()),
+]
 
 TABLES: dict[str, pa.Schema] = {
-    "runs": pa.schema([  # one row per finished task
-        ("task_id", pa.string()), ("kind", pa.string()),  # 'cascade' | 'baseline'
-        ("grid_name", pa.string()), ("dataset", pa.string()), ("profile", pa.string()),
-        ("sigma_w2", pa.float64()), ("sigma_b2", pa.float64()), ("depth", pa.int64()), ("seed", pa.int64()),
-        ("status", pa.string()),  # 'ok' | 'nonfinite' | 'diverged'
-        ("config_json", pa.string()),  # the task's full config, the input of task_id()
-        ("package_version", pa.string()), ("git_commit", pa.string()), ("torch_version", pa.string()),
-        ("ray_version", pa.string()), ("python_version", pa.string()),
-        ("hostname", pa.string()), ("node_id", pa.string()), ("device", pa.string()),  # e.g. 'cuda:0', 'cpu'
-        ("started_at", UTC_US), ("finished_at", UTC_US),
-        ("seconds", pa.float64()),  # wall seconds of the successful attempt
-        ("attempts", pa.int64()),  # 1 when the first attempt succeeded
-        # JSON {table: {"rows": n, "bytes": b}} of the task's other files, filled in by write_task (for verify)
-        ("outputs", pa.string()),
-    ]),
-    "curves": pa.schema(_TASK + [  # long format: one row per (layer, measure) of a cascade
-        ("layer", pa.int64()),  # 0 = input, L = output
-        # 'kl_mean' | 'kl_median' (nats) | 'diff_entropy' (nats per pixel) | 'clamped_pixels' (count) |
-        # 'decoder_loss' (mean squared error per pixel, last decoder epoch)
-        ("measure", pa.string()),
-        ("value", pa.float64()),  # NaN/inf are stored, never dropped
-        ("finite", pa.bool_()),
-    ]),
-    "cutoffs": pa.schema(_TASK + [
-        ("measure", pa.string()),  # 'kl_mean' | 'kl_median_normalised' | 'diff_entropy' | 'kl_per_image'
-        ("cutoff_layer", pa.float64()),  # layer index; for kl_per_image the mean over images
-        ("cutoff_std", pa.float64()),  # std over images for kl_per_image, NaN otherwise (layers)
-        ("saturated", pa.bool_()), ("finite", pa.bool_()),
-        ("last_layer", pa.int64()),  # the deepest layer the cutoff search looked at
-        ("rtol", pa.float64()), ("atol", pa.float64()),  # the saturation tolerances used
-    ]),
-    "reconstructions": pa.schema(_TASK + [
-        ("image_index", pa.int64()),  # index into the test set
-        ("layer", pa.int64()),
-        ("height", pa.int64()), ("width", pa.int64()),  # pixels
-        ("pixels", pa.list_(pa.float32())),  # row-major, height * width values
-    ]),
-    "train_epochs": pa.schema(_TASK + [
-        ("loss_fn", pa.string()), ("epoch", pa.int64()),  # epoch counts from 1
-        ("train_loss", pa.float64()), ("test_loss", pa.float64()),  # nats per example
-        ("test_accuracy", pa.float64()),  # fraction in [0, 1]
-        ("seconds", pa.float64()),  # wall seconds of this epoch
-    ]),
-    "train_summary": pa.schema(_TASK + [
-        ("loss_fn", pa.string()), ("epochs", pa.int64()),  # epochs run
-        ("best_test_accuracy", pa.float64()), ("final_test_accuracy", pa.float64()),
-        ("accuracy_threshold", pa.float64()), ("reached_threshold", pa.bool_()),
-        ("stop_reason", pa.string()),  # 'threshold' | 'budget' | 'diverged' | 'mi_plateau'
-        ("seconds", pa.float64()),  # wall seconds of the whole training
-        ("resumed_from_epoch", pa.int64()),  # the checkpoint's epoch the finishing attempt started from; 0 = start
-    ]),
-    "info_plane": pa.schema(_TASK + [  # one row per (phase, epoch, layer) point; see infoplane.info_plane_rows
-        ("phase", pa.string()),  # 'untrained' (the network at init) | 'training' (a baseline trial)
-        ("epoch", pa.int64()),  # 0 for untrained; training epochs count from 1 (0 = before the first)
-        ("layer", pa.int64()),  # hidden layer T_l, 1-based
-        ("estimator", pa.string()),  # 'binning' | 'kde' | 'ksg' | 'binning_extended'
-        ("i_xt", pa.float64()), ("i_ty", pa.float64()),  # I(X;T_l), I(T_l;Y) in nats
-        ("n_samples", pa.int64()),  # N, the samples the estimate used
-        ("param", pa.string()),  # the estimator's parameters, 'name=value' joined by ';', e.g. 'n_bins=30'
-        ("seconds", pa.float64()),  # wall seconds of estimating all layers of this point
-    ]),
-    "search": pa.schema([  # one row per decision of an adaptive search; one file per search group (write_search)
-        ("search_id", pa.string()),  # the search group: (dataset, profile, σb²) of one grid's search settings
-        ("dataset", pa.string()), ("profile", pa.string()), ("sigma_b2", pa.float64()),
-        ("search", pa.string()),  # 'depth' (ℓ_train of one σw², seed) | 'sigma_w2_interval' | 'edge_check' | 'peak'
-        ("target_depth", pa.int64()),  # L of the σw² interval search (null when the search has none)
-        ("sigma_w2", pa.float64()),  # the σw² of a depth search or an edge check; NaN for the others
-        ("seed", pa.int64()),  # -1 where the decision is over all seeds
-        ("step", pa.int64()),  # 1-based order of the decisions of one search
-        ("asked", pa.float64()),  # the depth (depth search, edge check) or the σw² (interval) asked for
-        ("task_ids", pa.string()),  # the task(s) that answered, comma-joined
-        ("reason", pa.string()),  # why this was asked
-        ("outcome", pa.string()),  # what came back, in words ('' while pending)
-        ("value", pa.float64()),  # best test accuracy (depth, edge) or the cutoff layer (interval); NaN pending
-        ("passed", pa.bool_()),  # reached the threshold / ℓ_c ≥ target depth; null while pending
-        ("contradiction", pa.string()),  # non-empty when the outcome contradicts an earlier one
-        ("bracket_low", pa.float64()), ("bracket_high", pa.float64()),  # the answer so far (see `search` docs)
-        ("done", pa.bool_()),  # the search has reached its answer
-    ]),
-    "failures": pa.schema([  # one file per failed attempt, written by write_failure
-        ("task_id", pa.string()), ("kind", pa.string()), ("dataset", pa.string()),
-        ("sigma_w2", pa.float64()), ("depth", pa.int64()), ("seed", pa.int64()),
-        ("attempt", pa.int64()),  # 1-based
-        ("error", pa.string()), ("failed_at", UTC_US),
-    ]),
+    "runs": pa.schema(
+        [  # one row per finished task
+            ("task_id", pa.string()),
+            ("kind", pa.string()),  # 'cascade' | 'baseline'
+            ("grid_name", pa.string()),
+            ("dataset", pa.string()),
+            ("profile", pa.string()),
+            ("sigma_w2", pa.float64()),
+            ("sigma_b2", pa.float64()),
+            ("depth", pa.int64()),
+            ("seed", pa.int64()),
+            ("status", pa.string()),  # 'ok' | 'nonfinite' | 'diverged'
+            ("config_json", pa.string()),  # the task's full config, the input of task_id()
+            ("package_version", pa.string()),
+            ("git_commit", pa.string()),
+            ("torch_version", pa.string()),
+            ("ray_version", pa.string()),
+            ("python_version", pa.string()),
+            ("hostname", pa.string()),
+            ("node_id", pa.string()),
+            ("device", pa.string()),  # e.g. 'cuda:0', 'cpu'
+            ("started_at", UTC_US),
+            ("finished_at", UTC_US),
+            ("seconds", pa.float64()),  # wall seconds of the successful attempt
+            ("attempts", pa.int64()),  # 1 when the first attempt succeeded
+            # JSON {table: {"rows": n, "bytes": b}} of the task's other files, filled in by write_task (for verify)
+            ("outputs", pa.string()),
+        ]
+    ),
+    "curves": pa.schema(
+        _TASK
+        + [  # long format: one row per (layer, measure) of a cascade
+            ("layer", pa.int64()),  # 0 = input, L = output
+            # 'kl_mean' | 'kl_median' (nats) | 'diff_entropy' (nats per pixel) | 'clamped_pixels' (count) |
+            # 'decoder_loss' (mean squared error per pixel, last decoder epoch)
+            ("measure", pa.string()),
+            ("value", pa.float64()),  # NaN/inf are stored, never dropped
+            ("finite", pa.bool_()),
+        ]
+    ),
+    "cutoffs": pa.schema(
+        _TASK
+        + [
+            ("measure", pa.string()),  # 'kl_mean' | 'kl_median_normalised' | 'diff_entropy' | 'kl_per_image'
+            ("cutoff_layer", pa.float64()),  # layer index; for kl_per_image the mean over images
+            ("cutoff_std", pa.float64()),  # std over images for kl_per_image, NaN otherwise (layers)
+            ("saturated", pa.bool_()),
+            ("finite", pa.bool_()),
+            ("last_layer", pa.int64()),  # the deepest layer the cutoff search looked at
+            ("rtol", pa.float64()),
+            ("atol", pa.float64()),  # the saturation tolerances used
+        ]
+    ),
+    "reconstructions": pa.schema(
+        _TASK
+        + [
+            ("image_index", pa.int64()),  # index into the test set
+            ("layer", pa.int64()),
+            ("height", pa.int64()),
+            ("width", pa.int64()),  # pixels
+            ("pixels", pa.list_(pa.float32())),  # row-major, height * width values
+        ]
+    ),
+    "train_epochs": pa.schema(
+        _TASK
+        + [
+            ("loss_fn", pa.string()),
+            ("epoch", pa.int64()),  # epoch counts from 1
+            ("train_loss", pa.float64()),
+            ("test_loss", pa.float64()),  # nats per example
+            ("test_accuracy", pa.float64()),  # fraction in [0, 1]
+            ("seconds", pa.float64()),  # wall seconds of this epoch
+        ]
+    ),
+    "train_summary": pa.schema(
+        _TASK
+        + [
+            ("loss_fn", pa.string()),
+            ("epochs", pa.int64()),  # epochs run
+            ("best_test_accuracy", pa.float64()),
+            ("final_test_accuracy", pa.float64()),
+            ("accuracy_threshold", pa.float64()),
+            ("reached_threshold", pa.bool_()),
+            ("stop_reason", pa.string()),  # 'threshold' | 'budget' | 'diverged' | 'mi_plateau'
+            ("seconds", pa.float64()),  # wall seconds of the whole training
+            ("resumed_from_epoch", pa.int64()),  # the checkpoint's epoch the finishing attempt started from; 0 = start
+        ]
+    ),
+    "info_plane": pa.schema(
+        _TASK
+        + [  # one row per (phase, epoch, layer) point; see infoplane.info_plane_rows
+            ("phase", pa.string()),  # 'untrained' (the network at init) | 'training' (a baseline trial)
+            ("epoch", pa.int64()),  # 0 for untrained; training epochs count from 1 (0 = before the first)
+            ("layer", pa.int64()),  # hidden layer T_l, 1-based
+            ("estimator", pa.string()),  # 'binning' | 'kde' | 'ksg' | 'binning_extended'
+            ("i_xt", pa.float64()),
+            ("i_ty", pa.float64()),  # I(X;T_l), I(T_l;Y) in nats
+            ("n_samples", pa.int64()),  # N, the samples the estimate used
+            ("param", pa.string()),  # the estimator's parameters, 'name=value' joined by ';', e.g. 'n_bins=30'
+            ("seconds", pa.float64()),  # wall seconds of estimating all layers of this point
+        ]
+    ),
+    "search": pa.schema(
+        [  # one row per decision of an adaptive search; one file per search group (write_search)
+            ("search_id", pa.string()),  # the search group: (dataset, profile, σb²) of one grid's search settings
+            ("dataset", pa.string()),
+            ("profile", pa.string()),
+            ("sigma_b2", pa.float64()),
+            ("search", pa.string()),  # 'depth' (ℓ_train of one σw², seed) | 'sigma_w2_interval' | 'edge_check' | 'peak'
+            ("target_depth", pa.int64()),  # L of the σw² interval search (null when the search has none)
+            ("sigma_w2", pa.float64()),  # the σw² of a depth search or an edge check; NaN for the others
+            ("seed", pa.int64()),  # -1 where the decision is over all seeds
+            ("step", pa.int64()),  # 1-based order of the decisions of one search
+            ("asked", pa.float64()),  # the depth (depth search, edge check) or the σw² (interval) asked for
+            ("task_ids", pa.string()),  # the task(s) that answered, comma-joined
+            ("reason", pa.string()),  # why this was asked
+            ("outcome", pa.string()),  # what came back, in words ('' while pending)
+            ("value", pa.float64()),  # best test accuracy (depth, edge) or the cutoff layer (interval); NaN pending
+            ("passed", pa.bool_()),  # reached the threshold / ℓ_c ≥ target depth; null while pending
+            ("contradiction", pa.string()),  # non-empty when the outcome contradicts an earlier one
+            ("bracket_low", pa.float64()),
+            ("bracket_high", pa.float64()),  # the answer so far (see `search` docs)
+            ("done", pa.bool_()),  # the search has reached its answer
+        ]
+    ),
+    "failures": pa.schema(
+        [  # one file per failed attempt, written by write_failure
+            ("task_id", pa.string()),
+            ("kind", pa.string()),
+            ("dataset", pa.string()),
+            ("sigma_w2", pa.float64()),
+            ("depth", pa.int64()),
+            ("seed", pa.int64()),
+            ("attempt", pa.int64()),  # 1-based
+            ("error", pa.string()),
+            ("failed_at", UTC_US),
+        ]
+    ),
 }
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
@@ -193,8 +256,10 @@ def _reason(e: Exception) -> str:
 def _credentials_hint(location: str) -> str:
     """For an object store: where its credentials come from (the standard variables the cloud SDKs read)."""
     if location.startswith("s3://"):
-        return (" (credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE or the node's IAM role; "
-                "AWS_ENDPOINT_URL for an S3-compatible server; the bucket must exist)")
+        return (
+            " (credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE or the node's IAM role; "
+            "AWS_ENDPOINT_URL for an S3-compatible server; the bucket must exist)"
+        )
     if location.startswith("gs://"):
         return " (credentials: GOOGLE_APPLICATION_CREDENTIALS or the node's service account; the bucket must exist)"
     return ""
@@ -218,11 +283,13 @@ def _conform(name: str, rows: pa.Table | list[dict]) -> pa.Table:
     unknown = sorted(present - set(schema.names))
     missing = [c for c in schema.names if c not in have_all]
     if unknown:
-        raise ConfigError(f"table '{name}' has unknown column(s) {', '.join(unknown)}; "
-                          f"allowed: {', '.join(schema.names)}")
+        raise ConfigError(
+            f"table '{name}' has unknown column(s) {', '.join(unknown)}; allowed: {', '.join(schema.names)}"
+        )
     if missing and (isinstance(rows, pa.Table) or rows):
-        raise ConfigError(f"table '{name}' lacks column(s) {', '.join(missing)}; every row needs all of "
-                          f"{', '.join(schema.names)}")
+        raise ConfigError(
+            f"table '{name}' lacks column(s) {', '.join(missing)}; every row needs all of {', '.join(schema.names)}"
+        )
     try:
         if isinstance(rows, pa.Table):
             return rows.select(schema.names).cast(schema)
@@ -272,8 +339,9 @@ class ResultStore:
                 filesystem, root = pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(location))
             kind = filesystem.get_file_info(root).type
         except (OSError, pa.ArrowException) as e:
-            raise ResultsError(f"cannot open results location '{location}': {_reason(e)}"
-                               f"{_credentials_hint(location)}") from None
+            raise ResultsError(
+                f"cannot open results location '{location}': {_reason(e)}{_credentials_hint(location)}"
+            ) from None
         if kind == pafs.FileType.File:
             raise ResultsError(f"results location '{location}' is a file; give a directory or a URI")
         if kind == pafs.FileType.NotFound:
@@ -282,21 +350,33 @@ class ResultStore:
             try:
                 filesystem.create_dir(root, recursive=True)
             except OSError as e:
-                raise ResultsError(f"cannot create results location '{location}': {_reason(e)}; "
-                                   f"give a writable directory or URI{_credentials_hint(location)}") from None
+                raise ResultsError(
+                    f"cannot create results location '{location}': {_reason(e)}; "
+                    f"give a writable directory or URI{_credentials_hint(location)}"
+                ) from None
         store = cls(location, filesystem, root)
         manifest = store._read_manifest()
         if manifest is None and not create:
             raise ResultsError(f"results location '{location}' has no {MANIFEST}; it is not an infoflow results folder")
         if manifest is not None and manifest.get("schema_version") != SCHEMA_VERSION:
-            raise ResultsError(f"results location '{location}' has schema version {manifest.get('schema_version')!r}"
-                               f" but this infoflow-ray writes version {SCHEMA_VERSION}; use a new results location")
+            raise ResultsError(
+                f"results location '{location}' has schema version {manifest.get('schema_version')!r}"
+                f" but this infoflow-ray writes version {SCHEMA_VERSION}; use a new results location"
+            )
         if create:
             store._probe_writable()
             if manifest is None:
-                store._put(f"{store.root}/{MANIFEST}", json.dumps({
-                    "schema_version": SCHEMA_VERSION, "created": datetime.now(timezone.utc).isoformat(),
-                    "package_version": _package_version()}, indent=2).encode())
+                store._put(
+                    f"{store.root}/{MANIFEST}",
+                    json.dumps(
+                        {
+                            "schema_version": SCHEMA_VERSION,
+                            "created": datetime.now(UTC).isoformat(),
+                            "package_version": _package_version(),
+                        },
+                        indent=2,
+                    ).encode(),
+                )
         return store
 
     def write_task(self, task_id: str, dataset: str, tables: dict[str, pa.Table | list[dict]]) -> None:
@@ -317,17 +397,22 @@ class ResultStore:
         for name, table in conformed.items():
             for column, expected in (("task_id", task_id), ("dataset", dataset)):
                 if set(table.column(column).to_pylist()) - {expected}:
-                    raise ConfigError(f"table '{name}' has rows whose {column} is not '{expected}'; "
-                                      f"write one task of one dataset per call")
-        outputs = {name: {"rows": table.num_rows, "bytes": self._write_table(name, dataset, task_id, table)}
-                   for name, table in sorted(conformed.items()) if name != "runs"}
+                    raise ConfigError(
+                        f"table '{name}' has rows whose {column} is not '{expected}'; "
+                        f"write one task of one dataset per call"
+                    )
+        outputs = {
+            name: {"rows": table.num_rows, "bytes": self._write_table(name, dataset, task_id, table)}
+            for name, table in sorted(conformed.items())
+            if name != "runs"
+        }
         runs = _with_column(conformed["runs"], "outputs", json.dumps(outputs, sort_keys=True))
         self._write_table("runs", dataset, task_id, _conform("runs", runs))
 
     def write_failure(self, task_id: str, attempt: int, row: dict) -> None:
         """Record one failed attempt: ``row`` holds the other ``failures`` columns (``failed_at`` defaults to now)."""
         _check_name("task_id", task_id)
-        row = {"failed_at": datetime.now(timezone.utc), **row, "task_id": task_id, "attempt": attempt}
+        row = {"failed_at": datetime.now(UTC), **row, "task_id": task_id, "attempt": attempt}
         table = _conform("failures", [row])
         _check_name("dataset", row["dataset"])
         self._write_table("failures", row["dataset"], f"{task_id}-{attempt}", table)
@@ -341,17 +426,23 @@ class ResultStore:
 
     def finished_task_ids(self, kind: str | None = None) -> set[str]:
         """Ids of the tasks with a readable ``runs`` file, optionally only those of ``kind`` ('cascade', 'baseline')."""
+
         def kind_of(path: str) -> str:
             with self.filesystem.open_input_file(path) as f:
                 return pq.ParquetFile(f).read(columns=["kind"]).column(0)[0].as_py()
+
         read = self._read_each(self._files("runs"), kind_of if kind is not None else self._footer)
-        return {path.rsplit("/", 1)[1].removesuffix(".parquet") for path, value in read.items()
-                if kind is None or value == kind}
+        return {
+            path.rsplit("/", 1)[1].removesuffix(".parquet")
+            for path, value in read.items()
+            if kind is None or value == kind
+        }
 
     def verify(self) -> list[DamagedTask]:
         """Check every finished task's files against what ``write_task`` recorded in its ``runs`` row: present,
         of the size written, footer readable, the row count written. Returns the tasks with a problem (an
         unreadable ``runs`` file included: such a task already counts as not finished). Reads footers only."""
+
         def check(runs_path: str) -> DamagedTask | None:
             dataset, stem = runs_path.rsplit("/", 2)[-2:]
             task = stem.removesuffix(".parquet")
@@ -361,12 +452,16 @@ class ResultStore:
                 outputs = json.loads(row["outputs"])
             except (OSError, pa.ArrowException, ValueError, TypeError, IndexError) as e:
                 return DamagedTask(task, dataset, "?", (f"runs file unreadable ({_reason(e)})",))
-            problems = tuple(p for table, written in outputs.items()
-                             if (p := self._check_file(table, self.path(table, dataset, task), written)))
+            problems = tuple(
+                p
+                for table, written in outputs.items()
+                if (p := self._check_file(table, self.path(table, dataset, task), written))
+            )
             if not problems:
                 return None
             label = f"{row['kind']} {dataset} σw²={row['sigma_w2']:g} L={row['depth']} seed {row['seed']}"
             return DamagedTask(task, dataset, label, problems)
+
         with ThreadPoolExecutor(self._threads) as pool:
             return [d for d in pool.map(check, self._files("runs")) if d is not None]
 
@@ -403,12 +498,15 @@ class ResultStore:
             yield
             return
         from filelock import FileLock, Timeout
+
         lock = FileLock(f"{self.root}/_driver.lock", timeout=0)
         try:
             lock.acquire()
         except Timeout:
-            raise ResultsError(f"another driver is running on results location '{self.location}'; wait for it "
-                               "to finish, or give another --results") from None
+            raise ResultsError(
+                f"another driver is running on results location '{self.location}'; wait for it "
+                "to finish, or give another --results"
+            ) from None
         try:
             yield
         finally:
@@ -432,8 +530,10 @@ class ResultStore:
     def planned_grids(self) -> list[dict]:
         """Every grid recorded by ``write_grid`` (newest file last)."""
         selector = pafs.FileSelector(f"{self.root}/_grids", allow_not_found=True)
-        infos = sorted((i for i in self.filesystem.get_file_info(selector) if i.path.endswith(".json")),
-                       key=lambda i: i.mtime_ns or 0)
+        infos = sorted(
+            (i for i in self.filesystem.get_file_info(selector) if i.path.endswith(".json")),
+            key=lambda i: i.mtime_ns or 0,
+        )
         out = []
         for info in infos:
             with self.filesystem.open_input_stream(info.path) as f:
@@ -465,8 +565,11 @@ class ResultStore:
         many."""
         infos = self.filesystem.get_file_info(pafs.FileSelector(self.root, allow_not_found=True))
         cutoff_ns = time.time_ns() - int(older_than_seconds * 1e9)
-        stale = [i.path for i in infos if i.type == pafs.FileType.File and i.base_name.startswith(TEMP_PREFIX)
-                 and i.mtime_ns < cutoff_ns]
+        stale = [
+            i.path
+            for i in infos
+            if i.type == pafs.FileType.File and i.base_name.startswith(TEMP_PREFIX) and i.mtime_ns < cutoff_ns
+        ]
         for path in stale:
             self._delete_quietly(path)
         return len(stale)
@@ -507,8 +610,10 @@ class ResultStore:
             self.filesystem.delete_file(probe)
         except OSError as e:
             self._delete_quietly(probe)
-            raise ResultsError(f"results location '{self.location}' is not writable: {_reason(e)}; "
-                               f"give a writable directory or URI{_credentials_hint(self.location)}") from None
+            raise ResultsError(
+                f"results location '{self.location}' is not writable: {_reason(e)}; "
+                f"give a writable directory or URI{_credentials_hint(self.location)}"
+            ) from None
 
     def _read_manifest(self) -> dict | None:
         path = f"{self.root}/{MANIFEST}"
@@ -530,8 +635,11 @@ class ResultStore:
         paths = []
         for info in self.filesystem.get_file_info(selector):
             relative = info.path.removeprefix(base + "/")
-            if (info.type == pafs.FileType.File and relative.endswith(".parquet")
-                    and not any(part.startswith((".", "_")) for part in relative.split("/"))):
+            if (
+                info.type == pafs.FileType.File
+                and relative.endswith(".parquet")
+                and not any(part.startswith((".", "_")) for part in relative.split("/"))
+            ):
                 paths.append(info.path)
         return sorted(paths)
 
@@ -545,11 +653,13 @@ class ResultStore:
     def _read_each(self, paths: list[str], read: Callable[[str], T]) -> dict[str, T]:
         """``read(path)`` for every path, several at once (an object store answers each request in tens of ms);
         the paths whose read fails are warned about (from this thread) and left out. Keeps the paths' order."""
+
         def attempt(path: str) -> tuple[T | None, Exception | None]:
             try:
                 return read(path), None
             except (OSError, pa.ArrowException) as e:
                 return None, e
+
         with ThreadPoolExecutor(self._threads) as pool:
             results = list(pool.map(attempt, paths))
         out = {}
@@ -561,8 +671,12 @@ class ResultStore:
         return out
 
     def _warn_unreadable(self, path: str, e: Exception) -> None:
-        warnings.warn(f"skipping unreadable results file '{path}' ({_reason(e)}); a task whose runs file is "
-                      "unreadable runs again", CorruptFileWarning, stacklevel=4)
+        warnings.warn(
+            f"skipping unreadable results file '{path}' ({_reason(e)}); a task whose runs file is "
+            "unreadable runs again",
+            CorruptFileWarning,
+            stacklevel=4,
+        )
 
     def _delete_quietly(self, path: str) -> None:
         try:

@@ -109,8 +109,9 @@ def _c_star_at(sw, sb, q, n_quad: int, rtol: float = 1e-14, max_iter: int = 100)
     # map(c) − c is > 0 on [−1, 0) and convex on [0, 1] with a root at 1: the stable c* is the first sign change
     # from below, which is 1 itself in the ordered phase. Where q* = 0 there is no signal and c* is set to 1.
     q_safe = np.where(q > 0, q, 1.0)
-    _, c = _bisect(lambda c: correlation_map(c, q_safe, sw, sb, n_quad) - c, -np.ones_like(q), np.ones_like(q),
-                   rtol, max_iter)
+    _, c = _bisect(
+        lambda c: correlation_map(c, q_safe, sw, sb, n_quad) - c, -np.ones_like(q), np.ones_like(q), rtol, max_iter
+    )
     return np.where(q > 0, c, 1.0)
 
 
@@ -149,15 +150,16 @@ def xi_c(sigma_w2, sigma_b2=0.05, n_quad: int = N_QUAD) -> np.ndarray:
     return _xi_from_chi(chi_c(sigma_w2, sigma_b2, n_quad))
 
 
-def trainable_depth(sigma_w2, sigma_b2=0.05, factor: float = 6.0, n_quad: int = N_QUAD) -> np.ndarray:
-    """Predicted maximal trainable depth factor·ξ_c in layers (Schoenholz et al.: about 6 ξ_c)."""
+def mean_field_depth(sigma_w2, sigma_b2=0.05, factor: float = 6.0, n_quad: int = N_QUAD) -> np.ndarray:
+    """The depth to which mean-field theory predicts a network trains, factor·ξ_c in layers (Schoenholz et al.:
+    about 6 ξ_c). Not the measured ℓ_train: that is ``analysis.trainable_depth``."""
     return factor * xi_c(sigma_w2, sigma_b2, n_quad)
 
 
 def critical_sigma_w2(
     sigma_b2=0.05, sigma_w2_max: float = 10.0, rtol: float = 1e-13, n_quad: int = N_QUAD
-) -> np.ndarray:
-    """σw² at the edge of chaos, where χ1 = 1, per σb² (same shape as sigma_b2).
+) -> float | np.ndarray:
+    """σw² at the edge of chaos, where χ1 = 1, per σb² (same shape as sigma_b2; a float for a scalar σb²).
 
     χ1 <= σw² (tanh' <= 1), so the root is >= 1 and bisection runs on [1, sigma_w2_max]. At σb² = 0 the root
     is exactly 1, found to ~3e-8: just above it χ1 − 1 ≈ (σw² − 1)²/3, which doubles resolve only that far.
@@ -167,7 +169,8 @@ def critical_sigma_w2(
         raise ConfigError(f"no critical sigma_w2 below sigma_w2_max={sigma_w2_max} for sigma_b2={sigma_b2}")
     top = np.full_like(sb, sigma_w2_max)
     lo, hi = _bisect(lambda sw: 1.0 - chi_1(sw, sb, n_quad), np.ones_like(sb), top, rtol, 100)
-    return 0.5 * (lo + hi)
+    root = 0.5 * (lo + hi)
+    return float(root) if np.ndim(sigma_b2) == 0 else root
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: fields are arrays, tuple equality would be ambiguous

@@ -49,8 +49,14 @@ def classification_loss(output: Tensor, labels: Tensor, loss: str) -> Tensor:
 class BaselineTrainer:
     """Trains one network of ``network_spec`` (seeded) on ``data``, one epoch per ``run_epoch`` call."""
 
-    def __init__(self, network_spec: NetworkSpec, train_spec: TrainSpec, data: Dataset, seed: int,
-                 device: torch.device | str | None = None):
+    def __init__(
+        self,
+        network_spec: NetworkSpec,
+        train_spec: TrainSpec,
+        data: Dataset,
+        seed: int,
+        device: torch.device | str | None = None,
+    ):
         self.device = torch.device(device) if device is not None else data.train_x.device
         self.data = data.to(self.device)
         self.spec = train_spec
@@ -77,8 +83,9 @@ class BaselineTrainer:
             self.optimizer.step()
             total += loss.detach() * batch.shape[0]
         test_loss, test_accuracy = self.evaluate()
-        record = EpochRecord(self.epoch + 1, float(total) / x.shape[0], test_loss, test_accuracy,
-                             time.perf_counter() - start)
+        record = EpochRecord(
+            self.epoch + 1, float(total) / x.shape[0], test_loss, test_accuracy, time.perf_counter() - start
+        )
         self.history.append(record)
         return record
 
@@ -106,8 +113,13 @@ class BaselineTrainer:
 
     def state_dict(self) -> dict:
         """A snapshot (copied, so further training does not change it) for checkpoints."""
-        return copy.deepcopy({"network": self.network.state_dict(), "optimizer": self.optimizer.state_dict(),
-                              "history": [r.as_dict() for r in self.history]})
+        return copy.deepcopy(
+            {
+                "network": self.network.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "history": [r.as_dict() for r in self.history],
+            }
+        )
 
     def load_state_dict(self, state: dict) -> None:
         self.network.load_state_dict(state["network"])
@@ -128,8 +140,9 @@ class TrainResult:
         return max((r.test_accuracy for r in self.epochs), default=float("nan"))
 
 
-def train_baseline(network_spec: NetworkSpec, train_spec: TrainSpec, data: Dataset, seed: int,
-                   device: torch.device | str | None = None) -> TrainResult:
+def train_baseline(
+    network_spec: NetworkSpec, train_spec: TrainSpec, data: Dataset, seed: int, device: torch.device | str | None = None
+) -> TrainResult:
     """Train until the threshold, the epoch budget or divergence; see ``BaselineTrainer``."""
     trainer = BaselineTrainer(network_spec, train_spec, data, seed, device)
     while (reason := trainer.stop_reason()) is None:

@@ -15,18 +15,19 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from infoflow_ray import analysis, plots, search_frames
+from infoflow_ray import analysis, plots, search_frames, theory
 from infoflow_ray.errors import ConfigError, ResultsError
 
 
 def markdown_table(frame: pl.DataFrame, digits: int = 3) -> str:
     """A Markdown table of ``frame``: floats to ``digits`` significant digits, nulls as '–'."""
+
     def cell(value) -> str:
         if value is None:
             return "–"
@@ -35,6 +36,7 @@ def markdown_table(frame: pl.DataFrame, digits: int = 3) -> str:
         if isinstance(value, list):
             return ", ".join(str(v) for v in value)
         return str(value)
+
     lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * frame.width]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.iter_rows()]
     return "\n".join(lines)
@@ -97,33 +99,63 @@ def run(store, out: Path) -> Analysis:
     for dataset, profile, sigma_b2 in inventory.coverage.select(analysis.GROUP).unique().sort(analysis.GROUP).rows():
         key = dict(dataset=dataset, profile=profile, sigma_b2=sigma_b2)
         suffix = f"{dataset}_{profile}_sb{sigma_b2:g}"
-        critical = analysis.critical_sigma_w2(sigma_b2)
+        critical = theory.critical_sigma_w2(sigma_b2)
         sigma_w2 = inventory.coverage.filter(**key)["sigma_w2"]
         pad = 0.1 * (sigma_w2.max() - sigma_w2.min() or 1.0)
         fine_grid = np.linspace(max(sigma_w2.min() - pad, 1e-3), sigma_w2.max() + pad, 160)
         mean_field = analysis.mean_field_frame(fine_grid, sigma_b2)
-        a.figure(f"phase_diagram_{suffix}", {"baseline trainings": accuracy}, lambda: plots.phase_diagram(
-            accuracy, cutoffs, mean_field, critical, trainable, **key, brackets=_having(brackets, key),
-            interval=_having(edges, key), peak=_having(peaks, key)))
-        a.figure(f"diff_entropy_map_{suffix}", {"curves": curves}, lambda: plots.diff_entropy_map(
-            curves, cutoffs, critical, **key))
-        a.figure(f"re_curves_{suffix}", {"curves": curves}, lambda: plots.re_curves(
-            curves, critical=critical, cutoffs=cutoffs, **key))
+        a.figure(
+            f"phase_diagram_{suffix}",
+            {"baseline trainings": accuracy},
+            lambda: plots.phase_diagram(
+                accuracy,
+                cutoffs,
+                mean_field,
+                critical,
+                trainable,
+                **key,
+                brackets=_having(brackets, key),
+                interval=_having(edges, key),
+                peak=_having(peaks, key),
+            ),
+        )
+        a.figure(
+            f"diff_entropy_map_{suffix}",
+            {"curves": curves},
+            lambda: plots.diff_entropy_map(curves, cutoffs, critical, **key),
+        )
+        a.figure(
+            f"re_curves_{suffix}",
+            {"curves": curves},
+            lambda: plots.re_curves(curves, critical=critical, cutoffs=cutoffs, **key),
+        )
         if inventory.rows["reconstructions"]:
             chosen = analysis.representative_sigma_w2(sigma_w2, critical)
             images = store.scan("reconstructions").filter(pl.col("sigma_w2").is_in(chosen), **key).collect()
-            a.figure(f"reconstructions_{suffix}", {"reconstructions": images}, lambda: plots.reconstructions_grid(
-                images, critical=critical, **key))
+            a.figure(
+                f"reconstructions_{suffix}",
+                {"reconstructions": images},
+                lambda: plots.reconstructions_grid(images, critical=critical, **key),
+            )
         a.figure(f"timing_{suffix}", {"runs": timing}, lambda: plots.timing_bars(timing, **key))
         if points is not None:
-            a.figure(f"information_plane_{suffix}", {"info_plane": points}, lambda: plots.information_plane(
-                points, critical=critical, **key))
-            a.figure(f"mi_vs_layer_{suffix}", {"info_plane": points}, lambda: plots.mi_vs_layer(
-                points, curves, critical=critical, cutoffs=cutoffs, **key))
+            a.figure(
+                f"information_plane_{suffix}",
+                {"info_plane": points},
+                lambda: plots.information_plane(points, critical=critical, **key),
+            )
+            a.figure(
+                f"mi_vs_layer_{suffix}",
+                {"info_plane": points},
+                lambda: plots.mi_vs_layer(points, curves, critical=critical, cutoffs=cutoffs, **key),
+            )
 
     if peaks is not None and peaks.height:
-        a.figure("critical_line", {"search peaks": peaks}, lambda: plots.critical_line(
-            peaks, search_frames.critical_line(peaks["sigma_b2"].to_list())))
+        a.figure(
+            "critical_line",
+            {"search peaks": peaks},
+            lambda: plots.critical_line(peaks, search_frames.critical_line(peaks["sigma_b2"].to_list())),
+        )
     a.sections = report_sections(inventory, comparison, agreement, timing, info_cutoffs, a)
     if searched:
         a.sections.insert(2, search_section(brackets, edges, peaks, cost))
@@ -140,24 +172,31 @@ def _having(frame: pl.DataFrame | None, key: dict) -> pl.DataFrame | None:
 
 def search_section(brackets, edges, peaks, cost) -> str:
     """The report's account of an adaptive search: ℓ_train brackets, the σw² interval, the peaks, the cost."""
-    parts = ["## Adaptive search\n\nWhat the search found (`search` table; every decision, its reason and outcome "
-             "are rows there). ℓ_train per σw² is a bracket: `trainable_depth` passed, `bracket_high` (the "
-             "shallowest depth above it) did not (– where every depth above passed); `contradictions` counts "
-             "outcomes against monotonicity in depth (a shallower depth failing below one that passed)."]
+    parts = [
+        "## Adaptive search\n\nWhat the search found (`search` table; every decision, its reason and outcome "
+        "are rows there). ℓ_train per σw² is a bracket: `trainable_depth` passed, `bracket_high` (the "
+        "shallowest depth above it) did not (– where every depth above passed); `contradictions` counts "
+        "outcomes against monotonicity in depth (a shallower depth failing below one that passed)."
+    ]
     if brackets is not None:
         parts.append(markdown_table(brackets.drop("done")))
     if edges is not None:
-        parts.append("The σw² interval where the cutoff reaches the target depth L (each edge: the midpoint of the "
-                     "measured σw² just outside and just inside; `*_width` their distance; – where the edge lies "
-                     "beyond the searched range):\n\n" + markdown_table(edges.drop("done")))
+        parts.append(
+            "The σw² interval where the cutoff reaches the target depth L (each edge: the midpoint of the "
+            "measured σw² just outside and just inside; `*_width` their distance; – where the edge lies "
+            "beyond the searched range):\n\n" + markdown_table(edges.drop("done"))
+        )
     if peaks is not None:
-        parts.append("Where the cutoffs peak (the centre of the tied maximum over every σw² measured, bracketed by "
-                     "the measured σw² either side) against the mean-field critical σw²:\n\n"
-                     + markdown_table(peaks))
+        parts.append(
+            "Where the cutoffs peak (the centre of the tied maximum over every σw² measured, bracketed by "
+            "the measured σw² either side) against the mean-field critical σw²:\n\n" + markdown_table(peaks)
+        )
     if cost is not None:
-        parts.append("What the search spent against the full grid over the same σw², depths and seeds "
-                     "(task-seconds; `fine_grid_cascades`: a σw² grid at the interval search's tolerance):\n\n"
-                     + markdown_table(cost))
+        parts.append(
+            "What the search spent against the full grid over the same σw², depths and seeds "
+            "(task-seconds; `fine_grid_cascades`: a σw² grid at the interval search's tolerance):\n\n"
+            + markdown_table(cost)
+        )
     return "\n\n".join(parts)
 
 
@@ -173,62 +212,122 @@ def plan_table(plan: pl.DataFrame) -> pl.DataFrame:
 
 def info_flow_section(info_cutoffs: pl.DataFrame) -> str:
     """The report's table of information cutoffs beside the RE cutoffs (``analysis.information_cutoffs``)."""
-    phases = [analysis.phase_of(s, analysis.critical_sigma_w2(b))
-              for s, b in info_cutoffs.select("sigma_w2", "sigma_b2").iter_rows()]
-    re_columns = [c for c in ("re_cutoff_kl_mean", "re_cutoff_diff_entropy", "re_last_layer")
-                  if c in info_cutoffs.columns]
+    phases = [
+        analysis.phase_of(s, theory.critical_sigma_w2(b))
+        for s, b in info_cutoffs.select("sigma_w2", "sigma_b2").iter_rows()
+    ]
+    re_columns = [
+        c for c in ("re_cutoff_kl_mean", "re_cutoff_diff_entropy", "re_last_layer") if c in info_cutoffs.columns
+    ]
     shown = info_cutoffs.with_columns(phase=pl.Series(phases, dtype=pl.String)).select(
-        "dataset", "profile", "sigma_w2", "phase", "estimator", "n_samples", "threshold", "info_cutoff", "last_layer",
-        "i_xt_first", "i_xt_last", *re_columns)
-    return ("## Information flow: I(X;T_l) beside the reconstruction-entropy cutoff\n\n`info_cutoff`: the first "
-            "layer l at which I(X;T_l) of the untrained network (mean over seeds) falls below ½ ln N (`threshold`, "
-            "nats; N = `n_samples` probe images, ln N the ceiling of binned I(X;T)); – where it stays above down to "
-            "the output layer L (`last_layer`). `i_xt_first`/`i_xt_last`: I(X;T) at layer 1 and L (nats). "
-            "`re_cutoff_*`: the reconstruction-entropy cutoffs ℓ_c of the same σw², searched up to `re_last_layer`."
-            "\n\n" + markdown_table(shown))
+        "dataset",
+        "profile",
+        "sigma_w2",
+        "phase",
+        "estimator",
+        "n_samples",
+        "threshold",
+        "info_cutoff",
+        "last_layer",
+        "i_xt_first",
+        "i_xt_last",
+        *re_columns,
+    )
+    return (
+        "## Information flow: I(X;T_l) beside the reconstruction-entropy cutoff\n\n`info_cutoff`: the first "
+        "layer l at which I(X;T_l) of the untrained network (mean over seeds) falls below ½ ln N (`threshold`, "
+        "nats; N = `n_samples` probe images, ln N the ceiling of binned I(X;T)); – where it stays above down to "
+        "the output layer L (`last_layer`). `i_xt_first`/`i_xt_last`: I(X;T) at layer 1 and L (nats). "
+        "`re_cutoff_*`: the reconstruction-entropy cutoffs ℓ_c of the same σw², searched up to `re_last_layer`."
+        "\n\n" + markdown_table(shown)
+    )
 
 
 def report_sections(inventory, comparison, agreement, timing, info_cutoffs, a: Analysis) -> list[str]:
-    sections = [f"# Analysis of `{inventory.location}`\n\nWritten {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC "
-                "by `jobs/analyze.py`. ℓ_c: cutoff layer (mean over seeds); ℓ_train: the largest trained depth that "
-                "reached the accuracy threshold (0 when none did); 6ξ_c: mean-field predicted trainable depth."]
+    sections = [
+        f"# Analysis of `{inventory.location}`\n\nWritten {datetime.now(UTC):%Y-%m-%d %H:%M} UTC "
+        "by `jobs/analyze.py`. ℓ_c: cutoff layer (mean over seeds); ℓ_train: the largest trained depth that "
+        "reached the accuracy threshold (0 when none did); 6ξ_c: mean-field predicted trainable depth."
+    ]
     problems = inventory.problems()
     rows = ", ".join(f"{name} {n}" for name, n in inventory.rows.items())
     devices = "; ".join(f"{kind} tasks on {', '.join(names)}" for kind, names in inventory.devices.items())
     grids = f"Planned grid(s): {', '.join(inventory.grids)}. " if inventory.grids else ""
-    plan = ("\n\nTasks finished of those planned, per σw² (failed: attempts failed, no finished run; not_run: "
-            "not started or still running):\n\n" + markdown_table(plan_table(inventory.plan))
-            if inventory.planned else "")
-    complete = (f"Nothing missing: all {inventory.plan['planned'].sum()} planned tasks finished." if inventory.planned
-                else "Nothing missing: every σw² has cutoffs and every (depth, seed) was trained.")
-    sections.append("## What the results hold\n\nRows per table: " + rows + ".\n\n"
-                    + (f"Devices: {devices}.\n\n" if devices else "")
-                    + f"{grids}{inventory.progress()}.{plan}\n\n"
-                    + ("Missing or suspicious:\n\n" + "\n".join(f"- {p}" for p in problems) if problems
-                       else complete))
+    plan = (
+        "\n\nTasks finished of those planned, per σw² (failed: attempts failed, no finished run; not_run: "
+        "not started or still running):\n\n" + markdown_table(plan_table(inventory.plan))
+        if inventory.planned
+        else ""
+    )
+    complete = (
+        f"Nothing missing: all {inventory.plan['planned'].sum()} planned tasks finished."
+        if inventory.planned
+        else "Nothing missing: every σw² has cutoffs and every (depth, seed) was trained."
+    )
+    sections.append(
+        "## What the results hold\n\nRows per table: "
+        + rows
+        + ".\n\n"
+        + (f"Devices: {devices}.\n\n" if devices else "")
+        + f"{grids}{inventory.progress()}.{plan}\n\n"
+        + ("Missing or suspicious:\n\n" + "\n".join(f"- {p}" for p in problems) if problems else complete)
+    )
     if agreement is not None:
-        shown = agreement.select("dataset", "profile", "sigma_b2", "measure", "n_sigma_w2", "spearman",
-                                 "cutoff_peak_sigma_w2", "trainable_peak_sigma_w2", "critical_sigma_w2",
-                                 "cutoff_peak_minus_critical", "trainable_peak_minus_critical")
-        sections.append("## Agreement: does the cutoff predict ℓ_train?\n\nSpearman rank correlation of ℓ_c and "
-                        "ℓ_train over σw² (nan: one of them is constant); the σw² at which each peaks (centre of a "
-                        "tied maximum; – where a curve has no single peak: flat, two separate maxima, or nothing "
-                        "trainable) and its distance from the mean-field critical σw².\n\n" + markdown_table(shown))
+        shown = agreement.select(
+            "dataset",
+            "profile",
+            "sigma_b2",
+            "measure",
+            "n_sigma_w2",
+            "spearman",
+            "cutoff_peak_sigma_w2",
+            "trainable_peak_sigma_w2",
+            "critical_sigma_w2",
+            "cutoff_peak_minus_critical",
+            "trainable_peak_minus_critical",
+        )
+        sections.append(
+            "## Agreement: does the cutoff predict ℓ_train?\n\nSpearman rank correlation of ℓ_c and "
+            "ℓ_train over σw² (nan: one of them is constant); the σw² at which each peaks (centre of a "
+            "tied maximum; – where a curve has no single peak: flat, two separate maxima, or nothing "
+            "trainable) and its distance from the mean-field critical σw².\n\n" + markdown_table(shown)
+        )
     if comparison is not None:
-        shown = comparison.select("dataset", "profile", "sigma_w2", "cutoff_kl_per_image", "cutoff_kl_per_image_std",
-                                  "cutoff_kl_mean", "cutoff_kl_mean_std",
-                                  "cutoff_diff_entropy", "cutoff_diff_entropy_std", "cutoff_last_layer",
-                                  "trainable_depth", "deepest_trained", "best_test_accuracy", "depth_6xi")
-        sections.append("## Cutoff vs trainable depth per σw²\n\n`cutoff_last_layer` is the deepest layer searched"
-                        " (a cutoff equal to it did not saturate).\n\n" + markdown_table(shown))
+        shown = comparison.select(
+            "dataset",
+            "profile",
+            "sigma_w2",
+            "cutoff_kl_per_image",
+            "cutoff_kl_per_image_std",
+            "cutoff_kl_mean",
+            "cutoff_kl_mean_std",
+            "cutoff_diff_entropy",
+            "cutoff_diff_entropy_std",
+            "cutoff_last_layer",
+            "trainable_depth",
+            "deepest_trained",
+            "best_test_accuracy",
+            "depth_6xi",
+        )
+        sections.append(
+            "## Cutoff vs trainable depth per σw²\n\n`cutoff_last_layer` is the deepest layer searched"
+            " (a cutoff equal to it did not saturate).\n\n" + markdown_table(shown)
+        )
     if info_cutoffs is not None and info_cutoffs.height:
         sections.append(info_flow_section(info_cutoffs))
     if timing is not None:
-        sections.append("## Time spent predicting vs training\n\nTask-seconds (sum of each task's wall time).\n\n"
-                        + markdown_table(analysis.timing_total(timing)) + "\n\nPer σw²:\n\n" + markdown_table(timing))
+        sections.append(
+            "## Time spent predicting vs training\n\nTask-seconds (sum of each task's wall time).\n\n"
+            + markdown_table(analysis.timing_total(timing))
+            + "\n\nPer σw²:\n\n"
+            + markdown_table(timing)
+        )
     figures = [p for p in a.figures if p.suffix == ".png"]
-    sections.append("## Figures\n\n" + "\n".join(f"![{p.stem}]({p.name})" for p in figures)
-                    if figures else "## Figures\n\nNone could be drawn.")
+    sections.append(
+        "## Figures\n\n" + "\n".join(f"![{p.stem}]({p.name})" for p in figures)
+        if figures
+        else "## Figures\n\nNone could be drawn."
+    )
     if a.skipped:
         sections.append("## Skipped\n\n" + "\n".join(f"- {s}" for s in a.skipped))
     return sections
@@ -244,8 +343,9 @@ def main(argv: list[str] | None = None) -> int:
     except ResultsError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    out = Path(args.out) if args.out else (Path("analysis") if "://" in args.results
-                                             else Path(args.results) / "analysis")
+    out = (
+        Path(args.out) if args.out else (Path("analysis") if "://" in args.results else Path(args.results) / "analysis")
+    )
     out.mkdir(parents=True, exist_ok=True)
     result = run(store, out)
     report = out / "report.md"

@@ -13,6 +13,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 def ray_local():
     """A local Ray cluster with 2 CPUs (two cascade actors / two Tune trials at once), shut down at the end."""
     import ray
+
     if not ray.is_initialized():
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield ray
@@ -24,6 +25,7 @@ def tiny_results(tmp_path_factory, ray_local) -> Path:
     """The `tiny` preset run once for the session; tests that change results must copy it (`tiny_copy`)."""
     from infoflow_ray.sweep.driver import run_grid
     from infoflow_ray.sweep.grid import resolve_grid
+
     path = tmp_path_factory.mktemp("tiny") / "results"
     outcome = run_grid(resolve_grid("tiny", overrides={"results": str(path)}), progress_interval_seconds=300)
     assert not outcome.failed, outcome.failed

@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import sys
 import warnings
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +17,7 @@ import polars as pl
 import pytest
 from PIL import Image
 
-from infoflow_ray import analysis, plots
+from infoflow_ray import analysis, plots, theory
 from infoflow_ray.errors import ConfigError, ResultsError
 from infoflow_ray.store import CorruptFileWarning, ResultStore
 
@@ -29,19 +29,41 @@ CRITICAL = 1.7609  # mean-field critical σw² at σb² = 0.05 (method §5)
 
 # ------------------------------------------------------------------------------------------ tiny real results
 
+
 @pytest.fixture(scope="module")
 def tiny(tiny_results):
     return analysis.open_results(tiny_results)
 
 
 COLUMNS = {
-    "cutoffs_by_sigma": KEYS + ["measure", "cutoff_mean", "cutoff_std", "n_seeds", "n_nonfinite", "n_unsaturated",
-                                "per_image_std", "last_layer", "depth"],
-    "trainable_depth": KEYS + ["trainable_depth", "any_trainable", "deepest_trained", "n_trained", "n_reached",
-                               "best_test_accuracy", "accuracy_threshold", "loss_fn", "trainable_depth_mean",
-                               "trainable_depth_std", "n_seeds"],
-    "accuracy_grid": KEYS + ["depth", "best_test_accuracy", "best_test_accuracy_std", "reached_fraction",
-                             "epochs_mean", "n_seeds"],
+    "cutoffs_by_sigma": KEYS
+    + [
+        "measure",
+        "cutoff_mean",
+        "cutoff_std",
+        "n_seeds",
+        "n_nonfinite",
+        "n_unsaturated",
+        "per_image_std",
+        "last_layer",
+        "depth",
+    ],
+    "trainable_depth": KEYS
+    + [
+        "trainable_depth",
+        "any_trainable",
+        "deepest_trained",
+        "n_trained",
+        "n_reached",
+        "best_test_accuracy",
+        "accuracy_threshold",
+        "loss_fn",
+        "trainable_depth_mean",
+        "trainable_depth_std",
+        "n_seeds",
+    ],
+    "accuracy_grid": KEYS
+    + ["depth", "best_test_accuracy", "best_test_accuracy_std", "reached_fraction", "epochs_mean", "n_seeds"],
     "curves_by_sigma": KEYS + ["depth", "measure", "layer", "value_mean", "value_std", "n_seeds", "n_nonfinite"],
     "timing": KEYS + ["predicting_seconds", "n_cascade", "training_seconds", "n_baseline", "speedup"],
 }
@@ -99,8 +121,7 @@ def test_timing_on_tiny_results_sums_every_run(tiny):
     timing = analysis.timing(tiny).collect()
     assert timing["n_cascade"].sum() == (runs["kind"] == "cascade").sum()
     assert timing["n_baseline"].sum() == (runs["kind"] == "baseline").sum()
-    assert timing["predicting_seconds"].sum() + timing["training_seconds"].sum() == pytest.approx(
-        runs["seconds"].sum())
+    assert timing["predicting_seconds"].sum() + timing["training_seconds"].sum() == pytest.approx(runs["seconds"].sum())
     total = analysis.timing_total(timing)
     assert total.height == 1
     assert total["speedup"][0] == pytest.approx(total["training_seconds"][0] / total["predicting_seconds"][0])
@@ -129,13 +150,14 @@ def _assert_png(path: Path, min_width: int = 500, min_height: int = 350) -> None
 
 
 def test_every_figure_is_drawn_from_tiny_results(tiny, tmp_path):
-    critical = analysis.critical_sigma_w2(0.05)
+    critical = theory.critical_sigma_w2(0.05)
     cutoffs = analysis.cutoffs_by_sigma(tiny)
     curves = analysis.curves_by_sigma(tiny)
     mean_field = analysis.mean_field_frame(np.linspace(0.3, 3.2, 200), 0.05)
     figures = {
-        "phase": plots.phase_diagram(analysis.accuracy_grid(tiny), cutoffs, mean_field, critical,
-                                     analysis.trainable_depth(tiny)),
+        "phase": plots.phase_diagram(
+            analysis.accuracy_grid(tiny), cutoffs, mean_field, critical, analysis.trainable_depth(tiny)
+        ),
         "entropy_map": plots.diff_entropy_map(curves, cutoffs, critical),
         "curves": plots.re_curves(curves, critical=critical, cutoffs=cutoffs),
         "images": plots.reconstructions_grid(tiny.scan("reconstructions"), critical=critical),
@@ -160,8 +182,9 @@ def test_a_frame_with_several_groups_must_be_narrowed(tiny):
 
 
 def _run_analyze(*args):
-    return subprocess.run([sys.executable, str(ANALYZE), *map(str, args)], capture_output=True, text=True,
-                          timeout=300, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, str(ANALYZE), *map(str, args)], capture_output=True, text=True, timeout=300, cwd=ROOT
+    )
 
 
 def test_analyze_job_writes_figures_and_report(tiny_results, tmp_path):
@@ -171,14 +194,24 @@ def test_analyze_job_writes_figures_and_report(tiny_results, tmp_path):
     printed = [Path(line) for line in result.stdout.splitlines()]
     assert out / "report.md" in printed
     pngs = sorted(out.glob("*.png"))
-    assert {p.stem.split("_mnist")[0] for p in pngs} == {"phase_diagram", "diff_entropy_map", "re_curves",
-                                                        "reconstructions", "timing"}
+    assert {p.stem.split("_mnist")[0] for p in pngs} == {
+        "phase_diagram",
+        "diff_entropy_map",
+        "re_curves",
+        "reconstructions",
+        "timing",
+    }
     for png in pngs:
         assert png in printed and png.with_suffix(".pdf").exists()
         _assert_png(png)
     report = (out / "report.md").read_text()
-    for heading in ("## What the results hold", "## Agreement", "## Cutoff vs trainable depth",
-                    "## Time spent predicting vs training", "## Figures"):
+    for heading in (
+        "## What the results hold",
+        "## Agreement",
+        "## Cutoff vs trainable depth",
+        "## Time spent predicting vs training",
+        "## Figures",
+    ):
         assert heading in report
     assert "| mnist_t10k | wide | 0.05 | kl_mean |" in report
     assert "9 of 9 planned tasks finished (cascade 3 of 3; baseline 6 of 6)" in report
@@ -203,8 +236,9 @@ def test_notebook_runs_top_to_bottom_on_tiny_results_with_the_information_plane(
     assert all(not c.outputs for c in code), "store the notebook without outputs"
     notebook.cells.append(nbformat.v4.new_code_cell("import sys; print(sys.executable)"))
     monkeypatch.setenv("INFOFLOW_RESULTS", str(info_results))
-    nbclient.NotebookClient(notebook, kernel_name="python3", timeout=300,
-                            resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
+    nbclient.NotebookClient(
+        notebook, kernel_name="python3", timeout=300, resources={"metadata": {"path": str(ROOT / "notebooks")}}
+    ).execute()
     errors = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors
     images = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
@@ -214,22 +248,39 @@ def test_notebook_runs_top_to_bottom_on_tiny_results_with_the_information_plane(
 
 # ---------------------------------------------------------------- information plane and planned grid, real results
 
+
 @pytest.fixture(scope="module")
 def info_results(tmp_path_factory, ray_local) -> Path:
     """The tiny grid with the information-plane probes on (300 probe images, 2 epochs), run once for this module."""
     from infoflow_ray.sweep.driver import run_grid
     from infoflow_ray.sweep.grid import resolve_grid
+
     path = tmp_path_factory.mktemp("info") / "results"
-    grid = resolve_grid("tiny", overrides={"results": str(path), "sigma_w2": (0.5, 1.76, 3.0), "depths": (3, 6),
-                                           "info_plane": {"enabled": True, "samples": 300},
-                                           "train": {"max_epochs": 2}})
+    grid = resolve_grid(
+        "tiny",
+        overrides={
+            "results": str(path),
+            "sigma_w2": (0.5, 1.76, 3.0),
+            "depths": (3, 6),
+            "info_plane": {"enabled": True, "samples": 300},
+            "train": {"max_epochs": 2},
+        },
+    )
     outcome = run_grid(grid, progress_interval_seconds=600)
     assert not outcome.failed, outcome.failed
     return path
 
 
-INFO_COLUMNS = analysis.INFO_KEYS + ["i_xt_mean", "i_xt_std", "i_ty_mean", "i_ty_std", "n_seeds", "n_nonfinite",
-                                     "seconds_mean", "ln_n"]
+INFO_COLUMNS = analysis.INFO_KEYS + [
+    "i_xt_mean",
+    "i_xt_std",
+    "i_ty_mean",
+    "i_ty_std",
+    "n_seeds",
+    "n_nonfinite",
+    "seconds_mean",
+    "ln_n",
+]
 
 
 def test_info_plane_points_have_the_documented_columns_and_every_sigma_w2(info_results):
@@ -270,23 +321,40 @@ def test_information_cutoffs_sit_beside_the_re_cutoffs(info_results):
 
 def test_information_cutoff_of_a_known_curve():
     ln_n = math.log(1000)
-    rows = [dict(dataset="synthetic", profile="wide", sigma_b2=0.05, sigma_w2=s, depth=8, phase="untrained",
-                 estimator="binning", param="n_bins=30", n_samples=1000, epoch=0, layer=layer,
-                 i_xt_mean=ln_n * decay ** layer, n_seeds=2, ln_n=ln_n)
-            for s, decay in ((0.5, 0.6), (1.76, 0.99)) for layer in range(1, 9)]
+    rows = [
+        dict(
+            dataset="synthetic",
+            profile="wide",
+            sigma_b2=0.05,
+            sigma_w2=s,
+            depth=8,
+            phase="untrained",
+            estimator="binning",
+            param="n_bins=30",
+            n_samples=1000,
+            epoch=0,
+            layer=layer,
+            i_xt_mean=ln_n * decay**layer,
+            n_seeds=2,
+            ln_n=ln_n,
+        )
+        for s, decay in ((0.5, 0.6), (1.76, 0.99))
+        for layer in range(1, 9)
+    ]
     frame = analysis.information_cutoffs(pl.DataFrame(rows))
     assert frame["info_cutoff"].to_list() == [2, None]  # 0.6² = 0.36 < ½; 0.99⁸ = 0.92 never is
-    assert frame["i_xt_last"].to_numpy() == pytest.approx([ln_n * 0.6 ** 8, ln_n * 0.99 ** 8])
+    assert frame["i_xt_last"].to_numpy() == pytest.approx([ln_n * 0.6**8, ln_n * 0.99**8])
 
 
 def test_information_figures_are_drawn_from_real_results(info_results, tmp_path):
     store = analysis.open_results(info_results)
-    critical = analysis.critical_sigma_w2(0.05)
+    critical = theory.critical_sigma_w2(0.05)
     points = analysis.info_plane_points(store)
     plane = plots.information_plane(points, critical=critical)
     panels = [ax for ax in plane.axes if ax.get_xlabel()]
-    assert [ax.get_title() for ax in panels] == [f"{plots.SW2} = {s} ({phase})" for s, phase in
-                                                 (("0.5", "ordered"), ("1.76", "near-critical"), ("3", "chaotic"))]
+    assert [ax.get_title() for ax in panels] == [
+        f"{plots.SW2} = {s} ({phase})" for s, phase in (("0.5", "ordered"), ("1.76", "near-critical"), ("3", "chaotic"))
+    ]
     assert len(plane.axes) == 4  # three σw² panels and the epoch colour bar
     assert "epoch" in plane.axes[-1].get_ylabel()
     assert all("(nats)" in ax.get_xlabel() for ax in panels) and "(nats)" in panels[0].get_ylabel()
@@ -294,8 +362,9 @@ def test_information_figures_are_drawn_from_real_results(info_results, tmp_path)
     assert "L = 3" in plots.information_plane(points, critical=critical, depth=3).get_suptitle()
     with pytest.raises(ConfigError, match="no training trajectories at depth 4; present: \\[3, 6\\]"):
         plots.information_plane(points, depth=4)
-    flow = plots.mi_vs_layer(points, analysis.curves_by_sigma(store), critical=critical,
-                             cutoffs=analysis.cutoffs_by_sigma(store))
+    flow = plots.mi_vs_layer(
+        points, analysis.curves_by_sigma(store), critical=critical, cutoffs=analysis.cutoffs_by_sigma(store)
+    )
     left, right = flow.axes
     assert "(nats)" in left.get_ylabel() and "(nats)" in right.get_ylabel()
     assert len(left.get_legend().get_texts()) == 3 + 4  # three σw², ln N, ½ ln N, the I(T;Y) and cutoff styles
@@ -341,18 +410,27 @@ def test_planned_grid_says_how_many_tasks_finished(info_results, tmp_path):
     inventory = analysis.missing(store)
     assert inventory.grids == ("tiny",) and inventory.unplanned == 0
     assert inventory.progress() == ("8 of 9 planned tasks finished (cascade 3 of 3; baseline 5 of 6, 1 not run yet)")
-    assert inventory.problems() == ["mnist_t10k/wide σb²=0.05: σw² 1.76: 1 of 2 baseline tasks finished "
-                                    "(missing depth(s) 6, seed(s) 0)"]
+    assert inventory.problems() == [
+        "mnist_t10k/wide σb²=0.05: σw² 1.76: 1 of 2 baseline tasks finished (missing depth(s) 6, seed(s) 0)"
+    ]
     job = _analyze_module()
     plan = job.plan_table(inventory.plan)
     assert plan.select("sigma_w2", "cascade", "baseline", "failed", "not_run").rows() == [
-        (0.5, "1 of 1", "2 of 2", 0, 0), (1.76, "1 of 1", "1 of 2", 0, 1), (3.0, "1 of 1", "2 of 2", 0, 0)]
+        (0.5, "1 of 1", "2 of 2", 0, 0),
+        (1.76, "1 of 1", "1 of 2", 0, 1),
+        (3.0, "1 of 1", "2 of 2", 0, 0),
+    ]
     report = "\n\n".join(job.report_sections(inventory, None, None, None, None, job.Analysis(tmp_path)))
     assert "8 of 9 planned tasks finished" in report
     assert "| mnist_t10k | wide | 0.05 | 1.76 | 1 of 1 | 1 of 2 | 0 | 1 |" in report
 
-    store.write_failure(victim["task_id"], 1, dict(kind="baseline", dataset="mnist_t10k", sigma_w2=1.76, depth=6,
-                                                   seed=0, error="RuntimeError: out of memory"))
+    store.write_failure(
+        victim["task_id"],
+        1,
+        dict(
+            kind="baseline", dataset="mnist_t10k", sigma_w2=1.76, depth=6, seed=0, error="RuntimeError: out of memory"
+        ),
+    )
     inventory = analysis.missing(store)
     assert inventory.progress() == "8 of 9 planned tasks finished (cascade 3 of 3; baseline 5 of 6, 1 failed)"
     assert "(missing depth(s) 6, seed(s) 0; 1 failed)" in inventory.problems()[0]
@@ -373,43 +451,98 @@ def test_planned_grid_says_how_many_tasks_finished(info_results, tmp_path):
 SIGMA_W2 = [0.5, 1.0, 1.5, 1.76, 2.0, 2.5, 3.0]
 TRAINABLE = {0.5: 5, 1.0: 10, 1.5: 15, 1.76: 20, 2.0: 15, 2.5: 10, 3.0: 5}  # peaks at 1.76
 DEPTHS = [5, 10, 15, 20, 25]
-T0 = datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+T0 = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
 def _keys(tid, sigma_w2, depth, seed, dataset="synthetic"):
-    return dict(task_id=tid, dataset=dataset, profile="wide", sigma_w2=sigma_w2, sigma_b2=0.05, depth=depth,
-                seed=seed)
+    return dict(task_id=tid, dataset=dataset, profile="wide", sigma_w2=sigma_w2, sigma_b2=0.05, depth=depth, seed=seed)
 
 
 def _runs_row(keys, kind, seconds):
-    return {**keys, "kind": kind, "grid_name": "handmade", "status": "ok", "config_json": json.dumps(keys),
-            "package_version": "0.1.0", "git_commit": "abc", "torch_version": "2.5", "ray_version": "2.40",
-            "python_version": "3.11", "hostname": "h", "node_id": "n", "device": "cpu", "started_at": T0,
-            "finished_at": T0, "seconds": seconds, "attempts": 1}
+    return {
+        **keys,
+        "kind": kind,
+        "grid_name": "handmade",
+        "status": "ok",
+        "config_json": json.dumps(keys),
+        "package_version": "0.1.0",
+        "git_commit": "abc",
+        "torch_version": "2.5",
+        "ray_version": "2.40",
+        "python_version": "3.11",
+        "hostname": "h",
+        "node_id": "n",
+        "device": "cpu",
+        "started_at": T0,
+        "finished_at": T0,
+        "seconds": seconds,
+        "attempts": 1,
+    }
 
 
 def write_cascade(store, sigma_w2, seed, cutoff, depth=25):
     keys = _keys(f"c-{sigma_w2}-{seed}-{depth}", sigma_w2, depth, seed)
-    cutoffs = [{**keys, "measure": m, "cutoff_layer": float(cutoff), "cutoff_std": 0.5 if m == "kl_per_image"
-                else math.nan, "saturated": True, "finite": True, "last_layer": depth - 2, "rtol": 0.005,
-                "atol": 1e-8} for m in analysis.CUTOFF_MEASURES]
-    curves = [{**keys, "layer": layer, "measure": m, "value": -float(layer) if m == "diff_entropy" else layer / 10,
-               "finite": True} for m in ("kl_mean", "diff_entropy") for layer in range(depth + 1)]
-    images = [{**keys, "image_index": 0, "layer": layer, "height": 4, "width": 4,
-               "pixels": np.linspace(0, 1, 16, dtype=np.float32).tolist()} for layer in range(depth + 1)]
-    store.write_task(keys["task_id"], "synthetic", {"cutoffs": cutoffs, "curves": curves, "reconstructions": images,
-                                                    "runs": [_runs_row(keys, "cascade", 2.0)]})
+    cutoffs = [
+        {
+            **keys,
+            "measure": m,
+            "cutoff_layer": float(cutoff),
+            "cutoff_std": 0.5 if m == "kl_per_image" else math.nan,
+            "saturated": True,
+            "finite": True,
+            "last_layer": depth - 2,
+            "rtol": 0.005,
+            "atol": 1e-8,
+        }
+        for m in analysis.CUTOFF_MEASURES
+    ]
+    curves = [
+        {
+            **keys,
+            "layer": layer,
+            "measure": m,
+            "value": -float(layer) if m == "diff_entropy" else layer / 10,
+            "finite": True,
+        }
+        for m in ("kl_mean", "diff_entropy")
+        for layer in range(depth + 1)
+    ]
+    images = [
+        {
+            **keys,
+            "image_index": 0,
+            "layer": layer,
+            "height": 4,
+            "width": 4,
+            "pixels": np.linspace(0, 1, 16, dtype=np.float32).tolist(),
+        }
+        for layer in range(depth + 1)
+    ]
+    store.write_task(
+        keys["task_id"],
+        "synthetic",
+        {"cutoffs": cutoffs, "curves": curves, "reconstructions": images, "runs": [_runs_row(keys, "cascade", 2.0)]},
+    )
 
 
 def write_training(store, sigma_w2, depth, seed, reached):
     keys = _keys(f"b-{sigma_w2}-{depth}-{seed}", sigma_w2, depth, seed)
     accuracy = 0.9 if reached else 0.1
-    summary = {**keys, "loss_fn": "logits", "epochs": 3, "best_test_accuracy": accuracy,
-               "final_test_accuracy": accuracy, "accuracy_threshold": 0.4, "reached_threshold": reached,
-               "stop_reason": "threshold" if reached else "budget", "seconds": 9.0,
-               "resumed_from_epoch": 0}
-    store.write_task(keys["task_id"], "synthetic", {"train_summary": [summary],
-                                                    "runs": [_runs_row(keys, "baseline", 10.0)]})
+    summary = {
+        **keys,
+        "loss_fn": "logits",
+        "epochs": 3,
+        "best_test_accuracy": accuracy,
+        "final_test_accuracy": accuracy,
+        "accuracy_threshold": 0.4,
+        "reached_threshold": reached,
+        "stop_reason": "threshold" if reached else "budget",
+        "seconds": 9.0,
+        "resumed_from_epoch": 0,
+    }
+    store.write_task(
+        keys["task_id"], "synthetic", {"train_summary": [summary], "runs": [_runs_row(keys, "baseline", 10.0)]}
+    )
 
 
 @pytest.fixture
@@ -484,14 +617,19 @@ def test_the_deepest_cascade_of_a_sigma_w2_is_used(handmade):
 
 
 def test_phase_diagram_of_the_known_answer(handmade, tmp_path):
-    critical = analysis.critical_sigma_w2(0.05)
-    fig = plots.phase_diagram(analysis.accuracy_grid(handmade), analysis.cutoffs_by_sigma(handmade),
-                              analysis.mean_field_frame(np.linspace(0.3, 3.2, 300), 0.05), critical,
-                              analysis.trainable_depth(handmade))
+    critical = theory.critical_sigma_w2(0.05)
+    fig = plots.phase_diagram(
+        analysis.accuracy_grid(handmade),
+        analysis.cutoffs_by_sigma(handmade),
+        analysis.mean_field_frame(np.linspace(0.3, 3.2, 300), 0.05),
+        critical,
+        analysis.trainable_depth(handmade),
+    )
     _assert_png(plots.save(fig, tmp_path, "phase")[0])
 
 
 # ------------------------------------------------------------------------------------ partial, missing, corrupt
+
 
 def test_partial_results_say_what_is_missing(tmp_path):
     store = ResultStore.open(str(tmp_path / "partial"))
@@ -515,8 +653,11 @@ def test_partial_results_say_what_is_missing(tmp_path):
 
 
 def test_failed_tasks_are_reported(handmade):
-    handmade.write_failure("b-x", 1, dict(kind="baseline", dataset="synthetic", sigma_w2=4.0, depth=5, seed=0,
-                                          error="RuntimeError: out of memory"))
+    handmade.write_failure(
+        "b-x",
+        1,
+        dict(kind="baseline", dataset="synthetic", sigma_w2=4.0, depth=5, seed=0, error="RuntimeError: out of memory"),
+    )
     problems = analysis.missing(handmade).problems()
     assert any("1 task(s) failed" in p and "out of memory" in p for p in problems)
 
@@ -539,8 +680,14 @@ def test_a_results_folder_with_no_tasks_yet(tmp_path):
     store = ResultStore.open(str(tmp_path / "new"))
     with pytest.raises(ResultsError, match=r"no 'cutoffs' table yet; cascade tasks write it"):
         analysis.cutoffs_by_sigma(store)
-    assert set(analysis.missing(store).absent) == {"runs", "curves", "cutoffs", "reconstructions", "train_epochs",
-                                                   "train_summary"}
+    assert set(analysis.missing(store).absent) == {
+        "runs",
+        "curves",
+        "cutoffs",
+        "reconstructions",
+        "train_epochs",
+        "train_summary",
+    }
     result = _run_analyze(tmp_path / "new", "--out", tmp_path / "out")
     assert result.returncode == 0, result.stderr
     assert "None could be drawn" in (tmp_path / "out" / "report.md").read_text()
@@ -590,14 +737,27 @@ def test_representative_sigma_w2_and_phases():
 
 def test_execution_lanes_rebuild_what_each_slot_did_from_start_and_finish_times():
     from datetime import timedelta
-    t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
 
     def call(kind, start, finish):
-        return {"kind": kind, "node_id": "n1", "started_at": t0 + timedelta(seconds=start),
-                "finished_at": t0 + timedelta(seconds=finish)}
+        return {
+            "kind": kind,
+            "node_id": "n1",
+            "started_at": t0 + timedelta(seconds=start),
+            "finished_at": t0 + timedelta(seconds=finish),
+        }
+
     # two tasks trained together in one call (same times), a short cascade, then two baselines
-    runs = pl.DataFrame([call("cascade", 0, 10), call("cascade", 0, 10), call("cascade", 2, 6),
-                         call("baseline", 7, 12), call("baseline", 10, 20)])
+    runs = pl.DataFrame(
+        [
+            call("cascade", 0, 10),
+            call("cascade", 0, 10),
+            call("cascade", 2, 6),
+            call("baseline", 7, 12),
+            call("baseline", 10, 20),
+        ]
+    )
     lanes = analysis.execution_lanes(runs)
     assert lanes["lane"].to_list() == [0, 1]
     assert lanes["calls"].to_list() == [2, 2] and lanes["tasks"].to_list() == [3, 2]

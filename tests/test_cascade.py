@@ -59,8 +59,10 @@ def test_kl_cutoff_is_smaller_in_the_ordered_phase_than_at_criticality(phases):
     assert ordered.layer + 5 <= critical.layer
     # the same ordering for the per-image cutoffs and the normalised median curve
     assert phases[ORDERED].per_image_cutoff_mean + 5 <= phases[CRITICAL].per_image_cutoff_mean
-    assert (phases[ORDERED].cutoffs["kl_median_normalised"].layer + 5
-            <= phases[CRITICAL].cutoffs["kl_median_normalised"].layer)
+    assert (
+        phases[ORDERED].cutoffs["kl_median_normalised"].layer + 5
+        <= phases[CRITICAL].cutoffs["kl_median_normalised"].layer
+    )
 
 
 def test_ordered_phase_collapses_deep_layers_and_criticality_does_not(phases):
@@ -95,15 +97,20 @@ def small_net() -> TanhNetwork:
 
 @pytest.fixture(scope="module")
 def trained_by_strategy(small_net, small_t10k) -> dict[str, cascade.TrainedCascade]:
-    return {s: train_cascade(small_net, small_t10k.train_x, CascadeSpec(strategy=s), seed=0)
-            for s in ("layerwise", "lockstep")}
+    return {
+        s: train_cascade(small_net, small_t10k.train_x, CascadeSpec(strategy=s), seed=0)
+        for s in ("layerwise", "lockstep")
+    }
 
 
 def test_layerwise_and_lockstep_train_the_same_decoders(trained_by_strategy):
     layerwise, lockstep = trained_by_strategy["layerwise"], trained_by_strategy["lockstep"]
     assert (layerwise.strategy, lockstep.strategy) == ("layerwise", "lockstep")
-    for a, b in zip(layerwise.decoders.weights + layerwise.decoders.biases,
-                    lockstep.decoders.weights + lockstep.decoders.biases, strict=True):
+    for a, b in zip(
+        layerwise.decoders.weights + layerwise.decoders.biases,
+        lockstep.decoders.weights + lockstep.decoders.biases,
+        strict=True,
+    ):
         assert a.shape == b.shape
         # DECODER_ATOL: float32 summation order differs between the strategies, and Adam's normalised steps carry
         # those round-off differences along an epoch: measured up to 9e-6 here, machine-dependent. A different
@@ -113,8 +120,12 @@ def test_layerwise_and_lockstep_train_the_same_decoders(trained_by_strategy):
 
 
 def test_layerwise_and_lockstep_give_the_same_cutoffs(small_t10k):
-    predictions = [predict_trainability(NetworkSpec(ORDERED, SMALL_DEPTH), CascadeSpec(eval_samples=200, strategy=s),
-                                        small_t10k, seed=0) for s in ("layerwise", "lockstep")]
+    predictions = [
+        predict_trainability(
+            NetworkSpec(ORDERED, SMALL_DEPTH), CascadeSpec(eval_samples=200, strategy=s), small_t10k, seed=0
+        )
+        for s in ("layerwise", "lockstep")
+    ]
     assert predictions[0].cutoffs == predictions[1].cutoffs
     assert predictions[0].per_image_cutoff_mean == predictions[1].per_image_cutoff_mean
     np.testing.assert_allclose(predictions[0].kl_per_image, predictions[1].kl_per_image, rtol=1e-3, atol=1e-6)
@@ -122,14 +133,18 @@ def test_layerwise_and_lockstep_give_the_same_cutoffs(small_t10k):
 
 def test_cascades_trained_together_equal_each_trained_alone(small_t10k, trained_by_strategy):
     """K networks (different σw², σb², seeds) in one lockstep group: each gets the decoders it gets alone."""
-    specs = [NetworkSpec(CRITICAL, SMALL_DEPTH), NetworkSpec(ORDERED, SMALL_DEPTH),
-             NetworkSpec(3.0, SMALL_DEPTH, sigma_b2=0.0)]
+    specs = [
+        NetworkSpec(CRITICAL, SMALL_DEPTH),
+        NetworkSpec(ORDERED, SMALL_DEPTH),
+        NetworkSpec(3.0, SMALL_DEPTH, sigma_b2=0.0),
+    ]
     seeds = [0, 1, 2]
     networks = [TanhNetwork(spec, seed) for spec, seed in zip(specs, seeds)]
     together = cascade.train_cascades(networks, small_t10k.train_x, CascadeSpec(strategy="lockstep"), seeds)
     alone = [trained_by_strategy["layerwise"]] + [
         train_cascade(net, small_t10k.train_x, CascadeSpec(strategy="layerwise"), seed)
-        for net, seed in zip(networks[1:], seeds[1:])]
+        for net, seed in zip(networks[1:], seeds[1:])
+    ]
     for t, a in zip(together, alone, strict=True):
         assert t.strategy == "lockstep"
         for x, y in zip(t.decoders.weights + t.decoders.biases, a.decoders.weights + a.decoders.biases, strict=True):
@@ -169,12 +184,18 @@ def test_tf32_training_changes_nothing_on_a_cpu(small_net, small_t10k, trained_b
     has them), the decoders are bit for bit those trained without the flag, and the setting is untouched after."""
     assert torch.get_float32_matmul_precision() == "highest"
     seen = []
-    tf32 = train_cascade(small_net, small_t10k.train_x, CascadeSpec(strategy="layerwise", tf32_training=True), seed=0,
-                         progress=_precision_probe(seen))
+    tf32 = train_cascade(
+        small_net,
+        small_t10k.train_x,
+        CascadeSpec(strategy="layerwise", tf32_training=True),
+        seed=0,
+        progress=_precision_probe(seen),
+    )
     assert seen and set(seen) == {"highest"}
     plain = trained_by_strategy["layerwise"]
-    for a, b in zip(tf32.decoders.weights + tf32.decoders.biases, plain.decoders.weights + plain.decoders.biases,
-                    strict=True):
+    for a, b in zip(
+        tf32.decoders.weights + tf32.decoders.biases, plain.decoders.weights + plain.decoders.biases, strict=True
+    ):
         assert torch.equal(a, b)
     assert torch.equal(tf32.decoder_loss, plain.decoder_loss)
     assert torch.get_float32_matmul_precision() == "highest"
@@ -295,8 +316,16 @@ def test_hand_written_mse_gradient_equals_autograd(group):
 
 
 def _assert_same_prediction(p: Prediction, q: Prediction) -> None:
-    for name in ("kl_per_image", "kl_mean", "kl_median", "diff_entropy", "clamped_pixels", "decoder_loss",
-                 "stored_layers", "stored_images"):
+    for name in (
+        "kl_per_image",
+        "kl_mean",
+        "kl_median",
+        "diff_entropy",
+        "clamped_pixels",
+        "decoder_loss",
+        "stored_layers",
+        "stored_images",
+    ):
         assert np.array_equal(getattr(p, name), getattr(q, name)), name
     assert p.cutoffs == q.cutoffs
     assert p.per_image_cutoff_mean == q.per_image_cutoff_mean
@@ -329,8 +358,17 @@ def test_tf32_training_on_cuda_keeps_the_cutoffs_and_restores_float32(small_t10k
     setting is restored afterwards and the cutoffs do not move."""
     specs = {flag: CascadeSpec(eval_samples=200, tf32_training=flag) for flag in (False, True)}
     seen = {False: [], True: []}
-    full, tf32 = (predict_trainability(NetworkSpec(ORDERED, SMALL_DEPTH), specs[flag], small_t10k, seed=0,
-                                       device="cuda", progress=_precision_probe(seen[flag])) for flag in (False, True))
+    full, tf32 = (
+        predict_trainability(
+            NetworkSpec(ORDERED, SMALL_DEPTH),
+            specs[flag],
+            small_t10k,
+            seed=0,
+            device="cuda",
+            progress=_precision_probe(seen[flag]),
+        )
+        for flag in (False, True)
+    )
     assert seen[False] and set(seen[False]) == {"highest"}
     assert seen[True] and set(seen[True]) == {"high"}
     assert torch.get_float32_matmul_precision() == "highest"

@@ -134,8 +134,9 @@ def test_kuberay_manifest_has_what_the_crds_need(doc):
                 assert "$KUBERAY_GEN_RAY_START_CMD" in " ".join(container["args"])
     assert "nvidia.com/gpu" not in head["template"]["spec"]["containers"][0]["resources"]["limits"]
 
-    gpu_groups = [g for g in groups
-                  if "nvidia.com/gpu" in g["template"]["spec"]["containers"][0]["resources"]["limits"]]
+    gpu_groups = [
+        g for g in groups if "nvidia.com/gpu" in g["template"]["spec"]["containers"][0]["resources"]["limits"]
+    ]
     assert gpu_groups, "a worker group with nvidia.com/gpu in its limits"
     for group in gpu_groups:
         assert group["minReplicas"] == 0 <= group.get("replicas", 0) <= group["maxReplicas"]
@@ -164,7 +165,6 @@ def test_cluster_files_hold_no_secrets():
 
 
 # --- local multi-node cluster --------------------------------------------------------------------------------
-
 
 
 def _ray_cli() -> Path | None:
@@ -255,9 +255,26 @@ def test_local_multinode_cluster_runs_three_nodes_with_token_auth_and_stops_only
     # Not ours, though its command line names Ray processes: stop must leave it alone (no name matching).
     bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", "raylet", "gcs_server"])
     started = subprocess.run(
-        [*script, "start", "--state-dir", str(state), "--workers", "2", "--head-cpus", "1", "--worker-cpus", "1",
-         "--worker-gpus", "1", "--object-store-bytes", "100000000"],
-        env=env, capture_output=True, text=True, timeout=300,
+        [
+            *script,
+            "start",
+            "--state-dir",
+            str(state),
+            "--workers",
+            "2",
+            "--head-cpus",
+            "1",
+            "--worker-cpus",
+            "1",
+            "--worker-gpus",
+            "1",
+            "--object-store-bytes",
+            "100000000",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     recorded = (state / "cluster.env").read_text() if (state / "cluster.env").exists() else ""
     try:
@@ -271,8 +288,9 @@ def test_local_multinode_cluster_runs_three_nodes_with_token_auth_and_stops_only
         assert len(session_ids) == 3 and ours
 
         client_env = {**env, **exports}
-        probe = subprocess.run([sys.executable, "-c", PROBE], env=client_env, capture_output=True, text=True,
-                               timeout=240)
+        probe = subprocess.run(
+            [sys.executable, "-c", PROBE], env=client_env, capture_output=True, text=True, timeout=240
+        )
         assert probe.returncode == 0, probe.stderr[-3000:]
         seen = json.loads(probe.stdout.strip().splitlines()[-1])
         nodes = {n["name"]: n for n in seen["nodes"]}
@@ -292,13 +310,18 @@ def test_local_multinode_cluster_runs_three_nodes_with_token_auth_and_stops_only
         request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
         assert urllib.request.urlopen(request, timeout=10).status == 200
         # ... and the GCS turns away a driver that has no token.
-        anonymous = subprocess.run([sys.executable, "-c", "import ray; ray.init()"],
-                                   env={**env, "RAY_ADDRESS": exports["RAY_ADDRESS"]},
-                                   capture_output=True, text=True, timeout=120)
+        anonymous = subprocess.run(
+            [sys.executable, "-c", "import ray; ray.init()"],
+            env={**env, "RAY_ADDRESS": exports["RAY_ADDRESS"]},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert anonymous.returncode != 0
     finally:
-        stopped = subprocess.run([*script, "stop", "--state-dir", str(state)], env=env, capture_output=True,
-                                 text=True, timeout=180)
+        stopped = subprocess.run(
+            [*script, "stop", "--state-dir", str(state)], env=env, capture_output=True, text=True, timeout=180
+        )
         bystander_survived = bystander.poll() is None
         bystander.kill()
         bystander.wait()

@@ -38,7 +38,10 @@ def t10k() -> Dataset:
 
 def test_bundled_files_are_the_shared_originals():
     assert sorted(p.name for p in BUNDLED.iterdir() if not p.name.startswith(".")) == [
-        "MD5SUMS", "README.md", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz",
+        "MD5SUMS",
+        "README.md",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
     ]
     assert "CC BY-SA 3.0" in (BUNDLED / "README.md").read_text()
     data.verify_checksums()

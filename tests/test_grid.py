@@ -28,15 +28,17 @@ def test_task_ids_are_stable_and_change_with_any_parameter():
     baseline_ids = {t.task_id for t in grid.tasks() if t.kind == "baseline"}
     assert baseline_ids.isdisjoint(t.task_id for t in more_epochs.tasks() if t.kind == "baseline")
     # the cascade tasks do not depend on the baseline settings, so they are shared
-    assert {t.task_id for t in grid.tasks() if t.kind == "cascade"} == \
-        {t.task_id for t in more_epochs.tasks() if t.kind == "cascade"}
+    assert {t.task_id for t in grid.tasks() if t.kind == "cascade"} == {
+        t.task_id for t in more_epochs.tasks() if t.kind == "cascade"
+    }
 
 
 def test_tf32_training_renames_tasks_only_when_it_is_on():
     first_cascade = next(t for t in resolve_grid("tiny").tasks() if t.kind == "cascade")
     assert first_cascade.task_id == "27477afc06311b5a"  # the id results stored before the option existed carry
-    tf32 = next(t for t in resolve_grid("tiny", overrides={"cascade": {"tf32_training": True}}).tasks()
-                if t.kind == "cascade")
+    tf32 = next(
+        t for t in resolve_grid("tiny", overrides={"cascade": {"tf32_training": True}}).tasks() if t.kind == "cascade"
+    )
     assert tf32.task_id != first_cascade.task_id and tf32.config()["cascade"]["tf32_training"] is True
     assert Task.from_config(tf32.config()) == tf32
 
@@ -53,20 +55,23 @@ def test_paper_presets_have_the_papers_grid():
     assert resolve_grid("paper-cifar-shrinking").widths == "shrinking"
 
 
-@pytest.mark.parametrize("overrides, field", [
-    ({"datasets": ("imagenet",)}, "datasets"),
-    ({"sigma_w2": ()}, "sigma_w2"),
-    ({"sigma_w2": (0.0,)}, "sigma_w2"),
-    ({"depths": (2,)}, "depth"),
-    ({"seeds": (-1,)}, "seeds"),
-    ({"depths": (5, 5)}, "depths"),
-    ({"train": {"max_epochs": 0}}, "train.max_epochs"),
-    ({"cascade": {"batch_size": 0}}, "cascade.batch_size"),
-    ({"resources": {"cascade_workers": 0}}, "resources.cascade_workers"),
-    ({"resources": {"cascade_group": 0}}, "resources.cascade_group"),
-    ({"colour": "blue"}, "colour"),
-    ({"train": {"epochz": 3}}, "epochz"),
-])
+@pytest.mark.parametrize(
+    "overrides, field",
+    [
+        ({"datasets": ("imagenet",)}, "datasets"),
+        ({"sigma_w2": ()}, "sigma_w2"),
+        ({"sigma_w2": (0.0,)}, "sigma_w2"),
+        ({"depths": (2,)}, "depth"),
+        ({"seeds": (-1,)}, "seeds"),
+        ({"depths": (5, 5)}, "depths"),
+        ({"train": {"max_epochs": 0}}, "train.max_epochs"),
+        ({"cascade": {"batch_size": 0}}, "cascade.batch_size"),
+        ({"resources": {"cascade_workers": 0}}, "resources.cascade_workers"),
+        ({"resources": {"cascade_group": 0}}, "resources.cascade_group"),
+        ({"colour": "blue"}, "colour"),
+        ({"train": {"epochz": 3}}, "epochz"),
+    ],
+)
 def test_bad_grids_are_refused_in_one_line_naming_the_field(overrides, field):
     with pytest.raises(ConfigError) as err:
         resolve_grid("tiny", overrides=overrides)
@@ -76,7 +81,7 @@ def test_bad_grids_are_refused_in_one_line_naming_the_field(overrides, field):
 
 def test_config_files_toml_and_yaml(tmp_path):
     toml = tmp_path / "grid.toml"
-    toml.write_text('sigma_w2 = {start = 1.0, stop = 2.0, step = 0.5}\ndepths = [3, 4]\n[train]\nmax_epochs = 3\n')
+    toml.write_text("sigma_w2 = {start = 1.0, stop = 2.0, step = 0.5}\ndepths = [3, 4]\n[train]\nmax_epochs = 3\n")
     grid = resolve_grid("tiny", toml)
     assert grid.sigma_w2 == (1.0, 1.5, 2.0) and grid.depths == (3, 4) and grid.train.max_epochs == 3
     yaml = tmp_path / "grid.yaml"
@@ -85,8 +90,9 @@ def test_config_files_toml_and_yaml(tmp_path):
     assert grid.seeds == (0, 1) and grid.cascade.epochs == 2
 
 
-@pytest.mark.parametrize("text, suffix", [("sigma_w2 = [1.0,\n", ".toml"), ("a: [1, 2\n", ".yaml"),
-                                          ("- 1\n- 2\n", ".yaml")])
+@pytest.mark.parametrize(
+    "text, suffix", [("sigma_w2 = [1.0,\n", ".toml"), ("a: [1, 2\n", ".yaml"), ("- 1\n- 2\n", ".yaml")]
+)
 def test_malformed_config_files_are_refused(tmp_path, text, suffix):
     path = tmp_path / f"bad{suffix}"
     path.write_text(text)
@@ -104,8 +110,10 @@ def test_value_range_is_inclusive_and_clean():
     assert value_range(0.1, 0.5, 0.1) == (0.1, 0.2, 0.3, 0.4, 0.5)
 
 
-@pytest.mark.parametrize("argv", [["--datasets", "imagenet"], ["--sigma-w2", "0,1"], ["--depths", "2,5"],
-                                  ["--preset", "tiny", "--sigma-w2", ""]])
+@pytest.mark.parametrize(
+    "argv",
+    [["--datasets", "imagenet"], ["--sigma-w2", "0,1"], ["--depths", "2,5"], ["--preset", "tiny", "--sigma-w2", ""]],
+)
 def test_cli_exits_2_on_bad_grid_and_writes_nothing(tmp_path, capsys, argv):
     results = tmp_path / "results"
     code = main(["--preset", "tiny", "--results", str(results), *argv])
@@ -128,15 +136,46 @@ def test_dry_run_lists_every_task_and_writes_nothing(tmp_path, capsys):
 # What each preset expands into (README "What a grid is"): σw² values, depths, dataset, width profile, epochs,
 # and the task counts of the full grid (cascades: σw² × seeds × datasets; baselines: × depths as well).
 PRESET_CONTENT = {
-    "tiny": dict(sigma_w2=(0.5, 1.76, 3.0), depths=(3, 6), dataset="mnist_t10k", widths="wide", max_epochs=2,
-                 cascades=3, baselines=6, search=False),
-    "default": dict(sigma_w2=(0.5, 1.0, 1.5, 1.76, 2.5, 4.0, 6.0, 8.0), depths=tuple(range(4, 49, 4)),
-                    dataset="mnist_t10k", widths="wide", max_epochs=5, cascades=8, baselines=96, search=True),
-    "paper-mnist-wide": dict(sigma_w2=tuple(round(0.1 * i, 1) for i in range(1, 41)), depths=tuple(range(10, 201, 10)),
-                             dataset="mnist", widths="wide", max_epochs=200, cascades=40, baselines=800, search=False),
-    "paper-cifar-shrinking": dict(sigma_w2=tuple(round(0.1 * i, 1) for i in range(1, 41)),
-                                  depths=tuple(range(10, 201, 10)), dataset="cifar10_gray", widths="shrinking",
-                                  max_epochs=200, cascades=40, baselines=800, search=False),
+    "tiny": dict(
+        sigma_w2=(0.5, 1.76, 3.0),
+        depths=(3, 6),
+        dataset="mnist_t10k",
+        widths="wide",
+        max_epochs=2,
+        cascades=3,
+        baselines=6,
+        search=False,
+    ),
+    "default": dict(
+        sigma_w2=(0.5, 1.0, 1.5, 1.76, 2.5, 4.0, 6.0, 8.0),
+        depths=tuple(range(4, 49, 4)),
+        dataset="mnist_t10k",
+        widths="wide",
+        max_epochs=5,
+        cascades=8,
+        baselines=96,
+        search=True,
+    ),
+    "paper-mnist-wide": dict(
+        sigma_w2=tuple(round(0.1 * i, 1) for i in range(1, 41)),
+        depths=tuple(range(10, 201, 10)),
+        dataset="mnist",
+        widths="wide",
+        max_epochs=200,
+        cascades=40,
+        baselines=800,
+        search=False,
+    ),
+    "paper-cifar-shrinking": dict(
+        sigma_w2=tuple(round(0.1 * i, 1) for i in range(1, 41)),
+        depths=tuple(range(10, 201, 10)),
+        dataset="cifar10_gray",
+        widths="shrinking",
+        max_epochs=200,
+        cascades=40,
+        baselines=800,
+        search=False,
+    ),
 }
 
 
@@ -147,10 +186,18 @@ def test_every_preset_is_valid():
     for name, want in PRESET_CONTENT.items():
         grid = resolve_grid(name)
         assert grid.results.endswith(name)  # each preset writes to its own folder, never into another's
-        assert (grid.sigma_w2, grid.depths, grid.datasets, grid.seeds, grid.sigma_b2) == \
-            (want["sigma_w2"], want["depths"], (want["dataset"],), (0,), (0.05,)), name
-        assert (grid.widths, grid.train.max_epochs, grid.search.enabled) == \
-            (want["widths"], want["max_epochs"], want["search"]), name
+        assert (grid.sigma_w2, grid.depths, grid.datasets, grid.seeds, grid.sigma_b2) == (
+            want["sigma_w2"],
+            want["depths"],
+            (want["dataset"],),
+            (0,),
+            (0.05,),
+        ), name
+        assert (grid.widths, grid.train.max_epochs, grid.search.enabled) == (
+            want["widths"],
+            want["max_epochs"],
+            want["search"],
+        ), name
         tasks = grid.tasks()
         cascades = [(t.network.sigma_w2, t.network.depth) for t in tasks if t.kind == "cascade"]
         baselines = [(t.network.sigma_w2, t.network.depth) for t in tasks if t.kind == "baseline"]

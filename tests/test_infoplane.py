@@ -34,6 +34,7 @@ def entropy_of_counts(counts):
 
 # --- KSG and Ross ----------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("rho", [0.75, 0.9, 0.99])
 def test_ksg_recovers_the_mutual_information_of_correlated_gaussians(rho):
     estimates = [infoplane.ksg_mi(*gaussian_pair(rho, 2000, seed), k=3) for seed in (0, 1)]
@@ -57,7 +58,7 @@ def test_ross_recovers_the_information_a_gaussian_mixture_carries_about_its_comp
     y = torch.randint(0, 2, (3000,), generator=g)
     t = (2.0 * y - 1) * 2.0 + torch.randn(3000, generator=g, dtype=torch.float64)
     grid = torch.linspace(-14, 14, 100_001, dtype=torch.float64)
-    p = 0.5 * (torch.exp(-(grid - 2) ** 2 / 2) + torch.exp(-(grid + 2) ** 2 / 2)) / math.sqrt(2 * math.pi)
+    p = 0.5 * (torch.exp(-((grid - 2) ** 2) / 2) + torch.exp(-((grid + 2) ** 2) / 2)) / math.sqrt(2 * math.pi)
     truth = (-(p * p.log()).sum() * (grid[1] - grid[0])).item() - 0.5 * LN(2 * math.pi * math.e)
     assert infoplane.ross_mi(t, y, k=3) == pytest.approx(truth, abs=0.03)
     assert abs(infoplane.ross_mi(torch.randn(3000, 2, generator=g), y, k=3)) < 0.05
@@ -71,8 +72,9 @@ def test_ksg_and_ross_on_four_points_reproduce_the_hand_computed_digammas():
     # ψ(4) − ψ(2) + ψ(1) − (ψ(2) + ψ(3))/2 = 11/6 − 1 − 0 − (1 + 3/2)/2 = −5/12
     assert infoplane.ross_mi(x, torch.tensor([0, 1, 0, 1]), k=1) == pytest.approx(-5 / 12, abs=1e-12)
     # separated pairs: d_i = 1, m = 1, -> ψ(4) − ψ(2) = 1/2 + 1/3
-    assert infoplane.ross_mi(torch.tensor([0.0, 1.0, 10.0, 11.0]), torch.tensor([0, 0, 1, 1]), k=1) == \
-        pytest.approx(5 / 6, abs=1e-12)
+    assert infoplane.ross_mi(torch.tensor([0.0, 1.0, 10.0, 11.0]), torch.tensor([0, 0, 1, 1]), k=1) == pytest.approx(
+        5 / 6, abs=1e-12
+    )
 
 
 def test_ksg_layer_mi_pairs_ksg_for_inputs_with_ross_for_labels():
@@ -85,6 +87,7 @@ def test_ksg_layer_mi_pairs_ksg_for_inputs_with_ross_for_labels():
 
 
 # --- binning ---------------------------------------------------------------------------------------------
+
 
 def test_binning_of_a_deterministic_discrete_map_gives_the_entropies():
     # X: 8 equiprobable states (100 copies each), T: its 3-bit code as ±1 in three neurons, Y = X mod 3.
@@ -112,7 +115,9 @@ def test_binning_of_a_tiny_network_reproduces_the_hand_computed_value():
     assert i_xt == pytest.approx(h_t, abs=1e-12)
     assert i_ty == pytest.approx(h_t - h_t_given_y, abs=1e-12)
     assert infoplane.layer_mi([t, t[:, :1]], y, "binning", n_bins=2, range=(-1.0, 1.0)) == [
-        (i_xt, i_ty), pytest.approx((LN(2), LN(2) - 4 / 6 * entropy_of_counts([1, 3])), abs=1e-12)]
+        (i_xt, i_ty),
+        pytest.approx((LN(2), LN(2) - 4 / 6 * entropy_of_counts([1, 3])), abs=1e-12),
+    ]
 
 
 def test_binning_of_independent_variables_is_about_zero_and_inputs_are_untouched():
@@ -135,12 +140,16 @@ def test_binning_uses_the_layers_own_range_by_default_and_flags_non_finite_value
 
 # --- KDE bound -------------------------------------------------------------------------------------------
 
+
 def mixture_mi(h, noise_var):
     """I(X; h_X + ε) of an equal-weight 1-D Gaussian mixture, by quadrature: H(T) − ½ ln(2πe σ²)."""
     s = math.sqrt(noise_var)
     grid = torch.linspace(h.min() - 10 * s - 1, h.max() + 10 * s + 1, 20_001, dtype=torch.float64)
-    log_p = (torch.logsumexp(-(grid[:, None] - h[None, :, 0]) ** 2 / (2 * noise_var), dim=1)
-             - LN(len(h)) - 0.5 * LN(2 * math.pi * noise_var))
+    log_p = (
+        torch.logsumexp(-((grid[:, None] - h[None, :, 0]) ** 2) / (2 * noise_var), dim=1)
+        - LN(len(h))
+        - 0.5 * LN(2 * math.pi * noise_var)
+    )
     return (-(log_p.exp() * log_p).sum() * (grid[1] - grid[0])).item() - 0.5 * LN(2 * math.pi * math.e * noise_var)
 
 
@@ -173,6 +182,7 @@ def test_kde_of_well_separated_labelled_clusters_gives_the_label_entropy():
 
 
 # --- the extended estimator, stopping, rows --------------------------------------------------------------
+
 
 def test_extended_estimator_of_one_network_equals_the_single_network_estimator():
     g = torch.Generator().manual_seed(10)
@@ -209,10 +219,12 @@ def test_mi_stopping_waits_for_patience_evaluations_without_improvement():
 
 def test_rows_have_the_info_plane_schema():
     keys = dict(task_id="abc", dataset="mnist_t10k", profile="wide", sigma_w2=1.5, sigma_b2=0.05, depth=3, seed=0)
-    rows = infoplane.info_plane_rows(keys, [(2.0, 1.0), (1.5, 0.5)], "binning", None, 0.25, {"n_bins": 30},
-                                     n_samples=100)
-    rows += infoplane.info_plane_rows(keys, [(1.0, 0.9)], "kde", 4, 0.5, {"noise_var": 0.1, "bound": "upper"},
-                                      n_samples=100)
+    rows = infoplane.info_plane_rows(
+        keys, [(2.0, 1.0), (1.5, 0.5)], "binning", None, 0.25, {"n_bins": 30}, n_samples=100
+    )
+    rows += infoplane.info_plane_rows(
+        keys, [(1.0, 0.9)], "kde", 4, 0.5, {"noise_var": 0.1, "bound": "upper"}, n_samples=100
+    )
     table = pa.Table.from_pylist(rows, schema=TABLES["info_plane"])
     assert table.schema.names == list(rows[0]) and table.num_rows == 3
     assert table.column("layer").to_pylist() == [1, 2, 1]
@@ -220,11 +232,13 @@ def test_rows_have_the_info_plane_schema():
     assert table.column("epoch").to_pylist() == [0, 0, 4]
     assert table.column("param").to_pylist() == ["n_bins=30", "n_bins=30", "bound=upper;noise_var=0.1"]
     with pytest.raises(ConfigError, match="seed"):
-        infoplane.info_plane_rows({k: v for k, v in keys.items() if k != "seed"}, [(1.0, 1.0)], "kde", None,
-                                  0.1, {}, n_samples=1)
+        infoplane.info_plane_rows(
+            {k: v for k, v in keys.items() if k != "seed"}, [(1.0, 1.0)], "kde", None, 0.1, {}, n_samples=1
+        )
 
 
 # --- physics on MNIST-t10k -------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def mnist_test():

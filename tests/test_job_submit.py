@@ -8,7 +8,6 @@ started.
 """
 
 import json
-
 import os
 import shlex
 import subprocess
@@ -42,22 +41,60 @@ def test_job_submit_runs_the_tiny_grid_across_nodes(tmp_path):
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "INFOFLOW_"))}
     env.update(HOME=str(home), PATH=f"{RAY_CLI.parent}{os.pathsep}{env.get('PATH', '')}")
-    start = subprocess.run(["bash", str(SCRIPT), "start", "--state-dir", str(state), "--workers", "2",
-                            "--head-cpus", "1", "--worker-cpus", "1", "--worker-gpus", "1"],
-                           env=env, capture_output=True, text=True, timeout=300)
+    start = subprocess.run(
+        [
+            "bash",
+            str(SCRIPT),
+            "start",
+            "--state-dir",
+            str(state),
+            "--workers",
+            "2",
+            "--head-cpus",
+            "1",
+            "--worker-cpus",
+            "1",
+            "--worker-gpus",
+            "1",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     try:
         assert start.returncode == 0, start.stderr[-2000:]
         job_env = {**env, **_exports(start.stdout)}
         nodes = json.loads((state / "nodes.json").read_text())
         submit = subprocess.run(
-            [str(RAY_CLI), "job", "submit", "--address", job_env["RAY_API_SERVER_ADDRESS"], "--working-dir",
-             str(ROOT), "--", sys.executable, "jobs/full_grid.py", "--preset", "tiny", "--results", str(results)],
-            env=job_env, capture_output=True, text=True, timeout=600, cwd=ROOT)
+            [
+                str(RAY_CLI),
+                "job",
+                "submit",
+                "--address",
+                job_env["RAY_API_SERVER_ADDRESS"],
+                "--working-dir",
+                str(ROOT),
+                "--",
+                sys.executable,
+                "jobs/full_grid.py",
+                "--preset",
+                "tiny",
+                "--results",
+                str(results),
+            ],
+            env=job_env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=ROOT,
+        )
         assert submit.returncode == 0, (submit.stdout + submit.stderr)[-3000:]
         assert "succeeded" in submit.stdout.lower()
     finally:
-        subprocess.run(["bash", str(SCRIPT), "stop", "--state-dir", str(state)], env=env, capture_output=True,
-                       timeout=120)
+        subprocess.run(
+            ["bash", str(SCRIPT), "stop", "--state-dir", str(state)], env=env, capture_output=True, timeout=120
+        )
     store = ResultStore.open(str(results), create=False)
     runs = store.scan("runs").collect()
     tasks = resolve_grid("tiny").tasks()

@@ -27,13 +27,24 @@ def s3():
     """A local S3-compatible server with one bucket; yields the environment a driver needs to reach it."""
     boto3 = pytest.importorskip("boto3")
     from moto.server import ThreadedMotoServer
+
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
-    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-           "AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_EC2_METADATA_DISABLED": "true"}
-    client = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
-                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    client = boto3.client(
+        "s3",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
     client.create_bucket(Bucket=BUCKET)
     yield env, client
     server.stop()
@@ -51,13 +62,20 @@ def _env(extra: dict) -> dict:
 
 
 def _driver(results: str, env: dict, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "jobs/full_grid.py", *GRID, "--results", results, *extra], cwd=ROOT,
-                            env=_env(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "jobs/full_grid.py", *GRID, "--results", results, *extra],
+        cwd=ROOT,
+        env=_env(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
-def test_a_grid_on_an_object_store_survives_a_kill_and_reads_back_like_a_local_run(s3, tiny_results, tmp_path,
-                                                                                   monkeypatch):
+def test_a_grid_on_an_object_store_survives_a_kill_and_reads_back_like_a_local_run(
+    s3, tiny_results, tmp_path, monkeypatch
+):
     env, client = s3
     results = f"s3://{BUCKET}/grid"
     first = _driver(results, env)
@@ -80,25 +98,43 @@ def test_a_grid_on_an_object_store_survives_a_kill_and_reads_back_like_a_local_r
     local = ResultStore.open(str(tiny_results), create=False)
     ids = sorted(remote.scan("runs").collect()["task_id"])
     assert len(ids) == 3 and not remote.verify()
-    order = {"cutoffs": ["task_id", "measure"], "curves": ["task_id", "measure", "layer"],
-             "train_epochs": ["task_id", "epoch"], "train_summary": ["task_id"]}
+    order = {
+        "cutoffs": ["task_id", "measure"],
+        "curves": ["task_id", "measure", "layer"],
+        "train_epochs": ["task_id", "epoch"],
+        "train_summary": ["task_id"],
+    }
     for table, keys in order.items():
         got = remote.scan(table).drop("seconds", strict=False).collect().sort(keys)
         want = local.scan(table).filter(pl.col("task_id").is_in(ids)).drop("seconds", strict=False).collect()
         assert_frame_equal(got, want.sort(keys))
 
     analysis = tmp_path / "analysis"
-    report = subprocess.run([sys.executable, "jobs/analyze.py", results, "--out", str(analysis)], cwd=ROOT,
-                            env=_env(env), capture_output=True, text=True, timeout=300)
+    report = subprocess.run(
+        [sys.executable, "jobs/analyze.py", results, "--out", str(analysis)],
+        cwd=ROOT,
+        env=_env(env),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert report.returncode == 0, report.stderr[-3000:]
-    assert "1.76" in (analysis / "report.md").read_text() and (analysis / "phase_diagram.png").stat().st_size > 0
+    assert "1.76" in (analysis / "report.md").read_text()
+    assert [p.name for p in analysis.glob("phase_diagram_*.png")] == ["phase_diagram_mnist_t10k_wide_sb0.05.png"]
 
 
-@pytest.mark.parametrize("what, results, drop, needle", [
-    ("missing credentials", f"s3://{BUCKET}/nocreds", ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
-     "AWS_ACCESS_KEY_ID"),
-    ("wrong bucket", "s3://no-such-bucket/grid", (), "no-such-bucket"),
-])
+@pytest.mark.parametrize(
+    "what, results, drop, needle",
+    [
+        (
+            "missing credentials",
+            f"s3://{BUCKET}/nocreds",
+            ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
+            "AWS_ACCESS_KEY_ID",
+        ),
+        ("wrong bucket", "s3://no-such-bucket/grid", (), "no-such-bucket"),
+    ],
+)
 def test_bad_credentials_or_bucket_fail_in_one_line_before_any_work(s3, what, results, drop, needle):
     env, client = s3
     proc = _driver(results, {k: v for k, v in env.items() if k not in drop})

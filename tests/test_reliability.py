@@ -27,9 +27,15 @@ TINY_TASKS = resolve_grid("tiny").tasks()
 def _driver(results: Path, *extra: str) -> subprocess.Popen:
     """The main job on the tiny preset, in its own process group (so its local Ray can be killed with it)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_ADDRESS")}
-    return subprocess.Popen([sys.executable, "jobs/full_grid.py", "--preset", "tiny", "--results", str(results),
-                             *extra], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "jobs/full_grid.py", "--preset", "tiny", "--results", str(results), *extra],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def _wait_for_runs(results: Path, n: int, proc: subprocess.Popen, timeout: float = 300) -> None:
@@ -120,13 +126,21 @@ BAD_INPUTS = [
     ("σw² ≤ 0", ["--sigma-w2=-1,1"], None, "sigma_w2"),
     ("depth < 3", ["--depths", "2"], None, "depth"),
     ("empty grid", ["--sigma-w2", ","], None, "sigma_w2"),
-    ("malformed config", ["--config", "{tmp}/bad.toml"], lambda tmp: (tmp / "bad.toml").write_text("x = [1,"),
-     "malformed"),
+    (
+        "malformed config",
+        ["--config", "{tmp}/bad.toml"],
+        lambda tmp: (tmp / "bad.toml").write_text("x = [1,"),
+        "malformed",
+    ),
     ("missing config", ["--config", "{tmp}/none.toml"], None, "does not exist"),
     ("results is a file", ["--results", "{tmp}/file"], lambda tmp: (tmp / "file").write_text("x"), "is a file"),
     ("incompatible schema", ["--results", "{tmp}/old"], lambda tmp: _schema_mismatch(tmp / "old"), "999"),
-    ("unknown preset config key", ["--config", "{tmp}/k.yaml"], lambda tmp: (tmp / "k.yaml").write_text("speed: 1"),
-     "speed"),
+    (
+        "unknown preset config key",
+        ["--config", "{tmp}/k.yaml"],
+        lambda tmp: (tmp / "k.yaml").write_text("speed: 1"),
+        "speed",
+    ),
 ]
 
 
@@ -150,7 +164,8 @@ def _extreme_cascade(sigma_w2: float) -> tuple[dict, str]:
     from infoflow_ray.config import CascadeSpec, NetworkSpec
     from infoflow_ray.data import load_dataset
     from infoflow_ray.sweep.grid import DataOptions, Task
-    from infoflow_ray.sweep.tasks import run_cascade
+    from infoflow_ray.sweep.task_runner import run_cascade
+
     options = DataOptions(synthetic_inputs=64, synthetic_train=500, synthetic_test=100)
     data = load_dataset("synthetic", n_inputs=64, n_train=500, n_test=100)
     task = Task("cascade", "synthetic", NetworkSpec(sigma_w2, 6, n_inputs=64), 0, options, cascade=CascadeSpec())
@@ -181,6 +196,7 @@ def test_extreme_sigma_w2_gives_flagged_results_not_a_crash():
     """
     from infoflow_ray.config import CascadeSpec
     from infoflow_ray.entropy import HALF_LN_2PIE
+
     floor = HALF_LN_2PIE + math.log(CascadeSpec().sigma_floor_rel / 64)
     for sigma_w2 in (1e-3, 50.0, 1e80):
         rows, status = _extreme_cascade(sigma_w2)

@@ -23,24 +23,30 @@ from infoflow_ray.sweep.driver import run_grid
 from infoflow_ray.sweep.grid import resolve_grid
 
 ROOT = Path(__file__).resolve().parents[1]
-TABLE_ORDER = {"runs": ["task_id"], "curves": ["task_id", "measure", "layer"], "cutoffs": ["task_id", "measure"],
-               "reconstructions": ["task_id", "image_index", "layer"], "train_epochs": ["task_id", "epoch"],
-               "train_summary": ["task_id"]}
+TABLE_ORDER = {
+    "runs": ["task_id"],
+    "curves": ["task_id", "measure", "layer"],
+    "cutoffs": ["task_id", "measure"],
+    "reconstructions": ["task_id", "image_index", "layer"],
+    "train_epochs": ["task_id", "epoch"],
+    "train_summary": ["task_id"],
+}
 
 
 def _science(results: Path) -> dict[str, pl.DataFrame]:
     """Every value of a results folder but timings and provenance, in a canonical order."""
     store = ResultStore.open(str(results), create=False)
     drop = {"train_epochs": ["seconds"], "train_summary": ["seconds"]}
-    return {t: store.scan(t).drop(drop.get(t, [])).collect().sort(TABLE_ORDER[t])
-            for t in ("curves", "cutoffs", "reconstructions", "train_epochs", "train_summary")}
+    return {
+        t: store.scan(t).drop(drop.get(t, [])).collect().sort(TABLE_ORDER[t])
+        for t in ("curves", "cutoffs", "reconstructions", "train_epochs", "train_summary")
+    }
 
 
 def test_a_finished_grid_leaves_its_rows_and_nothing_else(tiny_results):
     """No Tune state or checkpoint of the finished trainings, no lock file, no temp file: the tables, the planned
     grid and the manifest."""
-    assert sorted(p.name for p in tiny_results.iterdir()) == sorted(
-        ["_infoflow.json", "_grids", *TABLE_ORDER])
+    assert sorted(p.name for p in tiny_results.iterdir()) == sorted(["_infoflow.json", "_grids", *TABLE_ORDER])
     assert not list(tiny_results.rglob("checkpoint_*")) and not list(tiny_results.rglob(".tmp-*"))
 
 
@@ -60,8 +66,9 @@ def test_every_table_opens_with_the_default_call_of_pandas_pyarrow_polars_and_du
     assert set(by_pandas["dataset"]) == {"mnist_t10k"}
 
 
-def test_verify_names_the_damaged_tasks_and_the_next_run_recomputes_exactly_them(tiny_copy, tiny_results, capsys,
-                                                                                 ray_local):
+def test_verify_names_the_damaged_tasks_and_the_next_run_recomputes_exactly_them(
+    tiny_copy, tiny_results, capsys, ray_local
+):
     store = ResultStore.open(str(tiny_copy), create=False)
     runs = store.scan("runs").collect()
     cascade = runs.filter(pl.col("kind") == "cascade")["task_id"][0]
@@ -99,8 +106,22 @@ def test_progress_counts_every_trial_that_runs(tmp_path, ray_local):
     assert running[-1] == 0  # nothing is left counted as running at the end
 
 
-LONG_TRAINING = ["--only", "baseline", "--sigma-w2", "1.76", "--depths", "4", "--seeds", "0", "--max-epochs", "16",
-                 "--threshold", "0.999", "--max-train-samples", "1000"]
+LONG_TRAINING = [
+    "--only",
+    "baseline",
+    "--sigma-w2",
+    "1.76",
+    "--depths",
+    "4",
+    "--seeds",
+    "0",
+    "--max-epochs",
+    "16",
+    "--threshold",
+    "0.999",
+    "--max-train-samples",
+    "1000",
+]
 
 
 def _checkpoint_epoch(results: Path) -> int:
@@ -116,8 +137,9 @@ def test_a_killed_training_resumes_from_its_checkpoint_and_leaves_no_checkpoint(
     results = tmp_path / "killed"
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_ADDRESS")}
     command = [sys.executable, "jobs/full_grid.py", "--preset", "tiny", "--results", str(results), *LONG_TRAINING]
-    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     deadline = time.monotonic() + 300
     state_seen = None
     while time.monotonic() < deadline and proc.poll() is None:
@@ -142,12 +164,31 @@ def test_a_killed_training_resumes_from_its_checkpoint_and_leaves_no_checkpoint(
     assert not (results / "_tune").exists()
 
     undisturbed = tmp_path / "undisturbed"
-    overrides = {"results": str(undisturbed), "kinds": ("baseline",), "sigma_w2": (1.76,), "depths": (4,),
-                 "seeds": (0,), "train": {"max_epochs": 16, "accuracy_threshold": 0.999},
-                 "data": {"max_train_samples": 1000}}
+    overrides = {
+        "results": str(undisturbed),
+        "kinds": ("baseline",),
+        "sigma_w2": (1.76,),
+        "depths": (4,),
+        "seeds": (0,),
+        "train": {"max_epochs": 16, "accuracy_threshold": 0.999},
+        "data": {"max_train_samples": 1000},
+    }
     assert not run_grid(resolve_grid("tiny", overrides=overrides), out=io.StringIO()).failed
-    got, want = (ResultStore.open(str(r), create=False).scan("train_epochs").drop("seconds").collect().sort("epoch")
-                 for r in (results, undisturbed))
+    got, want = (
+        ResultStore.open(str(r), create=False).scan("train_epochs").drop("seconds").collect().sort("epoch")
+        for r in (results, undisturbed)
+    )
     assert_frame_equal(got, want)
     assert ResultStore.open(str(undisturbed), create=False).scan("train_summary").collect()[
-        "resumed_from_epoch"].to_list() == [0]
+        "resumed_from_epoch"
+    ].to_list() == [0]
+
+
+def test_readme_readers_example_runs_on_the_tiny_results(tiny_results, capsys):
+    """The README's "every common reader" snippet, run as written on the tiny grid's results."""
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"every table also opens.*?```python\n(.*?)```", text, re.S).group(1)
+    assert '"results/default/cutoffs"' in block
+    exec(block.replace('"results/default/cutoffs"', repr(str(tiny_results / "cutoffs"))), {})
+    cutoffs = ResultStore.open(str(tiny_results), create=False).scan("cutoffs").collect().height
+    assert capsys.readouterr().out.strip() == str([cutoffs] * 4)

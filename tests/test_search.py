@@ -80,7 +80,8 @@ def test_a_shallower_failure_below_a_pass_is_a_contradiction():
     result, _ = run_depth_search(DEPTHS, 28, lambda d: d != 24 and d <= 28)
     assert (result.bracket.passed, result.bracket.failed, result.bracket.contradictions) == (28, 32, 1)
     assert [d.contradiction for d in result.decisions if d.contradiction] == [
-        "depth 24 failed although depth 28 passed"]
+        "depth 24 failed although depth 28 passed"
+    ]
 
 
 def test_depth_search_replays_the_same_decisions_from_stored_outcomes():
@@ -159,13 +160,14 @@ def test_interval_search_nan_cutoff_is_outside_and_a_dip_is_a_contradiction():
     assert result.done and result.contradictions == 1
     assert (result.low.inside, result.high.inside) == (1.0, 2.0)
     assert [d.contradiction for d in result.decisions if d.contradiction] == [
-        "ℓ_c ≥ 40 at σw² 2 and 1 but not at 1.5 between them"]
+        "ℓ_c ≥ 40 at σw² 2 and 1 but not at 1.5 between them"
+    ]
 
 
 def test_interval_search_replays_from_partial_results():
     full, known, _ = run_interval([0.5, 1, 2, 4], 40, tent(), 0.05)
     partial = search.interval_search([0.5, 1, 2, 4], 40, {s: known[s] for s in list(known)[:6]}, 0.05)
-    assert partial.decisions == full.decisions[:len(partial.decisions)]
+    assert partial.decisions == full.decisions[: len(partial.decisions)]
     assert set(partial.next_sigma_w2) <= set(known) - set(list(known)[:6])
 
 

@@ -29,7 +29,7 @@ from infoflow_ray.sweep import adaptive
 from infoflow_ray.sweep.cli import EXIT_BAD_INPUT, main
 from infoflow_ray.sweep.driver import run_grid
 from infoflow_ray.sweep.grid import resolve_grid
-from infoflow_ray.sweep.tasks import load_task_data
+from infoflow_ray.sweep.task_runner import load_task_data
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPTHS = "3,4,5,6,8"
@@ -38,14 +38,20 @@ SMALL = {"depths": (3, 4, 5, 6, 8), "search": {"enabled": True}}
 
 def small_search(results: Path, **search):
     """The tiny preset (σw² 0.5, 1.76, 3; 2 epochs) searched over depths 3..8."""
-    return resolve_grid("tiny", overrides={**SMALL, "results": str(results),
-                                           "search": {"enabled": True, **search}})
+    return resolve_grid("tiny", overrides={**SMALL, "results": str(results), "search": {"enabled": True, **search}})
 
 
 def brackets_of_search(results: Path) -> dict[float, tuple]:
     """(passed, failed) of each σw²'s depth search: its last decision's bracket (NaN → None)."""
-    rows = (ResultStore.open(str(results), create=False).scan("search").filter(pl.col("search") == "depth")
-            .sort("sigma_w2", "step").group_by("sigma_w2", maintain_order=True).last().collect())
+    rows = (
+        ResultStore.open(str(results), create=False)
+        .scan("search")
+        .filter(pl.col("search") == "depth")
+        .sort("sigma_w2", "step")
+        .group_by("sigma_w2", maintain_order=True)
+        .last()
+        .collect()
+    )
     assert rows["done"].all()
     none = lambda v: None if math.isnan(v) else int(v)  # noqa: E731
     return {s: (none(lo), none(hi)) for s, lo, hi in rows.select("sigma_w2", "bracket_low", "bracket_high").rows()}
@@ -65,9 +71,11 @@ def brackets_of_grid(results: Path) -> dict[float, tuple]:
 
 def values(results: Path) -> dict[str, pl.DataFrame]:
     store = ResultStore.open(str(results), create=False)
-    return {"search": store.scan("search").drop("task_ids").collect().sort("search", "sigma_w2", "seed", "step"),
-            "train_summary": store.scan("train_summary").drop("seconds").collect().sort("task_id"),
-            "cutoffs": store.scan("cutoffs").collect().sort("task_id", "measure")}
+    return {
+        "search": store.scan("search").drop("task_ids").collect().sort("search", "sigma_w2", "seed", "step"),
+        "train_summary": store.scan("train_summary").drop("seconds").collect().sort("task_id"),
+        "cutoffs": store.scan("cutoffs").collect().sort("task_id", "measure"),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +89,7 @@ def searched(tmp_path_factory, ray_local) -> Path:
 
 def test_search_brackets_equal_the_full_grid_which_reuses_the_searched_tasks(searched, tmp_path):
     import shutil
+
     results = tmp_path / "results"
     shutil.copytree(searched, results)
     store = ResultStore.open(str(results), create=False)
@@ -101,9 +110,25 @@ def test_search_brackets_equal_the_full_grid_which_reuses_the_searched_tasks(sea
 
 def _search_driver(results: Path) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_ADDRESS")}
-    return subprocess.Popen([sys.executable, "jobs/full_grid.py", "--preset", "tiny", "--search", "--depths", DEPTHS,
-                             "--results", str(results)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "jobs/full_grid.py",
+            "--preset",
+            "tiny",
+            "--search",
+            "--depths",
+            DEPTHS,
+            "--results",
+            str(results),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def test_a_killed_search_resumes_without_redoing_a_task_and_takes_the_same_decisions(searched, tmp_path):
@@ -136,20 +161,34 @@ def test_sigma_w2_bisection_finds_an_edge_within_the_tolerance(tmp_path, ray_loc
     """Cascades only: the interval where the per-image cutoff of a depth-10 cascade (3,000 training images)
     reaches layer 6 — its low edge lies between σw² 0.1 and 0.5 (ordered side). The edge's two σw² are
     recomputed without Ray: one is inside (ℓ_c ≥ 6), the other outside, at most 0.05 apart."""
-    overrides = {"sigma_w2": (0.1, 0.5, 1.76), "depths": (4, 10), "kinds": ("cascade",), "results": str(tmp_path),
-                 "search": {"enabled": True, "target_depth": 6, "sigma_w2_tolerance": 0.05}}
+    overrides = {
+        "sigma_w2": (0.1, 0.5, 1.76),
+        "depths": (4, 10),
+        "kinds": ("cascade",),
+        "results": str(tmp_path),
+        "search": {"enabled": True, "target_depth": 6, "sigma_w2_tolerance": 0.05},
+    }
     grid = resolve_grid("tiny", overrides=overrides)
     outcome = run_grid(grid, progress_interval_seconds=300)
     assert not outcome.failed
-    rows = (ResultStore.open(str(tmp_path), create=False).scan("search")
-            .filter(pl.col("search") == "sigma_w2_interval").sort("step").collect())
+    rows = (
+        ResultStore.open(str(tmp_path), create=False)
+        .scan("search")
+        .filter(pl.col("search") == "sigma_w2_interval")
+        .sort("step")
+        .collect()
+    )
     assert rows["done"].all() and rows["reason"].str.contains("bisect the low edge").any()
     inside = rows.filter("passed")["asked"].min()
     outside = rows.filter(~pl.col("passed") & (pl.col("asked") < inside))["asked"].max()
     assert 0.1 <= outside < inside <= 0.5 and inside - outside <= 0.05
     data = load_task_data("mnist_t10k", grid.data, "cpu")
-    recomputed = {s: predict_trainability(grid.network("mnist_t10k", s, 10, 0.05), grid.cascade, data, seed=0)
-                  .per_image_cutoff_mean for s in (inside, outside)}
+    recomputed = {
+        s: predict_trainability(
+            grid.network("mnist_t10k", s, 10, 0.05), grid.cascade, data, seed=0
+        ).per_image_cutoff_mean
+        for s in (inside, outside)
+    }
     assert recomputed[inside] >= 6 > recomputed[outside]
     stored = dict(rows.select("asked", "value").rows())
     assert stored[inside] == pytest.approx(recomputed[inside]) and stored[outside] == pytest.approx(recomputed[outside])
@@ -163,48 +202,100 @@ def fill(grid, cutoff, trainable) -> ResultStore:
     search asks for nothing more; return the store."""
     store = ResultStore.open(grid.results)
     for _ in range(100):
-        asks = adaptive.unique([t for g in adaptive.plan(grid, adaptive.read_stored(store, grid.search.measure))
-                                for t in g.asks])
+        asks = adaptive.unique(
+            [t for g in adaptive.plan(grid, adaptive.read_stored(store, grid.search.measure)) for t in g.asks]
+        )
         if not asks:
             return store
         for task in asks:
             net = task.network
-            keys = {"task_id": task.task_id, "dataset": task.dataset, "profile": net.profile_name,
-                    "sigma_w2": net.sigma_w2, "sigma_b2": net.sigma_b2, "depth": net.depth, "seed": task.seed}
-            run = {**keys, "kind": task.kind, "grid_name": "test", "status": "ok", "config_json": "{}",
-                   "package_version": "", "git_commit": "", "torch_version": "", "ray_version": "",
-                   "python_version": "", "hostname": "", "node_id": "", "device": "cpu", "started_at": None,
-                   "finished_at": None, "seconds": 1.0, "attempts": 1}
+            keys = {
+                "task_id": task.task_id,
+                "dataset": task.dataset,
+                "profile": net.profile_name,
+                "sigma_w2": net.sigma_w2,
+                "sigma_b2": net.sigma_b2,
+                "depth": net.depth,
+                "seed": task.seed,
+            }
+            run = {
+                **keys,
+                "kind": task.kind,
+                "grid_name": "test",
+                "status": "ok",
+                "config_json": "{}",
+                "package_version": "",
+                "git_commit": "",
+                "torch_version": "",
+                "ray_version": "",
+                "python_version": "",
+                "hostname": "",
+                "node_id": "",
+                "device": "cpu",
+                "started_at": None,
+                "finished_at": None,
+                "seconds": 1.0,
+                "attempts": 1,
+            }
             if task.kind == "cascade":
-                rows = {"cutoffs": [{**keys, "measure": "kl_per_image", "cutoff_layer": cutoff(net.sigma_w2,
-                                                                                                net.sigma_b2),
-                                     "cutoff_std": 1.0, "saturated": True, "finite": True, "last_layer": 46,
-                                     "rtol": 0.005, "atol": 1e-8}]}
+                rows = {
+                    "cutoffs": [
+                        {
+                            **keys,
+                            "measure": "kl_per_image",
+                            "cutoff_layer": cutoff(net.sigma_w2, net.sigma_b2),
+                            "cutoff_std": 1.0,
+                            "saturated": True,
+                            "finite": True,
+                            "last_layer": 46,
+                            "rtol": 0.005,
+                            "atol": 1e-8,
+                        }
+                    ]
+                }
             else:
                 ok = trainable(net.sigma_w2, net.depth, task.seed)
-                rows = {"train_summary": [{**keys, "loss_fn": "logits", "epochs": 1,
-                                           "best_test_accuracy": 0.9 if ok else 0.1, "final_test_accuracy": 0.5,
-                                           "accuracy_threshold": 0.4, "reached_threshold": ok,
-                                           "stop_reason": "threshold", "seconds": 1.0,
-                                           "resumed_from_epoch": 0}]}
+                rows = {
+                    "train_summary": [
+                        {
+                            **keys,
+                            "loss_fn": "logits",
+                            "epochs": 1,
+                            "best_test_accuracy": 0.9 if ok else 0.1,
+                            "final_test_accuracy": 0.5,
+                            "accuracy_threshold": 0.4,
+                            "reached_threshold": ok,
+                            "stop_reason": "threshold",
+                            "seconds": 1.0,
+                            "resumed_from_epoch": 0,
+                        }
+                    ]
+                }
             store.write_task(task.task_id, task.dataset, {**rows, "runs": [run]})
     raise AssertionError("the search did not end")
 
 
 def test_non_monotone_trainings_and_the_critical_line_are_recorded_in_the_search_table(tmp_path):
     """σw² = 2 trains at depths ≤ 20 and, against the trend, at 28: the search finds 28, and the search table
-    records the contradiction with the failing 24 below it. The chosen cutoffs peak at each σb²'s mean-field critical σw²: the
-    located peaks trace the critical line within their brackets. No Ray starts: every task is stored."""
+    records the contradiction with the failing 24 below it. The chosen cutoffs peak at each σb²'s mean-field
+    critical σw²: the located peaks trace the critical line within their brackets. No Ray starts: every task is
+    stored."""
+
     def cutoff(sigma_w2, sigma_b2):
         return max(1.0, 46.0 - 40.0 * abs(sigma_w2 - float(theory.critical_sigma_w2(sigma_b2))))
 
     def trainable(sigma_w2, depth, seed):
         return depth <= 20 or (sigma_w2 == 2.0 and depth == 28)
 
-    grid = resolve_grid("default", overrides={"results": str(tmp_path), "sigma_w2": (0.5, 1.0, 1.5, 2.0, 2.5, 3.0),
-                                              "sigma_b2": (0.0, 0.05, 0.2),
-                                              "search": {"target_depth": 36, "sigma_w2_tolerance": 0.02,
-                                                         "edge_trainings": True}})
+    grid = resolve_grid(
+        "default",
+        overrides={
+            "results": str(tmp_path),
+            "sigma_w2": (0.5, 1.0, 1.5, 2.0, 2.5, 3.0),
+            "sigma_b2": (0.0, 0.05, 0.2),
+            "search": {"target_depth": 36, "sigma_w2_tolerance": 0.02, "edge_trainings": True},
+        },
+    )
     store = fill(grid, cutoff, trainable)
     out = io.StringIO()
     outcome = run_grid(grid, out=out)  # everything stored: it replays the searches and writes the table
@@ -218,9 +309,11 @@ def test_non_monotone_trainings_and_the_critical_line_are_recorded_in_the_search
     # deeper finds 28 passing — flagged, and the search goes on above it.
     assert depth_flags.height == 3 and sorted(depth_flags["sigma_b2"]) == [0.0, 0.05, 0.2]
     assert set(depth_flags["sigma_w2"]) == {2.0}
-    assert depth_flags.sort("sigma_b2")["contradiction"].to_list() == [
-        "depth 28 passed although depth 24 failed"] + ["depth 24 failed although depth 28 passed"] * 2
-    finals = (table.filter(pl.col("search") == "depth").sort("step").group_by("sigma_b2", "sigma_w2").last())
+    assert (
+        depth_flags.sort("sigma_b2")["contradiction"].to_list()
+        == ["depth 28 passed although depth 24 failed"] + ["depth 24 failed although depth 28 passed"] * 2
+    )
+    finals = table.filter(pl.col("search") == "depth").sort("step").group_by("sigma_b2", "sigma_w2").last()
     assert finals.filter(pl.col("sigma_w2") == 2.0)["bracket_low"].to_list() == [28.0] * 3  # the deepest pass
     assert finals.filter(pl.col("sigma_w2") != 2.0)["bracket_low"].unique().to_list() == [20.0]
     # the edge checks train depth 36 just inside and just outside both edges; nothing trains that deep here, so
@@ -231,6 +324,7 @@ def test_non_monotone_trainings_and_the_critical_line_are_recorded_in_the_search
     assert checks.filter(pl.col("contradiction") != "").height == 3 * 2
     # what the full grid would have spent: the trained points as measured, the others at the full budget
     from infoflow_ray import search_frames
+
     cost = search_frames.search_cost(store).filter(pl.col("sigma_b2") == 0.05).row(0, named=True)
     summary = store.scan("train_summary").filter(pl.col("sigma_b2") == 0.05).collect()
     rate = (summary["seconds"] / (summary["depth"] * summary["epochs"])).median()
@@ -243,8 +337,7 @@ def test_non_monotone_trainings_and_the_critical_line_are_recorded_in_the_search
         critical = float(theory.critical_sigma_w2(sigma_b2[0]))
         low, high = part["bracket_low"][0], part["bracket_high"][0]
         assert low < critical < high and low <= part["asked"][0] <= high  # the bracket holds the truth
-        interval = table.filter(pl.col("search") == "sigma_w2_interval", pl.col("sigma_b2") == sigma_b2[0]) \
-            .sort("step")
+        interval = table.filter(pl.col("search") == "sigma_w2_interval", pl.col("sigma_b2") == sigma_b2[0]).sort("step")
         edges = interval["bracket_low"][-1], interval["bracket_high"][-1]
         assert edges == pytest.approx((critical - 0.25, critical + 0.25), abs=0.02)  # ℓ_c = 36 exactly there
 
@@ -278,6 +371,7 @@ def test_dry_run_states_the_full_grid_and_the_search_worst_case(tmp_path, capsys
 def test_readme_reading_example_runs_on_search_results(searched, capsys):
     """The README's "Reading the results" snippet, run as written on a search's results folder."""
     import re
+
     text = (ROOT / "README.md").read_text()
     block = re.search(r"## Reading the results.*?```python\n(.*?)```", text, re.S).group(1)
     assert '"results/default"' in block
@@ -296,7 +390,9 @@ def test_analysis_draws_what_the_search_found(searched, tmp_path):
     phase diagram draws them, the peak and every ℓ_train bracket as data (not only pixels)."""
     sys.path.insert(0, str(ROOT / "jobs"))
     import analyze
+
     from infoflow_ray import analysis, plots, search_frames
+
     assert analyze.main([str(searched), "--out", str(tmp_path)]) == 0
     report = (tmp_path / "report.md").read_text()
     assert "## Adaptive search" in report and (tmp_path / "critical_line.png").is_file()
@@ -307,14 +403,18 @@ def test_analysis_draws_what_the_search_found(searched, tmp_path):
         high = "–" if row["bracket_high"] is None else str(row["bracket_high"])
         assert f"| {row['sigma_w2']:.3g} | {row['trainable_depth']} | {high} |" in report
     peaks = search_frames.cutoff_peaks(store)
-    fig = plots.phase_diagram(analysis.accuracy_grid(store), analysis.cutoffs_by_sigma(store), brackets=brackets,
-                              peak=peaks)
+    fig = plots.phase_diagram(
+        analysis.accuracy_grid(store), analysis.cutoffs_by_sigma(store), brackets=brackets, peak=peaks
+    )
     ax = fig.axes[0]
     drawn = [c for c in ax.collections if c.get_label().startswith("search: $\\ell_{train}$ bracket")]
     assert len(drawn) == 1
     segments = sorted((float(seg[0][0]), float(seg[0][1]), float(seg[1][1])) for seg in drawn[0].get_segments())
-    want = sorted((r["sigma_w2"], float(r["trainable_depth"]), float(r["bracket_high"]))
-                  for r in brackets.iter_rows(named=True) if r["bracket_high"] is not None)
+    want = sorted(
+        (r["sigma_w2"], float(r["trainable_depth"]), float(r["bracket_high"]))
+        for r in brackets.iter_rows(named=True)
+        if r["bracket_high"] is not None
+    )
     assert segments == want
     peak_lines = [line for line in ax.get_lines() if line.get_label().startswith("search: cutoff peak")]
     assert [line.get_xdata()[0] for line in peak_lines] == [peaks["peak_sigma_w2"][0]]

@@ -22,11 +22,19 @@ from infoflow_ray.sweep.progress import Progress
 
 @pytest.mark.slow
 def test_soak_random_actor_kills_lose_and_duplicate_nothing(tmp_path, ray_local):
-    grid = resolve_grid("tiny", overrides={
-        "results": str(tmp_path / "soak"), "kinds": ("cascade",), "datasets": ("synthetic",),
-        "sigma_w2": value_range(0.02, 8.0, 0.02), "depths": (4,), "seeds": (0,),
-        "data": {"synthetic_inputs": 32, "synthetic_train": 1024, "synthetic_test": 64},
-        "cascade": {"eval_samples": 32, "stored_images": 1}})
+    grid = resolve_grid(
+        "tiny",
+        overrides={
+            "results": str(tmp_path / "soak"),
+            "kinds": ("cascade",),
+            "datasets": ("synthetic",),
+            "sigma_w2": value_range(0.02, 8.0, 0.02),
+            "depths": (4,),
+            "seeds": (0,),
+            "data": {"synthetic_inputs": 32, "synthetic_train": 1024, "synthetic_test": 64},
+            "cascade": {"eval_samples": 32, "stored_images": 1},
+        },
+    )
     tasks = grid.tasks()
     store = ResultStore.open(grid.results)
     progress = Progress(("cascade",), interval_seconds=30)
@@ -45,20 +53,32 @@ def test_soak_random_actor_kills_lose_and_duplicate_nothing(tmp_path, ray_local)
                     kills.append(pid)
                 except Exception:  # the chosen actor is restarting right now: try another time
                     pass
+
         threading.Thread(target=killer, daemon=True).start()
 
     try:
-        finished = run_cascade_pool(tasks, results=grid.results, grid_name="soak", size=PoolSize(2, 1, 0),
-                                    max_attempts=10, store=store, progress=progress, on_worker_started=start_killer)
+        finished = run_cascade_pool(
+            tasks,
+            results=grid.results,
+            grid_name="soak",
+            size=PoolSize(2, 1, 0),
+            max_attempts=10,
+            store=store,
+            progress=progress,
+            on_worker_started=start_killer,
+        )
     finally:
         stop.set()
     runs = store.scan("runs").collect()
     ids = runs["task_id"]
     lost = len({t.task_id for t in tasks} - set(ids))
     duplicated = int(ids.is_duplicated().sum()) + int(
-        store.scan("cutoffs").collect().group_by("task_id", "measure").len().filter(pl.col("len") > 1).height)
+        store.scan("cutoffs").collect().group_by("task_id", "measure").len().filter(pl.col("len") > 1).height
+    )
     retries = progress._counts["cascade"].retries
-    print(f"\nsoak: tasks {len(tasks)}, kills {len(kills)}, retries {retries}, finished {len(finished)}, "
-          f"lost {lost}, duplicated {duplicated}, max attempts {runs['attempts'].max()}")
+    print(
+        f"\nsoak: tasks {len(tasks)}, kills {len(kills)}, retries {retries}, finished {len(finished)}, "
+        f"lost {lost}, duplicated {duplicated}, max attempts {runs['attempts'].max()}"
+    )
     assert len(kills) >= 5
     assert lost == 0 and duplicated == 0

@@ -6,7 +6,7 @@ import shutil
 import threading
 import time
 import warnings
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import polars as pl
 import pyarrow as pa
@@ -17,21 +17,40 @@ from polars.testing import assert_frame_equal
 from infoflow_ray.errors import ConfigError, ResultsError
 from infoflow_ray.store import SCHEMA_VERSION, TABLES, CorruptFileWarning, ResultStore, task_id
 
-T0 = datetime(2025, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)
+T0 = datetime(2025, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
 
 
 def key(tid, dataset="mnist", sigma_w2=1.5, depth=10, seed=0):
-    return dict(task_id=tid, dataset=dataset, profile="wide", sigma_w2=sigma_w2, sigma_b2=0.05, depth=depth,
-                seed=seed)
+    return dict(task_id=tid, dataset=dataset, profile="wide", sigma_w2=sigma_w2, sigma_b2=0.05, depth=depth, seed=seed)
 
 
 def run_row(tid, kind="cascade", dataset="mnist", **kw):
     k = key(tid, dataset, **kw)
-    return dict(task_id=tid, kind=kind, grid_name="tiny", dataset=dataset, profile=k["profile"],
-                sigma_w2=k["sigma_w2"], sigma_b2=k["sigma_b2"], depth=k["depth"], seed=k["seed"], status="ok",
-                config_json=json.dumps(k), package_version="0.1.0", git_commit="abc123", torch_version="2.5.0",
-                ray_version="2.40.0", python_version="3.11.9", hostname="node-a", node_id="n1", device="cpu",
-                started_at=T0, finished_at=T0.replace(second=9), seconds=4.5, attempts=1)
+    return dict(
+        task_id=tid,
+        kind=kind,
+        grid_name="tiny",
+        dataset=dataset,
+        profile=k["profile"],
+        sigma_w2=k["sigma_w2"],
+        sigma_b2=k["sigma_b2"],
+        depth=k["depth"],
+        seed=k["seed"],
+        status="ok",
+        config_json=json.dumps(k),
+        package_version="0.1.0",
+        git_commit="abc123",
+        torch_version="2.5.0",
+        ray_version="2.40.0",
+        python_version="3.11.9",
+        hostname="node-a",
+        node_id="n1",
+        device="cpu",
+        started_at=T0,
+        finished_at=T0.replace(second=9),
+        seconds=4.5,
+        attempts=1,
+    )
 
 
 def task_tables(tid, dataset="mnist", **kw):
@@ -40,19 +59,66 @@ def task_tables(tid, dataset="mnist", **kw):
     measures = ["kl_mean", "kl_median", "diff_entropy", "clamped_pixels", "decoder_loss"]
     return {
         "runs": [run_row(tid, dataset=dataset, **kw)],
-        "curves": [{**k, "layer": layer, "measure": m, "value": 0.25 * layer + i, "finite": True}
-                   for layer in range(4) for i, m in enumerate(measures)],
-        "cutoffs": [{**k, "measure": "kl_mean", "cutoff_layer": 3.0, "cutoff_std": math.nan, "saturated": True,
-                     "finite": True, "last_layer": 10, "rtol": 0.005, "atol": 1e-8},
-                    {**k, "measure": "kl_per_image", "cutoff_layer": 3.25, "cutoff_std": 0.5, "saturated": True,
-                     "finite": True, "last_layer": 10, "rtol": 0.005, "atol": 1e-8}],
-        "reconstructions": [{**k, "image_index": i, "layer": layer, "height": 2, "width": 2,
-                             "pixels": [0.0, 0.5, -0.25, 1.0 + i]} for i in range(2) for layer in (0, 5)],
-        "train_epochs": [{**k, "loss_fn": "logits", "epoch": e, "train_loss": 2.0 / e, "test_loss": 2.1 / e,
-                          "test_accuracy": 0.3 * e, "seconds": 0.75} for e in (1, 2, 3)],
-        "train_summary": [{**k, "loss_fn": "logits", "epochs": 3, "best_test_accuracy": 0.9,
-                           "final_test_accuracy": 0.9, "accuracy_threshold": 0.8, "reached_threshold": True,
-                           "stop_reason": "threshold", "seconds": 2.25, "resumed_from_epoch": 0}],
+        "curves": [
+            {**k, "layer": layer, "measure": m, "value": 0.25 * layer + i, "finite": True}
+            for layer in range(4)
+            for i, m in enumerate(measures)
+        ],
+        "cutoffs": [
+            {
+                **k,
+                "measure": "kl_mean",
+                "cutoff_layer": 3.0,
+                "cutoff_std": math.nan,
+                "saturated": True,
+                "finite": True,
+                "last_layer": 10,
+                "rtol": 0.005,
+                "atol": 1e-8,
+            },
+            {
+                **k,
+                "measure": "kl_per_image",
+                "cutoff_layer": 3.25,
+                "cutoff_std": 0.5,
+                "saturated": True,
+                "finite": True,
+                "last_layer": 10,
+                "rtol": 0.005,
+                "atol": 1e-8,
+            },
+        ],
+        "reconstructions": [
+            {**k, "image_index": i, "layer": layer, "height": 2, "width": 2, "pixels": [0.0, 0.5, -0.25, 1.0 + i]}
+            for i in range(2)
+            for layer in (0, 5)
+        ],
+        "train_epochs": [
+            {
+                **k,
+                "loss_fn": "logits",
+                "epoch": e,
+                "train_loss": 2.0 / e,
+                "test_loss": 2.1 / e,
+                "test_accuracy": 0.3 * e,
+                "seconds": 0.75,
+            }
+            for e in (1, 2, 3)
+        ],
+        "train_summary": [
+            {
+                **k,
+                "loss_fn": "logits",
+                "epochs": 3,
+                "best_test_accuracy": 0.9,
+                "final_test_accuracy": 0.9,
+                "accuracy_threshold": 0.8,
+                "reached_threshold": True,
+                "stop_reason": "threshold",
+                "seconds": 2.25,
+                "resumed_from_epoch": 0,
+            }
+        ],
     }
 
 
@@ -84,8 +150,11 @@ def test_every_table_round_trips_with_its_values_and_dtypes(store):
         assert_rows(got, rows, name)
         assert got.columns == TABLES[name].names
     outputs = json.loads(store.scan("runs").collect()["outputs"][0])  # what write_task wrote, for verify
-    assert outputs == {name: {"rows": len(rows), "bytes": os.path.getsize(store.path(name, "mnist", "aaaa"))}
-                       for name, rows in tables.items() if name != "runs"}
+    assert outputs == {
+        name: {"rows": len(rows), "bytes": os.path.getsize(store.path(name, "mnist", "aaaa"))}
+        for name, rows in tables.items()
+        if name != "runs"
+    }
     assert store.scan("runs").collect_schema()["started_at"] == pl.Datetime("us", "UTC")
     assert store.scan("runs").collect_schema()["depth"] == pl.Int64
     assert store.scan("curves").collect_schema()["value"] == pl.Float64
@@ -96,11 +165,12 @@ def test_every_table_round_trips_with_its_values_and_dtypes(store):
 
 def test_files_follow_the_documented_layout(store):
     store.write_task("aaaa", "mnist", task_tables("aaaa"))
-    store.write_failure("bbbb", 2, dict(kind="baseline", dataset="cifar10", sigma_w2=2.0, depth=5, seed=1,
-                                        error="RuntimeError: boom"))
+    store.write_failure(
+        "bbbb", 2, dict(kind="baseline", dataset="cifar10", sigma_w2=2.0, depth=5, seed=1, error="RuntimeError: boom")
+    )
     assert files_under(store.root) == sorted(
-        [f"{t}/mnist/aaaa.parquet" for t in task_tables("aaaa")]
-        + ["failures/cifar10/bbbb-2.parquet", "_infoflow.json"])
+        [f"{t}/mnist/aaaa.parquet" for t in task_tables("aaaa")] + ["failures/cifar10/bbbb-2.parquet", "_infoflow.json"]
+    )
     manifest = json.loads(open(os.path.join(store.root, "_infoflow.json")).read())
     assert manifest["schema_version"] == SCHEMA_VERSION == 2
     assert set(manifest) == {"schema_version", "created", "package_version"}
@@ -108,8 +178,19 @@ def test_files_follow_the_documented_layout(store):
 
 def test_failures_round_trip_one_file_per_attempt(store):
     for attempt in (1, 2):
-        store.write_failure("bbbb", attempt, dict(kind="baseline", dataset="mnist", sigma_w2=2.0, depth=5, seed=1,
-                                                  error=f"attempt {attempt} failed", failed_at=T0))
+        store.write_failure(
+            "bbbb",
+            attempt,
+            dict(
+                kind="baseline",
+                dataset="mnist",
+                sigma_w2=2.0,
+                depth=5,
+                seed=1,
+                error=f"attempt {attempt} failed",
+                failed_at=T0,
+            ),
+        )
     got = store.scan("failures").sort("attempt").collect()
     assert got["attempt"].to_list() == [1, 2]
     assert got["error"].to_list() == ["attempt 1 failed", "attempt 2 failed"]
@@ -136,9 +217,13 @@ def test_tasks_of_two_datasets_and_kinds(store):
 
 def test_nan_and_inf_survive_a_round_trip(store):
     values = [math.nan, math.inf, -math.inf, 1.5]
-    tables = {"runs": [run_row("aaaa")],
-              "curves": [{**key("aaaa"), "layer": i, "measure": "kl_mean", "value": v, "finite": math.isfinite(v)}
-                         for i, v in enumerate(values)]}
+    tables = {
+        "runs": [run_row("aaaa")],
+        "curves": [
+            {**key("aaaa"), "layer": i, "measure": "kl_mean", "value": v, "finite": math.isfinite(v)}
+            for i, v in enumerate(values)
+        ],
+    }
     store.write_task("aaaa", "mnist", tables)
     got = store.scan("curves").sort("layer").collect()
     assert got.height == 4
@@ -304,16 +389,19 @@ def test_object_store_branch_writes_final_keys_and_scans_with_pyarrow(tmp_path):
         assert_rows(store.scan(name).collect(), rows, name)
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda t: t["curves"][0].update(colour="red"), "unknown column.*colour"),
-    (lambda t: t["curves"][1].pop("finite"), "lacks column.*finite"),
-    (lambda t: t.update(curves=pa.Table.from_pylist(t["curves"]).drop_columns(["layer"])), "lacks column.*layer"),
-    (lambda t: t.update(info=[{"x": 1}]), "unknown results table 'info'"),
-    (lambda t: t["curves"][0].update(value="high"), "table 'curves' does not fit its schema"),
-    (lambda t: t["curves"][0].update(task_id="other"), "task_id is not 'aaaa'"),
-    (lambda t: t["runs"].append(run_row("aaaa")), "exactly 1 row"),
-    (lambda t: t.pop("runs"), "needs a 'runs' table"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda t: t["curves"][0].update(colour="red"), "unknown column.*colour"),
+        (lambda t: t["curves"][1].pop("finite"), "lacks column.*finite"),
+        (lambda t: t.update(curves=pa.Table.from_pylist(t["curves"]).drop_columns(["layer"])), "lacks column.*layer"),
+        (lambda t: t.update(info=[{"x": 1}]), "unknown results table 'info'"),
+        (lambda t: t["curves"][0].update(value="high"), "table 'curves' does not fit its schema"),
+        (lambda t: t["curves"][0].update(task_id="other"), "task_id is not 'aaaa'"),
+        (lambda t: t["runs"].append(run_row("aaaa")), "exactly 1 row"),
+        (lambda t: t.pop("runs"), "needs a 'runs' table"),
+    ],
+)
 def test_bad_tables_are_refused_and_nothing_is_written(store, change, message):
     tables = task_tables("aaaa")
     change(tables)
@@ -349,9 +437,15 @@ def test_task_id_is_the_sha256_of_canonical_json():
     assert task_id(dict(reversed(list(config.items())))) == task_id(config)
 
 
-@pytest.mark.parametrize("field, value", [
-    ("sigma_w2", 0.1 + 1e-16 * 2), ("depth", 31), ("dataset", "cifar10"), ("nested", {"b": [2, 1], "a": 1e-8}),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("sigma_w2", 0.1 + 1e-16 * 2),
+        ("depth", 31),
+        ("dataset", "cifar10"),
+        ("nested", {"b": [2, 1], "a": 1e-8}),
+    ],
+)
 def test_any_changed_value_changes_task_id(field, value):
     config = {"sigma_w2": 0.1, "depth": 30, "dataset": "mnist", "nested": {"b": [1, 2], "a": 1e-8}}
     assert task_id({**config, field: value}) != task_id(config)
@@ -378,8 +472,9 @@ def test_arrow_tables_are_cast_to_the_schema(store):
     tables = task_tables("aaaa")
     curves = pa.Table.from_pylist(tables["curves"])
     curves = curves.select(list(reversed(curves.column_names)))
-    tables["curves"] = curves.set_column(curves.column_names.index("layer"), "layer",
-                                         curves.column("layer").cast(pa.int32()))
+    tables["curves"] = curves.set_column(
+        curves.column_names.index("layer"), "layer", curves.column("layer").cast(pa.int32())
+    )
     store.write_task("aaaa", "mnist", tables)
     got = store.scan("curves").collect()
     assert got.columns == TABLES["curves"].names

@@ -68,7 +68,8 @@ def test_tiny_grid_cutoffs_and_training_carry_real_signal(tiny_results):
     """The tiny grid's numbers are science, not noise: the layer-1 decoders reconstruct their training images
     clearly better than the best constant image (their mean), and the networks near and above criticality train
     far above chance within two epochs while the ordered ones (σw² = 0.5) stay near it."""
-    from infoflow_ray.sweep.tasks import load_task_data
+    from infoflow_ray.sweep.task_runner import load_task_data
+
     grid = _tiny(tiny_results)
     store = ResultStore.open(str(tiny_results), create=False)
     runs = store.scan("runs").collect()
@@ -102,11 +103,24 @@ def test_rerun_skips_every_finished_task_and_rewrites_nothing(tiny_copy):
 
 
 # Columns that say when, where and in which attempt a task ran, not what it computed: left out of comparisons.
-NOT_SCIENCE = ("seconds", "started_at", "finished_at", "node_id", "hostname", "attempts", "resumed_from_epoch",
-               "git_commit")  # git_commit: a commit in this checkout between the two runs would change it
-KEYS = {"cutoffs": ["task_id", "measure"], "curves": ["task_id", "measure", "layer"],
-        "reconstructions": ["task_id", "image_index", "layer"], "train_epochs": ["task_id", "epoch"],
-        "train_summary": ["task_id"], "runs": ["task_id"]}
+NOT_SCIENCE = (
+    "seconds",
+    "started_at",
+    "finished_at",
+    "node_id",
+    "hostname",
+    "attempts",
+    "resumed_from_epoch",
+    "git_commit",
+)  # git_commit: a commit in this checkout between the two runs would change it
+KEYS = {
+    "cutoffs": ["task_id", "measure"],
+    "curves": ["task_id", "measure", "layer"],
+    "reconstructions": ["task_id", "image_index", "layer"],
+    "train_epochs": ["task_id", "epoch"],
+    "train_summary": ["task_id"],
+    "runs": ["task_id"],
+}
 
 
 def _science(store: ResultStore) -> dict[str, pl.DataFrame]:
@@ -143,8 +157,15 @@ def test_resume_after_losing_outputs_restores_them_once_without_recomputing_the_
 
 @pytest.mark.parametrize("group", [None, 3])
 def test_killing_a_cascade_actor_mid_task_loses_and_duplicates_nothing(tmp_path, ray_local, group):
-    grid = resolve_grid("tiny", overrides={"results": str(tmp_path / "r"), "kinds": ("cascade",),
-                                           "sigma_w2": (0.5, 1.0, 1.5, 1.76, 2.5, 3.0), "depths": (8,)})
+    grid = resolve_grid(
+        "tiny",
+        overrides={
+            "results": str(tmp_path / "r"),
+            "kinds": ("cascade",),
+            "sigma_w2": (0.5, 1.0, 1.5, 1.76, 2.5, 3.0),
+            "depths": (8,),
+        },
+    )
     store = ResultStore.open(grid.results)
     tasks = grid.tasks()
     killed = []
@@ -156,12 +177,20 @@ def test_killing_a_cascade_actor_mid_task_loses_and_duplicates_nothing(tmp_path,
             time.sleep(2.0)  # the worker is inside its first task by now
             os.kill(pid, signal.SIGKILL)
             killed.append(pid)
+
         threading.Thread(target=kill, daemon=True).start()
 
-    finished = run_cascade_pool(tasks, results=grid.results, grid_name="kill-test",
-                                size=PoolSize(workers=2, cpus=1, gpus=0), max_attempts=3, store=store,
-                                progress=Progress(("cascade",), interval_seconds=600),
-                                on_worker_started=kill_one_soon, group=group)
+    finished = run_cascade_pool(
+        tasks,
+        results=grid.results,
+        grid_name="kill-test",
+        size=PoolSize(workers=2, cpus=1, gpus=0),
+        max_attempts=3,
+        store=store,
+        progress=Progress(("cascade",), interval_seconds=600),
+        on_worker_started=kill_one_soon,
+        group=group,
+    )
     assert killed
     assert set(finished) == {t.task_id for t in tasks}
     runs = store.scan("runs").collect()
@@ -177,7 +206,8 @@ def test_nonfinite_results_are_stored_flagged_not_dropped(tmp_path):
     from infoflow_ray.cutoff import Cutoff
     from infoflow_ray.data import load_dataset
     from infoflow_ray.predict import predict_trainability
-    from infoflow_ray.sweep.tasks import cascade_rows, runs_row, utc_now
+    from infoflow_ray.sweep.task_runner import cascade_rows, runs_row, utc_now
+
     grid = resolve_grid("tiny", overrides={"results": str(tmp_path / "r"), "kinds": ("cascade",)})
     task = grid.tasks()[0]
     data = load_dataset("synthetic", n_inputs=784, n_train=256, n_test=200)  # the values do not matter here
@@ -186,13 +216,30 @@ def test_nonfinite_results_are_stored_flagged_not_dropped(tmp_path):
     assert all(r["finite"] for r in cascade_rows(task, prediction)["curves"])  # kl_mean is the prediction's own
     kl_mean, decoder_loss = prediction.kl_mean.copy(), prediction.decoder_loss.copy()
     kl_mean[3], decoder_loss[1] = float("nan"), float("inf")
-    broken = dataclasses.replace(prediction, kl_mean=kl_mean, decoder_loss=decoder_loss, finite=False,
-                                 cutoffs={**prediction.cutoffs, "kl_mean": Cutoff(-1, False, False)},
-                                 per_image_cutoff_mean=float("nan"), per_image_cutoff_std=float("nan"))
+    broken = dataclasses.replace(
+        prediction,
+        kl_mean=kl_mean,
+        decoder_loss=decoder_loss,
+        finite=False,
+        cutoffs={**prediction.cutoffs, "kl_mean": Cutoff(-1, False, False)},
+        per_image_cutoff_mean=float("nan"),
+        per_image_cutoff_std=float("nan"),
+    )
     rows = cascade_rows(task, broken)
     now = utc_now()
-    rows["runs"] = [runs_row(task, grid_name="nonfinite-test", status="nonfinite", started_at=now,
-                             finished_at=now, seconds=1.0, attempts=1, node_id="local", device="cpu")]
+    rows["runs"] = [
+        runs_row(
+            task,
+            grid_name="nonfinite-test",
+            status="nonfinite",
+            started_at=now,
+            finished_at=now,
+            seconds=1.0,
+            attempts=1,
+            node_id="local",
+            device="cpu",
+        )
+    ]
     store = ResultStore.open(grid.results)
     store.write_task(task.task_id, task.dataset, rows)
 
@@ -237,11 +284,26 @@ def test_info_plane_metrics_are_one_flag_away_and_land_in_their_table(tmp_path, 
     stored trajectory with ``mi_stopping`` and must be what the trial did.
     """
     from infoflow_ray.store import TABLES
-    grid = resolve_grid("tiny", overrides={
-        "results": str(tmp_path / "r"), "sigma_w2": (0.5, 1.76), "depths": (3,), "cascade_depth": 4,
-        "train": {"max_epochs": 3, "stop_at_threshold": False},
-        "info_plane": {"enabled": True, "samples": 300, "extended_networks": 3, "stopper": "mi", "patience": 2,
-                       "estimator": "kde", "noise_var": 1.0}})
+
+    grid = resolve_grid(
+        "tiny",
+        overrides={
+            "results": str(tmp_path / "r"),
+            "sigma_w2": (0.5, 1.76),
+            "depths": (3,),
+            "cascade_depth": 4,
+            "train": {"max_epochs": 3, "stop_at_threshold": False},
+            "info_plane": {
+                "enabled": True,
+                "samples": 300,
+                "extended_networks": 3,
+                "stopper": "mi",
+                "patience": 2,
+                "estimator": "kde",
+                "noise_var": 1.0,
+            },
+        },
+    )
     outcome = run_grid(grid, progress_interval_seconds=600)
     assert not outcome.failed
     store = ResultStore.open(grid.results, create=False)
@@ -266,8 +328,9 @@ def test_info_plane_metrics_are_one_flag_away_and_land_in_their_table(tmp_path, 
 
 
 def test_batched_baseline_groups_give_the_same_trainings_as_one_network_per_trial(tmp_path, tiny_results):
-    grid = resolve_grid("tiny", overrides={"results": str(tmp_path / "r"), "kinds": ("baseline",),
-                                           "resources": {"baseline_group": 3}})
+    grid = resolve_grid(
+        "tiny", overrides={"results": str(tmp_path / "r"), "kinds": ("baseline",), "resources": {"baseline_group": 3}}
+    )
     outcome = run_grid(grid, progress_interval_seconds=600)
     assert not outcome.failed
     grouped = ResultStore.open(grid.results, create=False)
@@ -277,16 +340,21 @@ def test_batched_baseline_groups_give_the_same_trainings_as_one_network_per_tria
     assert got["task_id"].to_list() == want["task_id"].to_list()  # the same tasks, each exactly once
     for column in ("train_loss", "test_loss", "test_accuracy"):
         assert (got[column] - want[column]).abs().max() < 1e-3, column  # float32 summation order only
-    assert sorted(grouped.scan("runs").collect()["task_id"]) == sorted(
-        t.task_id for t in grid.tasks())
+    assert sorted(grouped.scan("runs").collect()["task_id"]) == sorted(t.task_id for t in grid.tasks())
 
 
 def test_cascades_trained_together_on_one_actor_give_the_results_of_one_task_per_call(tmp_path, tiny_results):
     """Three tiny cascades in one lockstep group (one call, stacked matmuls) against the session's run of the
     same tasks one per call (layerwise): the same task ids, the same cutoffs, curves equal to float round-off."""
-    grid = resolve_grid("tiny", overrides={"results": str(tmp_path / "r"), "kinds": ("cascade",),
-                                           "cascade": {"strategy": "lockstep"},
-                                           "resources": {"cascade_group": 3, "cascade_workers": 1}})
+    grid = resolve_grid(
+        "tiny",
+        overrides={
+            "results": str(tmp_path / "r"),
+            "kinds": ("cascade",),
+            "cascade": {"strategy": "lockstep"},
+            "resources": {"cascade_group": 3, "cascade_workers": 1},
+        },
+    )
     outcome = run_grid(grid, progress_interval_seconds=600)
     assert not outcome.failed
     grouped = ResultStore.open(grid.results, create=False)
@@ -302,7 +370,11 @@ def test_cascades_trained_together_on_one_actor_give_the_results_of_one_task_per
     assert got["cutoff_layer"].fill_nan(-1).to_list() == want["cutoff_layer"].fill_nan(-1).to_list()
     curve_key = ["task_id", "measure", "layer"]
     got_curves = grouped.scan("curves").filter(pl.col("measure") == "kl_mean").collect().sort(curve_key)
-    want_curves = single.scan("curves").filter((pl.col("measure") == "kl_mean") & pl.col("task_id").is_in(ids)) \
-        .collect().sort(curve_key)
+    want_curves = (
+        single.scan("curves")
+        .filter((pl.col("measure") == "kl_mean") & pl.col("task_id").is_in(ids))
+        .collect()
+        .sort(curve_key)
+    )
     assert got_curves.height == want_curves.height > 0
     assert ((got_curves["value"] - want_curves["value"]).abs() <= 1e-3 * want_curves["value"].abs() + 1e-6).all()

@@ -137,21 +137,20 @@ def test_xi_c_is_infinite_at_exact_criticality_without_warnings():
         assert np.all(np.isfinite(theory.xi_c([0.5, 2.0], 0.0)))
 
 
-def test_trainable_depth_is_six_xi_c():
+def test_mean_field_depth_is_six_xi_c():
     """6 ξ_c against values not computed by the module: the closed form without bias in the ordered phase
     (q* = 0, χ_c = χ1 = σw², so 6 ξ_c = −6 / ln σw², e.g. 6 / ln 2 = 8.656 layers at σw² = 0.5), its infinite
     critical value, and at σb² = 0.05 ξ_c from the brute-force integrations above on both sides of criticality."""
     sigma_w2 = np.array([0.25, 0.5, 0.9])
-    np.testing.assert_allclose(theory.trainable_depth(sigma_w2, 0.0), -6.0 / np.log(sigma_w2), rtol=1e-12)
-    np.testing.assert_allclose(theory.trainable_depth(sigma_w2, 0.0, factor=3.0), -3.0 / np.log(sigma_w2),
-                               rtol=1e-12)
-    assert theory.trainable_depth(0.5, 0.0) == pytest.approx(6.0 / np.log(2.0), rel=1e-12)
-    assert theory.trainable_depth(1.0, 0.0) == np.inf
+    np.testing.assert_allclose(theory.mean_field_depth(sigma_w2, 0.0), -6.0 / np.log(sigma_w2), rtol=1e-12)
+    np.testing.assert_allclose(theory.mean_field_depth(sigma_w2, 0.0, factor=3.0), -3.0 / np.log(sigma_w2), rtol=1e-12)
+    assert theory.mean_field_depth(0.5, 0.0) == pytest.approx(6.0 / np.log(2.0), rel=1e-12)
+    assert theory.mean_field_depth(1.0, 0.0) == np.inf
     _, chi_ordered = _trapezoid_fixed_point(1.0, SIGMA_B2)  # ordered: χ_c = χ1
     q_chaotic, _ = _trapezoid_fixed_point(2.5, SIGMA_B2)
     _, chi_chaotic = _iterated_correlation_fixed_point(2.5, SIGMA_B2, q_chaotic)
-    assert theory.trainable_depth(1.0) == pytest.approx(-6.0 / np.log(chi_ordered), rel=1e-8)
-    assert theory.trainable_depth(2.5) == pytest.approx(-6.0 / np.log(chi_chaotic), rel=1e-6)
+    assert theory.mean_field_depth(1.0) == pytest.approx(-6.0 / np.log(chi_ordered), rel=1e-8)
+    assert theory.mean_field_depth(2.5) == pytest.approx(-6.0 / np.log(chi_chaotic), rel=1e-6)
 
 
 @pytest.mark.parametrize("fn", [theory.q_star, theory.chi_1, theory.c_star, theory.chi_c, theory.xi_c])

@@ -1,4 +1,5 @@
-"""Baseline training (docs/method.md §1): it learns MNIST-t10k, stops where it should, resumes exactly, survives divergence."""
+"""Baseline training (docs/method.md §1): it learns MNIST-t10k, stops where it should, resumes exactly,
+survives divergence."""
 
 import dataclasses
 import io
@@ -129,9 +130,11 @@ def test_classification_losses():
     output, labels = torch.tanh(torch.randn(8, 10, generator=g)), torch.randint(0, 10, (8,), generator=g)
     log_p = output - output.exp().sum(dim=1, keepdim=True).log()
     assert classification_loss(output, labels, "logits").item() == pytest.approx(
-        -log_p[torch.arange(8), labels].mean().item(), rel=1e-6)
+        -log_p[torch.arange(8), labels].mean().item(), rel=1e-6
+    )
     assert classification_loss(output, labels, "softmax_twice").item() == pytest.approx(
-        F.cross_entropy(torch.softmax(output, dim=1), labels).item(), rel=1e-6)
+        F.cross_entropy(torch.softmax(output, dim=1), labels).item(), rel=1e-6
+    )
 
 
 def test_training_does_not_modify_the_dataset(synthetic):

@@ -46,18 +46,30 @@ class Stored:
     failed: frozenset[str] = frozenset()
 
 
-def read_stored(store: ResultStore, measure: str, failed: frozenset[str] = frozenset(),
-                finished: set[str] | None = None) -> Stored:
+def read_stored(
+    store: ResultStore, measure: str, failed: frozenset[str] = frozenset(), finished: set[str] | None = None
+) -> Stored:
     """The finished tasks' outcomes (a task counts once its ``runs`` row is stored); ``finished``: those ids, when
     the caller has just listed them."""
     finished = finished if finished is not None else store.finished_task_ids()
     finished = pl.Series(sorted(finished), dtype=pl.String).implode()
-    cutoffs = (store.scan("cutoffs").filter(pl.col("measure") == measure, pl.col("task_id").is_in(finished))
-               .select("task_id", "cutoff_layer", "finite").collect())
-    trainings = (store.scan("train_summary").filter(pl.col("task_id").is_in(finished))
-                 .select("task_id", "reached_threshold", "best_test_accuracy").collect())
-    return Stored({t: (c if f and c is not None else NAN) for t, c, f in cutoffs.iter_rows()},
-                  {t: (bool(r), float(a)) for t, r, a in trainings.iter_rows()}, failed)
+    cutoffs = (
+        store.scan("cutoffs")
+        .filter(pl.col("measure") == measure, pl.col("task_id").is_in(finished))
+        .select("task_id", "cutoff_layer", "finite")
+        .collect()
+    )
+    trainings = (
+        store.scan("train_summary")
+        .filter(pl.col("task_id").is_in(finished))
+        .select("task_id", "reached_threshold", "best_test_accuracy")
+        .collect()
+    )
+    return Stored(
+        {t: (c if f and c is not None else NAN) for t, c, f in cutoffs.iter_rows()},
+        {t: (bool(r), float(a)) for t, r, a in trainings.iter_rows()},
+        failed,
+    )
 
 
 @dataclass
@@ -80,10 +92,22 @@ class GroupPlan:
 def search_id(grid: GridSpec, dataset: str, sigma_b2: float) -> str:
     """The id of one search group: everything that determines its decisions."""
     values = grid.as_dict()
-    return hash_config({"search": values["search"], "sigma_w2": values["sigma_w2"], "depths": values["depths"],
-                        "seeds": values["seeds"], "kinds": values["kinds"], "dataset": dataset,
-                        "sigma_b2": sigma_b2, "profile": values["widths"], "deepest": grid.deepest,
-                        "data": values["data"], "cascade": values["cascade"], "train": values["train"]})
+    return hash_config(
+        {
+            "search": values["search"],
+            "sigma_w2": values["sigma_w2"],
+            "depths": values["depths"],
+            "seeds": values["seeds"],
+            "kinds": values["kinds"],
+            "dataset": dataset,
+            "sigma_b2": sigma_b2,
+            "profile": values["widths"],
+            "deepest": grid.deepest,
+            "data": values["data"],
+            "cascade": values["cascade"],
+            "train": values["train"],
+        }
+    )
 
 
 def plan(grid: GridSpec, stored: Stored) -> list[GroupPlan]:
@@ -95,8 +119,9 @@ def _plan_group(grid: GridSpec, stored: Stored, dataset: str, sigma_b2: float) -
     profile = grid.network(dataset, grid.sigma_w2[0], grid.deepest, sigma_b2).profile_name
     group = GroupPlan(dataset, profile, sigma_b2, search_id(grid, dataset, sigma_b2))
     spec = grid.search
-    keys = dict(search_id=group.search_id, dataset=dataset, profile=profile, sigma_b2=sigma_b2,
-                target_depth=spec.target_depth)
+    keys = dict(
+        search_id=group.search_id, dataset=dataset, profile=profile, sigma_b2=sigma_b2, target_depth=spec.target_depth
+    )
 
     def mean_cutoff(sigma_w2: float) -> float | None:
         """ℓ_c at σw², mean over seeds; None until every seed's cascade is stored (asking for the missing)."""
@@ -136,14 +161,43 @@ def _interval(grid: GridSpec, group: GroupPlan, keys: dict, mean_cutoff, stored:
     done = result.done
     L = spec.target_depth
     for step, d in enumerate(result.decisions, start=1):
-        group.rows.append(_row(keys, "sigma_w2_interval", NAN, -1, step, d.asked,
-                               [t.task_id for t in _cascades(grid, group, d.asked)], d.reason,
-                               f"ℓ_c = {d.value:.4g} {'≥' if d.outcome else '<'} L = {L}", d.value, d.outcome,
-                               d.contradiction, d.bracket, done))
+        group.rows.append(
+            _row(
+                keys,
+                "sigma_w2_interval",
+                NAN,
+                -1,
+                step,
+                d.asked,
+                [t.task_id for t in _cascades(grid, group, d.asked)],
+                d.reason,
+                f"ℓ_c = {d.value:.4g} {'≥' if d.outcome else '<'} L = {L}",
+                d.value,
+                d.outcome,
+                d.contradiction,
+                d.bracket,
+                done,
+            )
+        )
     for i, s in enumerate(result.next_sigma_w2, start=len(result.decisions) + 1):
-        group.rows.append(_row(keys, "sigma_w2_interval", NAN, -1, i, s,
-                               [t.task_id for t in _cascades(grid, group, s)], "asked: bisect an edge", "", NAN,
-                               None, "", (None, None), False))
+        group.rows.append(
+            _row(
+                keys,
+                "sigma_w2_interval",
+                NAN,
+                -1,
+                i,
+                s,
+                [t.task_id for t in _cascades(grid, group, s)],
+                "asked: bisect an edge",
+                "",
+                NAN,
+                None,
+                "",
+                (None, None),
+                False,
+            )
+        )
     if done and spec.edge_trainings and "baseline" in grid.kinds:
         _edge_checks(grid, group, keys, stored)
 
@@ -164,24 +218,54 @@ def _edge_checks(grid: GridSpec, group: GroupPlan, keys: dict, stored: Stored) -
             for seed in grid.seeds:
                 step += 1
                 task = grid.baseline_task(group.dataset, sigma_w2, group.sigma_b2, L, seed)
-                reason = f"check the {side} edge: depth {L} just {where} the predicted interval should " \
-                         f"{'train' if where == 'inside' else 'not train'}"
+                reason = (
+                    f"check the {side} edge: depth {L} just {where} the predicted interval should "
+                    f"{'train' if where == 'inside' else 'not train'}"
+                )
                 outcome = stored.trainings.get(task.task_id)
                 if outcome is None:
                     if task.task_id not in stored.failed:
                         group.asks.append(task)
-                    group.rows.append(_row(keys, "edge_check", sigma_w2, seed, step, L, [task.task_id], reason,
-                                           "failed for good" if task.task_id in stored.failed else "", NAN, None,
-                                           "", (edge.outside, edge.inside), False))
+                    group.rows.append(
+                        _row(
+                            keys,
+                            "edge_check",
+                            sigma_w2,
+                            seed,
+                            step,
+                            L,
+                            [task.task_id],
+                            reason,
+                            "failed for good" if task.task_id in stored.failed else "",
+                            NAN,
+                            None,
+                            "",
+                            (edge.outside, edge.inside),
+                            False,
+                        )
+                    )
                     continue
                 group.used[task.task_id] = task
                 reached, accuracy = outcome
                 agrees = reached == (where == "inside")
-                group.rows.append(_row(
-                    keys, "edge_check", sigma_w2, seed, step, L, [task.task_id], reason,
-                    f"best test accuracy {accuracy:.3f}: {'reached' if reached else 'did not reach'} the threshold",
-                    accuracy, reached, "" if agrees else f"the prediction says the opposite at σw² {sigma_w2:g}",
-                    (edge.outside, edge.inside), True))
+                group.rows.append(
+                    _row(
+                        keys,
+                        "edge_check",
+                        sigma_w2,
+                        seed,
+                        step,
+                        L,
+                        [task.task_id],
+                        reason,
+                        f"best test accuracy {accuracy:.3f}: {'reached' if reached else 'did not reach'} the threshold",
+                        accuracy,
+                        reached,
+                        "" if agrees else f"the prediction says the opposite at σw² {sigma_w2:g}",
+                        (edge.outside, edge.inside),
+                        True,
+                    )
+                )
 
 
 def _depth_search(grid: GridSpec, group: GroupPlan, keys: dict, stored: Stored, sigma_w2: float, seed: int) -> None:
@@ -215,15 +299,44 @@ def _depth_search(grid: GridSpec, group: GroupPlan, keys: dict, stored: Stored, 
     done = result.done or stopped is not None
     for step, d in enumerate(result.decisions, start=1):
         reason = d.reason.replace("the cascade's prediction", f"the cascade's prediction ℓ_c = {prediction:.4g}")
-        group.rows.append(_row(keys, "depth", sigma_w2, seed, step, d.asked, [task_at(int(d.asked)).task_id],
-                               reason, f"best test accuracy {accuracy[int(d.asked)]:.3f}: "
-                                       f"{'reached' if d.outcome else 'did not reach'} the threshold",
-                               accuracy[int(d.asked)], d.outcome, d.contradiction, d.bracket, done))
+        group.rows.append(
+            _row(
+                keys,
+                "depth",
+                sigma_w2,
+                seed,
+                step,
+                d.asked,
+                [task_at(int(d.asked)).task_id],
+                reason,
+                f"best test accuracy {accuracy[int(d.asked)]:.3f}: "
+                f"{'reached' if d.outcome else 'did not reach'} the threshold",
+                accuracy[int(d.asked)],
+                d.outcome,
+                d.contradiction,
+                d.bracket,
+                done,
+            )
+        )
     if not result.done:
-        group.rows.append(_row(keys, "depth", sigma_w2, seed, len(result.decisions) + 1, result.next_depth,
-                               [task_at(result.next_depth).task_id], _next_reason(result, prediction),
-                               "the training failed for good: this search stops" if stopped is not None else "",
-                               NAN, None, "", (result.bracket.passed, result.bracket.failed), done))
+        group.rows.append(
+            _row(
+                keys,
+                "depth",
+                sigma_w2,
+                seed,
+                len(result.decisions) + 1,
+                result.next_depth,
+                [task_at(result.next_depth).task_id],
+                _next_reason(result, prediction),
+                "the training failed for good: this search stops" if stopped is not None else "",
+                NAN,
+                None,
+                "",
+                (result.bracket.passed, result.bracket.failed),
+                done,
+            )
+        )
 
 
 def _next_reason(result: search.DepthSearch, prediction: float) -> str:
@@ -239,21 +352,60 @@ def _peak(group: GroupPlan, keys: dict) -> None:
         return
     p = group.peak
     critical = float(theory.critical_sigma_w2(group.sigma_b2))
-    group.rows.append(_row(keys, "peak", NAN, -1, 1, p.estimate, [], "the σw² where the cutoffs (mean over seeds) "
-                           "peak, over every σw² measured", f"ℓ_c peaks at {p.maximum:.4g} over {p.tied} σw²; "
-                           f"mean-field critical σw² = {critical:.4g}", p.maximum, None, "",
-                           (p.low, p.high), True))
+    group.rows.append(
+        _row(
+            keys,
+            "peak",
+            NAN,
+            -1,
+            1,
+            p.estimate,
+            [],
+            "the σw² where the cutoffs (mean over seeds) peak, over every σw² measured",
+            f"ℓ_c peaks at {p.maximum:.4g} over {p.tied} σw²; mean-field critical σw² = {critical:.4g}",
+            p.maximum,
+            None,
+            "",
+            (p.low, p.high),
+            True,
+        )
+    )
 
 
-def _row(keys: dict, kind: str, sigma_w2: float, seed: int, step: int, asked: float, task_ids: list[str],
-         reason: str, outcome: str, value: float | None, passed: bool | None, contradiction: str,
-         bracket: tuple, done: bool) -> dict:
+def _row(
+    keys: dict,
+    kind: str,
+    sigma_w2: float,
+    seed: int,
+    step: int,
+    asked: float,
+    task_ids: list[str],
+    reason: str,
+    outcome: str,
+    value: float | None,
+    passed: bool | None,
+    contradiction: str,
+    bracket: tuple,
+    done: bool,
+) -> dict:
     low, high = bracket
-    return {**keys, "search": kind, "sigma_w2": float(sigma_w2), "seed": seed, "step": step, "asked": float(asked),
-            "task_ids": ",".join(task_ids), "reason": reason, "outcome": outcome,
-            "value": NAN if value is None else float(value), "passed": passed, "contradiction": contradiction,
-            "bracket_low": NAN if low is None else float(low), "bracket_high": NAN if high is None else float(high),
-            "done": done}
+    return {
+        **keys,
+        "search": kind,
+        "sigma_w2": float(sigma_w2),
+        "seed": seed,
+        "step": step,
+        "asked": float(asked),
+        "task_ids": ",".join(task_ids),
+        "reason": reason,
+        "outcome": outcome,
+        "value": NAN if value is None else float(value),
+        "passed": passed,
+        "contradiction": contradiction,
+        "bracket_low": NAN if low is None else float(low),
+        "bracket_high": NAN if high is None else float(high),
+        "done": done,
+    }
 
 
 def unique(tasks: list[Task]) -> list[Task]:
@@ -264,8 +416,9 @@ def unique(tasks: list[Task]) -> list[Task]:
     return list(seen.values())
 
 
-def run_search(grid: GridSpec, store: ResultStore, address: str | None, out: TextIO,
-               progress_interval_seconds: float, start: float) -> GridOutcome:
+def run_search(
+    grid: GridSpec, store: ResultStore, address: str | None, out: TextIO, progress_interval_seconds: float, start: float
+) -> GridOutcome:
     """Rounds of: read the store, replay the searches, run what they ask for — until nothing is asked."""
     measure = grid.search.measure
     failed: set[str] = set()
@@ -316,17 +469,20 @@ def _describe(tasks: list[Task]) -> str:
     trainings = [t for t in tasks if t.kind == "baseline"]
     parts = []
     if cascades:
-        parts.append(f"{sum(t.kind == 'cascade' for t in tasks)} cascades at σw² "
-                     + ", ".join(f"{s:g}" for s in cascades))
+        parts.append(
+            f"{sum(t.kind == 'cascade' for t in tasks)} cascades at σw² " + ", ".join(f"{s:g}" for s in cascades)
+        )
     if trainings:
-        parts.append(f"{len(trainings)} trainings ("
-                     + ", ".join(f"σw² {t.network.sigma_w2:g} L={t.network.depth}" for t in trainings[:8])
-                     + (", …" if len(trainings) > 8 else "") + ")")
+        parts.append(
+            f"{len(trainings)} trainings ("
+            + ", ".join(f"σw² {t.network.sigma_w2:g} L={t.network.depth}" for t in trainings[:8])
+            + (", …" if len(trainings) > 8 else "")
+            + ")"
+        )
     return "; ".join(parts)
 
 
-def print_search_summary(grid: GridSpec, store: ResultStore, groups: list[GroupPlan], out: TextIO,
-                         rounds: int) -> None:
+def print_search_summary(grid: GridSpec, store: ResultStore, groups: list[GroupPlan], out: TextIO, rounds: int) -> None:
     """What the searches found: ℓ_train brackets per σw², the σw² interval at L, the peak against mean field."""
     for g in groups:
         critical = float(theory.critical_sigma_w2(g.sigma_b2))
@@ -336,28 +492,38 @@ def print_search_summary(grid: GridSpec, store: ResultStore, groups: list[GroupP
             for seed in grid.seeds:
                 b = g.brackets.get((sigma_w2, seed))
                 if b is not None:
-                    cells.append(f"seed {seed}: ℓ_train {_bracket_text(grid, b)}"
-                                 + (f" ({b.contradictions} contradictions)" if b.contradictions else ""))
+                    cells.append(
+                        f"seed {seed}: ℓ_train {_bracket_text(grid, b)}"
+                        + (f" ({b.contradictions} contradictions)" if b.contradictions else "")
+                    )
             cutoff = g.cutoffs.get(sigma_w2)
-            print(f"  σw² {sigma_w2:<6g} ℓ_c ({grid.search.measure}) "
-                  f"{'–' if cutoff is None else f'{cutoff:.1f}'}  " + "; ".join(cells), file=out)
+            print(
+                f"  σw² {sigma_w2:<6g} ℓ_c ({grid.search.measure}) "
+                f"{'–' if cutoff is None else f'{cutoff:.1f}'}  " + "; ".join(cells),
+                file=out,
+            )
         if g.interval is not None:
             low, high = g.interval.low, g.interval.high
-            text = "none: no σw² reaches it" if low is None else \
-                f"[{_edge_text(low)}, {_edge_text(high)}]"
+            text = "none: no σw² reaches it" if low is None else f"[{_edge_text(low)}, {_edge_text(high)}]"
             print(f"  σw² interval with ℓ_c ≥ {grid.search.target_depth}: {text}", file=out)
         if g.peak is not None:
             p = g.peak
-            print(f"  cutoff peak: σw² ≈ {p.estimate:.3g} (between {_num(p.low)} and {_num(p.high)}); "
-                  f"mean-field critical σw² = {critical:.3f}", file=out)
+            print(
+                f"  cutoff peak: σw² ≈ {p.estimate:.3g} (between {_num(p.low)} and {_num(p.high)}); "
+                f"mean-field critical σw² = {critical:.3f}",
+                file=out,
+            )
     for row in search_cost(store).iter_rows(named=True):
         fine = f", a σw² grid at its tolerance {row['fine_grid_cascades']}" if row["fine_grid_cascades"] else ""
         estimate = row["grid_training_seconds_estimate"]
         estimate = f" (≈ {estimate:.0f} task-seconds of training, estimated)" if estimate is not None else ""
-        print(f"spent on {row['dataset']} σb²={row['sigma_b2']:g}: {row['trainings']} trainings "
-              f"({row['training_seconds']:.0f} task-seconds) and {row['cascades']} cascades "
-              f"({row['cascade_seconds']:.0f} s); the full grid over the same σw² and depths: "
-              f"{row['grid_trainings']} trainings{estimate} and {row['grid_cascades']} cascades{fine}", file=out)
+        print(
+            f"spent on {row['dataset']} σb²={row['sigma_b2']:g}: {row['trainings']} trainings "
+            f"({row['training_seconds']:.0f} task-seconds) and {row['cascades']} cascades "
+            f"({row['cascade_seconds']:.0f} s); the full grid over the same σw² and depths: "
+            f"{row['grid_trainings']} trainings{estimate} and {row['grid_cascades']} cascades{fine}",
+            file=out,
+        )
 
 
 def _bracket_text(grid: GridSpec, b: search.DepthBracket) -> str:
@@ -376,4 +542,3 @@ def _edge_text(edge: search.IntervalEdge) -> str:
 
 def _num(value: float | None) -> str:
     return "the range's end" if value is None else f"{value:g}"
-

@@ -23,8 +23,14 @@ from infoflow_ray.model import default_device
 from infoflow_ray.store import ResultStore
 from infoflow_ray.sweep.grid import Task
 from infoflow_ray.sweep.progress import Progress
-from infoflow_ray.sweep.tasks import (baseline_rows, device_name, info_plane_point, load_task_data, runs_row,
-                                     utc_now)
+from infoflow_ray.sweep.task_runner import (
+    baseline_rows,
+    device_name,
+    info_plane_point,
+    load_task_data,
+    runs_row,
+    utc_now,
+)
 from infoflow_ray.training import BaselineTrainer
 
 CHECKPOINT_FILE = "trainer.pt"
@@ -41,8 +47,9 @@ def baseline_trainable(config: dict) -> None:
         return  # finished by an earlier run whose Tune state was lost; never duplicate it
     started, t0 = utc_now(), time.perf_counter()
     device = default_device()
-    trainer = BaselineTrainer(task.network, task.train, load_task_data(task.dataset, task.data, device), task.seed,
-                              device)
+    trainer = BaselineTrainer(
+        task.network, task.train, load_task_data(task.dataset, task.data, device), task.seed, device
+    )
     attempt = 1
     checkpoint = tune.get_checkpoint()
     if checkpoint:
@@ -62,8 +69,10 @@ def baseline_trainable(config: dict) -> None:
         metrics = {**record.as_dict(), "stop_reason": trainer.stop_reason() or (probe and probe.stop_reason()) or ""}
         if record.epoch % every == 0 or metrics["stop_reason"]:
             with tempfile.TemporaryDirectory() as folder:
-                torch.save({"trainer": trainer.state_dict(), "attempt": attempt,
-                            "info_plane": probe.rows if probe else []}, Path(folder) / CHECKPOINT_FILE)
+                torch.save(
+                    {"trainer": trainer.state_dict(), "attempt": attempt, "info_plane": probe.rows if probe else []},
+                    Path(folder) / CHECKPOINT_FILE,
+                )
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
         else:
             tune.report(metrics)
@@ -71,10 +80,19 @@ def baseline_trainable(config: dict) -> None:
     if probe:
         rows["info_plane"] = probe.rows
     status = "diverged" if reason == "diverged" else "ok"
-    rows["runs"] = [runs_row(task, grid_name=config["grid_name"], status=status, started_at=started,
-                             finished_at=utc_now(), seconds=time.perf_counter() - t0,
-                             attempts=attempt,
-                             node_id=_node_id(), device=device_name(device))]
+    rows["runs"] = [
+        runs_row(
+            task,
+            grid_name=config["grid_name"],
+            status=status,
+            started_at=started,
+            finished_at=utc_now(),
+            seconds=time.perf_counter() - t0,
+            attempts=attempt,
+            node_id=_node_id(),
+            device=device_name(device),
+        )
+    ]
     store.write_task(task.task_id, task.dataset, rows)
 
 
@@ -88,18 +106,31 @@ def _train_group(config: dict) -> None:
     started, t0 = utc_now(), time.perf_counter()
     device = default_device()
     data = load_task_data(tasks[0].dataset, tasks[0].data, device)
-    results = train_baselines_batched([t.network for t in tasks], tasks[0].train, data, [t.seed for t in tasks],
-                                      device)
+    results = train_baselines_batched([t.network for t in tasks], tasks[0].train, data, [t.seed for t in tasks], device)
     seconds = time.perf_counter() - t0
     for task, result in zip(tasks, results):
         rows = baseline_rows(task, result.epochs, result.stop_reason)
-        rows["runs"] = [runs_row(task, grid_name=config["grid_name"],
-                                 status="diverged" if result.stop_reason == "diverged" else "ok",
-                                 started_at=started, finished_at=utc_now(), seconds=seconds / len(tasks),
-                                 attempts=1, node_id=_node_id(), device=device_name(device))]
+        rows["runs"] = [
+            runs_row(
+                task,
+                grid_name=config["grid_name"],
+                status="diverged" if result.stop_reason == "diverged" else "ok",
+                started_at=started,
+                finished_at=utc_now(),
+                seconds=seconds / len(tasks),
+                attempts=1,
+                node_id=_node_id(),
+                device=device_name(device),
+            )
+        ]
         store.write_task(task.task_id, task.dataset, rows)
-    tune.report({"epoch": max(len(r.epochs) for r in results), "stop_reason": "group",
-                 "test_accuracy": max(r.best_accuracy for r in results)})
+    tune.report(
+        {
+            "epoch": max(len(r.epochs) for r in results),
+            "stop_reason": "group",
+            "test_accuracy": max(r.best_accuracy for r in results),
+        }
+    )
 
 
 def group_tasks(tasks: list[Task], size: int) -> list[list[Task]]:
@@ -112,7 +143,7 @@ def group_tasks(tasks: list[Task], size: int) -> list[list[Task]]:
         else:
             key = (task.dataset, task.network.layer_widths, task.data, task.train)
         groups.setdefault(key, []).append(task)
-    return [members[i:i + size] for members in groups.values() for i in range(0, len(members), max(1, size))]
+    return [members[i : i + size] for members in groups.values() for i in range(0, len(members), max(1, size))]
 
 
 class InfoPlaneProbe:
@@ -136,14 +167,14 @@ class InfoPlaneProbe:
         return [r["i_ty"] for r in self.rows if r["layer"] == last_hidden]
 
     def stop_reason(self) -> str | None:
-        if self.spec.stopper == "mi" and mi_stopping(self.last_hidden_ity(), self.spec.patience,
-                                                      self.spec.min_delta):
+        if self.spec.stopper == "mi" and mi_stopping(self.last_hidden_ity(), self.spec.patience, self.spec.min_delta):
             return "mi_plateau"
         return None
 
 
 def _node_id() -> str:
     import ray
+
     return ray.get_runtime_context().get_node_id()
 
 
@@ -177,33 +208,51 @@ class _TuneProgress(tune.Callback):
     def on_trial_complete(self, iteration, trials, trial, **info):
         result = trial.last_result or {}
         tasks = _tasks(trial)
-        detail = (f"{result.get('stop_reason') or 'skipped (already stored)'} after {result.get('epoch', 0)} "
-                  f"epochs, {'best ' if len(tasks) > 1 else ''}test accuracy "
-                  f"{result.get('test_accuracy', float('nan')):.3f}")
+        detail = (
+            f"{result.get('stop_reason') or 'skipped (already stored)'} after {result.get('epoch', 0)} "
+            f"epochs, {'best ' if len(tasks) > 1 else ''}test accuracy "
+            f"{result.get('test_accuracy', float('nan')):.3f}"
+        )
         if all(self.store.is_finished(t.task_id, t.dataset) for t in tasks):
             delete_checkpoints(trial)
-        self.progress.finished("baseline", f"{_label(tasks)}: {detail}", count=len(tasks),
-                               was_running=self._ended(trial))
+        self.progress.finished(
+            "baseline", f"{_label(tasks)}: {detail}", count=len(tasks), was_running=self._ended(trial)
+        )
 
     def on_trial_recover(self, iteration, trials, trial, **info):
-        self.progress.retried("baseline", f"retrying {_label(_tasks(trial))} (attempt {trial.num_failures} failed)",
-                              was_running=self._ended(trial))
+        self.progress.retried(
+            "baseline",
+            f"retrying {_label(_tasks(trial))} (attempt {trial.num_failures} failed)",
+            was_running=self._ended(trial),
+        )
 
     def on_trial_error(self, iteration, trials, trial, **info):
         was_running = self._ended(trial)  # its checkpoint stays: a re-run resumes the trial from it
         tasks = _tasks(trial)
-        error = (str(trial.error_file) if trial.error_file else "unknown error")
+        error = str(trial.error_file) if trial.error_file else "unknown error"
         try:
             error = Path(trial.error_file).read_text().strip().splitlines()[-1][:500]
         except (OSError, TypeError, IndexError):
             pass
         for task in tasks:
-            self.store.write_failure(task.task_id, trial.num_failures, {
-                "task_id": task.task_id, "kind": "baseline", "dataset": task.dataset,
-                "sigma_w2": task.network.sigma_w2, "depth": task.network.depth, "seed": task.seed,
-                "attempt": trial.num_failures, "error": error, "failed_at": utc_now()})
-        self.progress.finished("baseline", f"FAILED {_label(tasks)}: {error}", failed=True, count=len(tasks),
-                               was_running=was_running)
+            self.store.write_failure(
+                task.task_id,
+                trial.num_failures,
+                {
+                    "task_id": task.task_id,
+                    "kind": "baseline",
+                    "dataset": task.dataset,
+                    "sigma_w2": task.network.sigma_w2,
+                    "depth": task.network.depth,
+                    "seed": task.seed,
+                    "attempt": trial.num_failures,
+                    "error": error,
+                    "failed_at": utc_now(),
+                },
+            )
+        self.progress.finished(
+            "baseline", f"FAILED {_label(tasks)}: {error}", failed=True, count=len(tasks), was_running=was_running
+        )
 
 
 def delete_checkpoints(trial) -> int:
@@ -213,8 +262,11 @@ def delete_checkpoints(trial) -> int:
     storage = trial.storage
     filesystem = storage.storage_filesystem
     selector = pafs.FileSelector(storage.trial_fs_path, allow_not_found=True)
-    folders = [i.path for i in filesystem.get_file_info(selector)
-               if i.type == pafs.FileType.Directory and i.base_name.startswith("checkpoint_")]
+    folders = [
+        i.path
+        for i in filesystem.get_file_info(selector)
+        if i.type == pafs.FileType.Directory and i.base_name.startswith("checkpoint_")
+    ]
     for folder in folders:
         filesystem.delete_dir(folder)
     return len(folders)
@@ -228,8 +280,10 @@ def _label(tasks: list[Task]) -> str:
     if len(tasks) == 1:
         return tasks[0].label
     sigmas = sorted({t.network.sigma_w2 for t in tasks})
-    return (f"{len(tasks)} baselines {tasks[0].dataset} L={tasks[0].network.depth} "
-            f"σw²={sigmas[0]:g}..{sigmas[-1]:g} (batched)")
+    return (
+        f"{len(tasks)} baselines {tasks[0].dataset} L={tasks[0].network.depth} "
+        f"σw²={sigmas[0]:g}..{sigmas[-1]:g} (batched)"
+    )
 
 
 def experiment_name(tasks: list[Task]) -> str:
@@ -245,9 +299,21 @@ def tune_storage(results: str) -> str:
     return os.path.abspath(os.path.join(results, "_tune"))
 
 
-def run_baselines(all_tasks: list[Task], pending: list[Task], *, results: str, grid_name: str, cpus: float,
-                  gpus: float, max_concurrent: int | None, max_attempts: int, checkpoint_every_epochs: int,
-                  store: ResultStore, progress: Progress, group: int = 1) -> None:
+def run_baselines(
+    all_tasks: list[Task],
+    pending: list[Task],
+    *,
+    results: str,
+    grid_name: str,
+    cpus: float,
+    gpus: float,
+    max_concurrent: int | None,
+    max_attempts: int,
+    checkpoint_every_epochs: int,
+    store: ResultStore,
+    progress: Progress,
+    group: int = 1,
+) -> None:
     """Run the pending baseline tasks as Tune trials, restoring the grid's experiment if it was interrupted."""
     trainable = tune.with_resources(baseline_trainable, {"cpu": cpus, "gpu": gpus})
     storage = tune_storage(results)
@@ -272,13 +338,20 @@ def run_baselines(all_tasks: list[Task], pending: list[Task], *, results: str, g
         param_space=param_space,
         # reuse_actors: a trial starts in the process the last one ended in (torch imported, CUDA context up),
         # not in a fresh worker: seconds per trial that short trials cannot hide.
-        tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent, reuse_actors=True,
-                                    trial_name_creator=lambda trial: _trial_name(trial),
-                                    trial_dirname_creator=lambda trial: _trial_name(trial).replace(" ", "_")),
+        tune_config=tune.TuneConfig(
+            max_concurrent_trials=max_concurrent,
+            reuse_actors=True,
+            trial_name_creator=lambda trial: _trial_name(trial),
+            trial_dirname_creator=lambda trial: _trial_name(trial).replace(" ", "_"),
+        ),
         run_config=tune.RunConfig(
-            name=name, storage_path=storage, verbose=0, callbacks=callbacks,
+            name=name,
+            storage_path=storage,
+            verbose=0,
+            callbacks=callbacks,
             failure_config=tune.FailureConfig(max_failures=max_attempts - 1),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        ),
     )
     _fit_and_clean_up(tuner, storage, name)
 

@@ -28,8 +28,14 @@ from infoflow_ray.model import default_device
 from infoflow_ray.store import ResultStore
 from infoflow_ray.sweep.grid import DataOptions, Task
 from infoflow_ray.sweep.progress import Progress
-from infoflow_ray.sweep.tasks import (cascade_group_key, device_name, load_task_data, run_cascades, runs_row,
-                                      utc_now)
+from infoflow_ray.sweep.task_runner import (
+    cascade_group_key,
+    device_name,
+    load_task_data,
+    run_cascades,
+    runs_row,
+    utc_now,
+)
 
 
 @ray.remote(max_restarts=-1, max_task_retries=0)
@@ -66,9 +72,19 @@ class CascadeWorker:
         finished_at, share = utc_now(), (time.perf_counter() - t0) / len(tasks)
         summaries = []
         for task, attempt, (rows, status, summary) in zip(tasks, attempts, results):
-            rows["runs"] = [runs_row(task, grid_name=self.grid_name, status=status, started_at=started,
-                                     finished_at=finished_at, seconds=share, attempts=attempt,
-                                     node_id=node_id, device=device_name(self.device))]
+            rows["runs"] = [
+                runs_row(
+                    task,
+                    grid_name=self.grid_name,
+                    status=status,
+                    started_at=started,
+                    finished_at=finished_at,
+                    seconds=share,
+                    attempts=attempt,
+                    node_id=node_id,
+                    device=device_name(self.device),
+                )
+            ]
             self.store.write_task(task.task_id, task.dataset, rows)
             summaries.append({"status": status, "node_id": node_id, "pid": os.getpid(), **summary})
         return summaries
@@ -83,8 +99,9 @@ class PoolSize:
     gpus: float
 
 
-def pool_size(cascade_workers: int | None, cpus_per_cascade: float, gpus_per_cascade: float | None,
-              n_tasks: int) -> PoolSize:
+def pool_size(
+    cascade_workers: int | None, cpus_per_cascade: float, gpus_per_cascade: float | None, n_tasks: int
+) -> PoolSize:
     """One actor per GPU on a GPU cluster (one per CPU otherwise), never more actors than tasks."""
     resources = ray.cluster_resources()
     cluster_gpus = int(resources.get("GPU", 0))
@@ -100,14 +117,21 @@ def pool_size(cascade_workers: int | None, cpus_per_cascade: float, gpus_per_cas
 def _error_line(exc: BaseException) -> str:
     cause = exc.cause if isinstance(exc, RayTaskError) and getattr(exc, "cause", None) else exc
     text = f"{type(cause).__name__}: {cause}"
-    return text.strip().splitlines()[0][:500] if isinstance(cause, InfoflowError) else \
-        " ".join(text.split())[:500]
+    return text.strip().splitlines()[0][:500] if isinstance(cause, InfoflowError) else " ".join(text.split())[:500]
 
 
 def _failure_row(task: Task, attempt: int, error: str) -> dict:
-    return {"task_id": task.task_id, "kind": "cascade", "dataset": task.dataset, "sigma_w2": task.network.sigma_w2,
-            "depth": task.network.depth, "seed": task.seed, "attempt": attempt, "error": error,
-            "failed_at": utc_now()}
+    return {
+        "task_id": task.task_id,
+        "kind": "cascade",
+        "dataset": task.dataset,
+        "sigma_w2": task.network.sigma_w2,
+        "depth": task.network.depth,
+        "seed": task.seed,
+        "attempt": attempt,
+        "error": error,
+        "failed_at": utc_now(),
+    }
 
 
 class _Queue:
@@ -144,9 +168,19 @@ def _group_label(tasks: list[Task]) -> str:
     return tasks[0].label if len(tasks) == 1 else f"{tasks[0].label} (+{len(tasks) - 1} trained together)"
 
 
-def run_cascade_pool(tasks: list[Task], *, results: str, grid_name: str, size: PoolSize, max_attempts: int,
-                     store: ResultStore, progress: Progress, stop: threading.Event | None = None,
-                     on_worker_started=None, group: int | None = None) -> dict[str, dict]:
+def run_cascade_pool(
+    tasks: list[Task],
+    *,
+    results: str,
+    grid_name: str,
+    size: PoolSize,
+    max_attempts: int,
+    store: ResultStore,
+    progress: Progress,
+    stop: threading.Event | None = None,
+    on_worker_started=None,
+    group: int | None = None,
+) -> dict[str, dict]:
     """Run ``tasks`` on ``size.workers`` actors; returns task_id → summary for the tasks that finished.
 
     ``group``: cascades trained together per call (None: as many as the actor's device memory holds, 1 on a
@@ -157,8 +191,10 @@ def run_cascade_pool(tasks: list[Task], *, results: str, grid_name: str, size: P
     Errors of infoflow-ray's own kinds (bad config, missing dataset) are not retried.
     """
     stop = stop or threading.Event()
-    workers = [CascadeWorker.options(num_cpus=size.cpus, num_gpus=size.gpus).remote(results, grid_name)
-               for _ in range(size.workers)]
+    workers = [
+        CascadeWorker.options(num_cpus=size.cpus, num_gpus=size.gpus).remote(results, grid_name)
+        for _ in range(size.workers)
+    ]
     if on_worker_started:
         on_worker_started(workers)
     queue = _Queue(tasks)
@@ -172,8 +208,9 @@ def run_cascade_pool(tasks: list[Task], *, results: str, grid_name: str, size: P
         key = cascade_group_key(task)
         if key not in capacity:
             try:
-                capacity[key] = group or ray.get(worker.group_capacity.remote(task.network.layer_widths,
-                                                                              task.cascade.batch_size))
+                capacity[key] = group or ray.get(
+                    worker.group_capacity.remote(task.network.layer_widths, task.cascade.batch_size)
+                )
             except RayActorError:
                 return 1  # the actor is restarting; ask again next time
         fair_share = -(-(queue.waiting_like(task)) // len(workers))
@@ -213,20 +250,23 @@ def run_cascade_pool(tasks: list[Task], *, results: str, grid_name: str, size: P
                     for task, attempt in zip(group_tasks, attempts):
                         if attempt < max_attempts and not permanent:
                             queue.push(task, attempt + 1)
-                            progress.retried("cascade", f"retrying {task.label} (attempt {attempt} failed: "
-                                                        f"{_error_line(exc)})")
+                            progress.retried(
+                                "cascade", f"retrying {task.label} (attempt {attempt} failed: {_error_line(exc)})"
+                            )
                         else:
-                            store.write_failure(task.task_id, attempt,
-                                                _failure_row(task, attempt, _error_line(exc)))
+                            store.write_failure(task.task_id, attempt, _failure_row(task, attempt, _error_line(exc)))
                             progress.finished("cascade", f"FAILED {task.label}: {_error_line(exc)}", failed=True)
                     continue
                 idle.append(worker)
                 for task, summary in zip(group_tasks, summaries):
                     finished[task.task_id] = summary
-                    progress.finished("cascade", f"{task.label}: {summary['status']}, cutoff per-image KL "
-                                                 f"{summary.get('kl_per_image', float('nan')):.1f}, KL of the mean "
-                                                 f"curve {summary['kl_mean']}, diff-entropy {summary['diff_entropy']} "
-                                                 f"({summary['seconds']:.1f} s)")
+                    progress.finished(
+                        "cascade",
+                        f"{task.label}: {summary['status']}, cutoff per-image KL "
+                        f"{summary.get('kl_per_image', float('nan')):.1f}, KL of the mean "
+                        f"curve {summary['kl_mean']}, diff-entropy {summary['diff_entropy']} "
+                        f"({summary['seconds']:.1f} s)",
+                    )
     finally:
         for worker in workers:
             ray.kill(worker)

@@ -20,7 +20,7 @@ import ray
 from infoflow_ray.data import load_dataset
 from infoflow_ray.store import ResultStore
 from infoflow_ray.sweep.baselines import run_baselines
-from infoflow_ray.sweep.cascade_pool import PoolSize, pool_size, run_cascade_pool
+from infoflow_ray.sweep.cascade_pool import pool_size, run_cascade_pool
 from infoflow_ray.sweep.grid import GridSpec, Task
 from infoflow_ray.sweep.progress import Progress
 
@@ -45,11 +45,13 @@ def describe(grid: GridSpec, pending: list[Task], finished: set[str], out: TextI
         of_kind = [t for t in tasks if t.kind == kind]
         done = sum(t.task_id in finished for t in of_kind)
         print(f"  {kind}: {len(of_kind)} tasks ({done} already stored, {len(of_kind) - done} to run)", file=out)
-    print(f"  resources: cascade actors {res.cascade_workers or 'one per GPU (or CPU)'} × "
-          f"{res.cpus_per_cascade:g} CPU + {_gpus(res.gpus_per_cascade, '1 if GPUs')} GPU, "
-          f"cascades per call: {res.cascade_group or 'as many as GPU memory holds (1 on CPU)'}; "
-          f"baseline trials {res.cpus_per_trial:g} CPU + {_gpus(res.gpus_per_trial, '0.25 if GPUs')} GPU each",
-          file=out)
+    print(
+        f"  resources: cascade actors {res.cascade_workers or 'one per GPU (or CPU)'} × "
+        f"{res.cpus_per_cascade:g} CPU + {_gpus(res.gpus_per_cascade, '1 if GPUs')} GPU, "
+        f"cascades per call: {res.cascade_group or 'as many as GPU memory holds (1 on CPU)'}; "
+        f"baseline trials {res.cpus_per_trial:g} CPU + {_gpus(res.gpus_per_trial, '0.25 if GPUs')} GPU each",
+        file=out,
+    )
     for task in pending:
         print(f"  {task.task_id}  {task.label}", file=out)
 
@@ -57,28 +59,40 @@ def describe(grid: GridSpec, pending: list[Task], finished: set[str], out: TextI
 def describe_search(grid: GridSpec, finished: set[str], out: TextIO) -> None:
     """The dry-run report of a search: the full grid's task counts against the search's planned worst case."""
     from infoflow_ray import search
+
     spec = grid.search
     groups = len(grid.datasets) * len(grid.sigma_b2)
     chains = groups * len(grid.sigma_w2) * len(grid.seeds)
     full = grid.tasks()
     print(f"search '{grid.name}' → {grid.results} (cutoff measure {spec.measure})", file=out)
-    print(f"  the full grid would run {sum(t.kind == 'cascade' for t in full)} cascades and "
-          f"{sum(t.kind == 'baseline' for t in full)} trainings ({sum(t.task_id in finished for t in full)} of "
-          f"its tasks already stored)", file=out)
+    print(
+        f"  the full grid would run {sum(t.kind == 'cascade' for t in full)} cascades and "
+        f"{sum(t.kind == 'baseline' for t in full)} trainings ({sum(t.task_id in finished for t in full)} of "
+        f"its tasks already stored)",
+        file=out,
+    )
     cascades = chains
     if spec.target_depth is not None:
         per_group = search.worst_case_cascades(grid.sigma_w2, spec.sigma_w2_tolerance) * len(grid.seeds)
         cascades = groups * per_group
-        print(f"  σw² interval at depth {spec.target_depth}: at most {per_group} cascades per (dataset, σb²) "
-              f"(coarse {len(grid.sigma_w2)} σw² × {len(grid.seeds)} seeds, then both edges bisected to "
-              f"{spec.sigma_w2_tolerance:g})", file=out)
+        print(
+            f"  σw² interval at depth {spec.target_depth}: at most {per_group} cascades per (dataset, σb²) "
+            f"(coarse {len(grid.sigma_w2)} σw² × {len(grid.seeds)} seeds, then both edges bisected to "
+            f"{spec.sigma_w2_tolerance:g})",
+            file=out,
+        )
     print(f"  the search runs at most {cascades} cascades", end="", file=out)
     if "baseline" in grid.kinds:
         worst = search.worst_case_trainings(grid.depths, spec.depth_resolution, spec.confirm)
         edge = 4 * len(grid.seeds) * groups if spec.edge_trainings and spec.target_depth is not None else 0
-        print(f" and at most {worst * chains + edge} trainings ({worst} per (σw², seed) over {len(grid.depths)} "
-              f"depths, worst case over every start and every outcome monotone in depth"
-              + (f", + {edge} edge checks" if edge else "") + ")", end="", file=out)
+        print(
+            f" and at most {worst * chains + edge} trainings ({worst} per (σw², seed) over {len(grid.depths)} "
+            f"depths, worst case over every start and every outcome monotone in depth"
+            + (f", + {edge} edge checks" if edge else "")
+            + ")",
+            end="",
+            file=out,
+        )
     print("; the tasks are chosen as results arrive", file=out)
 
 
@@ -89,8 +103,12 @@ def _gpus(value: float | None, auto: str) -> str:
 def check_datasets(grid: GridSpec) -> None:
     """Load every dataset once on the driver, so a missing one fails before any work starts (local runs)."""
     for name in grid.datasets:
-        load_dataset(name, n_inputs=grid.data.synthetic_inputs, n_train=grid.data.synthetic_train,
-                     n_test=grid.data.synthetic_test)
+        load_dataset(
+            name,
+            n_inputs=grid.data.synthetic_inputs,
+            n_train=grid.data.synthetic_train,
+            n_test=grid.data.synthetic_test,
+        )
 
 
 def connect(address: str | None) -> None:
@@ -106,12 +124,14 @@ def connect(address: str | None) -> None:
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS")
-    ray.init(address=address, log_to_driver=False, include_dashboard=None if address else False,
-             configure_logging=False)
+    ray.init(
+        address=address, log_to_driver=False, include_dashboard=None if address else False, configure_logging=False
+    )
 
 
-def run_grid(grid: GridSpec, *, address: str | None = None, out: TextIO = sys.stdout,
-             progress_interval_seconds: float = 30.0) -> GridOutcome:
+def run_grid(
+    grid: GridSpec, *, address: str | None = None, out: TextIO = sys.stdout, progress_interval_seconds: float = 30.0
+) -> GridOutcome:
     """Run every task of ``grid`` that is not stored yet. Returns counts; failures are recorded, not raised."""
     start = time.monotonic()
     if "://" not in grid.results:  # workers and Tune trials run in other folders: give them an absolute path
@@ -120,18 +140,22 @@ def run_grid(grid: GridSpec, *, address: str | None = None, out: TextIO = sys.st
     with store.exclusive():
         if grid.search.enabled:
             from infoflow_ray.sweep.adaptive import run_search
+
             return run_search(grid, store, address, out, progress_interval_seconds, start)
         return _run(grid, store, address, out, progress_interval_seconds, start)
 
 
-def _run(grid: GridSpec, store: ResultStore, address: str | None, out: TextIO, progress_interval_seconds: float,
-         start: float) -> GridOutcome:
+def _run(
+    grid: GridSpec, store: ResultStore, address: str | None, out: TextIO, progress_interval_seconds: float, start: float
+) -> GridOutcome:
     tasks = grid.tasks()
     store.write_grid(grid.name, grid.as_dict(), task_records(tasks))
     finished = store.finished_task_ids()
     pending = [t for t in tasks if t.task_id not in finished]
-    outcome = GridOutcome(total={k: sum(t.kind == k for t in tasks) for k in grid.kinds},
-                          skipped={k: sum(t.kind == k and t.task_id in finished for t in tasks) for k in grid.kinds})
+    outcome = GridOutcome(
+        total={k: sum(t.kind == k for t in tasks) for k in grid.kinds},
+        skipped={k: sum(t.kind == k and t.task_id in finished for t in tasks) for k in grid.kinds},
+    )
     if not pending:
         print(f"all {len(tasks)} tasks of grid '{grid.name}' are already stored in {grid.results}", file=out)
         return outcome
@@ -140,25 +164,38 @@ def _run(grid: GridSpec, store: ResultStore, address: str | None, out: TextIO, p
     for kind in grid.kinds:
         progress.set_total(kind, outcome.total[kind], outcome.skipped[kind])
     progress.note(f"grid '{grid.name}': {len(pending)} tasks to run, results in {store.location}")
-    outcome.interrupted = execute(grid, store, pending, progress,
-                                  all_baselines=[t for t in tasks if t.kind == "baseline"])
+    outcome.interrupted = execute(
+        grid, store, pending, progress, all_baselines=[t for t in tasks if t.kind == "baseline"]
+    )
     outcome.seconds = time.monotonic() - start
     done = store.finished_task_ids()
     missing = [t for t in pending if t.task_id not in done]
     outcome.failed = {t.label: "not finished" for t in missing}
     if outcome.interrupted:
         progress.note("interrupted: finished tasks are stored; run the same command again to resume")
-    progress.note(f"finished in {outcome.seconds:.0f} s: {len(pending) - len(missing)} of {len(pending)} tasks "
-                  f"stored, {len(missing)} missing")
+    progress.note(
+        f"finished in {outcome.seconds:.0f} s: {len(pending) - len(missing)} of {len(pending)} tasks "
+        f"stored, {len(missing)} missing"
+    )
     print_summary(store, out)
     return outcome
 
 
 def task_records(tasks: list[Task]) -> list[dict]:
     """The planned-task records of ``ResultStore.write_grid``: id, kind and keys of every task."""
-    return [{"task_id": t.task_id, "kind": t.kind, "dataset": t.dataset, "profile": t.network.profile_name,
-             "sigma_w2": t.network.sigma_w2, "sigma_b2": t.network.sigma_b2, "depth": t.network.depth,
-             "seed": t.seed} for t in tasks]
+    return [
+        {
+            "task_id": t.task_id,
+            "kind": t.kind,
+            "dataset": t.dataset,
+            "profile": t.network.profile_name,
+            "sigma_w2": t.network.sigma_w2,
+            "sigma_b2": t.network.sigma_b2,
+            "depth": t.network.depth,
+            "seed": t.seed,
+        }
+        for t in tasks
+    ]
 
 
 def prepare(grid: GridSpec, store: ResultStore, address: str | None) -> None:
@@ -169,8 +206,9 @@ def prepare(grid: GridSpec, store: ResultStore, address: str | None) -> None:
     connect(address)
 
 
-def execute(grid: GridSpec, store: ResultStore, pending: list[Task], progress: Progress,
-            all_baselines: list[Task] | None = None) -> bool:
+def execute(
+    grid: GridSpec, store: ResultStore, pending: list[Task], progress: Progress, all_baselines: list[Task] | None = None
+) -> bool:
     """Run ``pending`` tasks: cascades on the actor pool (started first, so predictions arrive early), baseline
     trainings as Tune trials beside it. ``all_baselines`` names the Tune experiment (so an interrupted set of
     trainings resumes under the same name; default: the pending ones). Returns True when interrupted."""
@@ -190,9 +228,18 @@ def execute(grid: GridSpec, store: ResultStore, pending: list[Task], progress: P
 
         def cascade_loop():
             try:
-                run_cascade_pool(cascades, results=grid.results, grid_name=grid.name, size=size,
-                                 max_attempts=res.max_task_attempts, store=store, progress=progress, stop=stop,
-                                 on_worker_started=started, group=res.cascade_group)
+                run_cascade_pool(
+                    cascades,
+                    results=grid.results,
+                    grid_name=grid.name,
+                    size=size,
+                    max_attempts=res.max_task_attempts,
+                    store=store,
+                    progress=progress,
+                    stop=stop,
+                    on_worker_started=started,
+                    group=res.cascade_group,
+                )
             finally:
                 pool_ready.set()
 
@@ -203,11 +250,20 @@ def execute(grid: GridSpec, store: ResultStore, pending: list[Task], progress: P
         if baselines:
             cluster_gpus = ray.cluster_resources().get("GPU", 0)
             gpus = res.gpus_per_trial if res.gpus_per_trial is not None else (0.25 if cluster_gpus else 0.0)
-            run_baselines(all_baselines or baselines, baselines, results=grid.results,
-                          grid_name=grid.name, cpus=res.cpus_per_trial, gpus=gpus,
-                          max_concurrent=res.max_concurrent_trials, max_attempts=res.max_task_attempts,
-                          checkpoint_every_epochs=res.checkpoint_every_epochs, store=store, progress=progress,
-                          group=res.baseline_group)
+            run_baselines(
+                all_baselines or baselines,
+                baselines,
+                results=grid.results,
+                grid_name=grid.name,
+                cpus=res.cpus_per_trial,
+                gpus=gpus,
+                max_concurrent=res.max_concurrent_trials,
+                max_attempts=res.max_task_attempts,
+                checkpoint_every_epochs=res.checkpoint_every_epochs,
+                store=store,
+                progress=progress,
+                group=res.baseline_group,
+            )
         if thread:
             while thread.is_alive():
                 thread.join(timeout=1.0)
@@ -221,13 +277,24 @@ def execute(grid: GridSpec, store: ResultStore, pending: list[Task], progress: P
 
 def print_summary(store: ResultStore, out: TextIO) -> None:
     """Per (dataset, σw²): the cutoffs (mean over seeds) and the trainable depth measured so far."""
-    cutoffs = (store.scan("cutoffs").filter(pl.col("measure").is_in(["kl_mean", "diff_entropy"]))
-               .group_by("dataset", "sigma_w2", "measure").agg(pl.col("cutoff_layer").mean())
-               .collect().pivot(on="measure", index=["dataset", "sigma_w2"], values="cutoff_layer"))
-    trained = (store.scan("train_summary").group_by("dataset", "sigma_w2")
-               .agg(pl.col("depth").filter(pl.col("reached_threshold")).max().alias("trainable_depth"),
-                    pl.col("depth").max().alias("deepest_trained"), pl.len().alias("trainings"))
-               .collect())
+    cutoffs = (
+        store.scan("cutoffs")
+        .filter(pl.col("measure").is_in(["kl_mean", "diff_entropy"]))
+        .group_by("dataset", "sigma_w2", "measure")
+        .agg(pl.col("cutoff_layer").mean())
+        .collect()
+        .pivot(on="measure", index=["dataset", "sigma_w2"], values="cutoff_layer")
+    )
+    trained = (
+        store.scan("train_summary")
+        .group_by("dataset", "sigma_w2")
+        .agg(
+            pl.col("depth").filter(pl.col("reached_threshold")).max().alias("trainable_depth"),
+            pl.col("depth").max().alias("deepest_trained"),
+            pl.len().alias("trainings"),
+        )
+        .collect()
+    )
     if cutoffs.is_empty() and trained.is_empty():
         return
     if cutoffs.is_empty():

@@ -24,8 +24,7 @@ from infoflow_ray.errors import ConfigError
 from infoflow_ray.store import task_id as hash_task
 
 KINDS = ("cascade", "baseline")
-DATASET_SHAPES = {"mnist_t10k": (784, 10), "mnist": (784, 10), "fashion_mnist": (784, 10),
-                  "cifar10_gray": (1024, 10)}
+DATASET_SHAPES = {"mnist_t10k": (784, 10), "mnist": (784, 10), "fashion_mnist": (784, 10), "cifar10_gray": (1024, 10)}
 """(n_inputs, n_classes) of each named dataset; ``synthetic`` takes its shape from the grid."""
 
 
@@ -40,8 +39,12 @@ class DataOptions:
 
     def __post_init__(self) -> None:
         if self.max_train_samples is not None:
-            _require(isinstance(self.max_train_samples, int) and self.max_train_samples >= 64,
-                     "max_train_samples", self.max_train_samples, "None or an integer >= 64")
+            _require(
+                isinstance(self.max_train_samples, int) and self.max_train_samples >= 64,
+                "max_train_samples",
+                self.max_train_samples,
+                "None or an integer >= 64",
+            )
         for name in ("synthetic_inputs", "synthetic_train", "synthetic_test"):
             value = getattr(self, name)
             _require(isinstance(value, int) and value >= 2, name, value, "an integer >= 2")
@@ -73,18 +76,30 @@ class ResourceSpec:
 
     def __post_init__(self) -> None:
         if self.cascade_workers is not None:
-            _require(isinstance(self.cascade_workers, int) and self.cascade_workers >= 1,
-                     "resources.cascade_workers", self.cascade_workers, "None or an integer >= 1")
+            _require(
+                isinstance(self.cascade_workers, int) and self.cascade_workers >= 1,
+                "resources.cascade_workers",
+                self.cascade_workers,
+                "None or an integer >= 1",
+            )
         for name in ("cpus_per_cascade", "cpus_per_trial"):
             value = getattr(self, name)
             _require(isinstance(value, (int, float)) and value > 0, f"resources.{name}", value, "a number > 0")
         for name in ("gpus_per_cascade", "gpus_per_trial"):
             value = getattr(self, name)
-            _require(value is None or (isinstance(value, (int, float)) and value >= 0), f"resources.{name}",
-                     value, "None or a number >= 0")
+            _require(
+                value is None or (isinstance(value, (int, float)) and value >= 0),
+                f"resources.{name}",
+                value,
+                "None or a number >= 0",
+            )
         if self.cascade_group is not None:
-            _require(isinstance(self.cascade_group, int) and self.cascade_group >= 1, "resources.cascade_group",
-                     self.cascade_group, "None (sized from free GPU memory) or an integer >= 1")
+            _require(
+                isinstance(self.cascade_group, int) and self.cascade_group >= 1,
+                "resources.cascade_group",
+                self.cascade_group,
+                "None (sized from free GPU memory) or an integer >= 1",
+            )
         for name in ("max_task_attempts", "checkpoint_every_epochs", "baseline_group"):
             value = getattr(self, name)
             _require(isinstance(value, int) and value >= 1, f"resources.{name}", value, "an integer >= 1")
@@ -115,23 +130,40 @@ class InfoPlaneSpec:
 
     def __post_init__(self) -> None:
         _require(isinstance(self.enabled, bool), "info_plane.enabled", self.enabled, "true or false")
-        _require(self.estimator in ("binning", "kde", "ksg"), "info_plane.estimator", self.estimator,
-                 "one of binning, kde, ksg")
+        _require(
+            self.estimator in ("binning", "kde", "ksg"),
+            "info_plane.estimator",
+            self.estimator,
+            "one of binning, kde, ksg",
+        )
         _require(self.stopper in ("threshold", "mi"), "info_plane.stopper", self.stopper, "threshold or mi")
         for name in ("n_bins", "k", "samples", "every_epochs", "patience"):
             value = getattr(self, name)
-            _require(isinstance(value, int) and value >= 2 - (name in ("every_epochs", "patience", "k")),
-                     f"info_plane.{name}", value, "a positive integer" if name != "n_bins" else "an integer >= 2")
-        _require(isinstance(self.extended_networks, int) and self.extended_networks >= 0,
-                 "info_plane.extended_networks", self.extended_networks, "an integer >= 0")
-        _require(isinstance(self.noise_var, (int, float)) and self.noise_var > 0, "info_plane.noise_var",
-                 self.noise_var, "a number > 0")
+            _require(
+                isinstance(value, int) and value >= 2 - (name in ("every_epochs", "patience", "k")),
+                f"info_plane.{name}",
+                value,
+                "a positive integer" if name != "n_bins" else "an integer >= 2",
+            )
+        _require(
+            isinstance(self.extended_networks, int) and self.extended_networks >= 0,
+            "info_plane.extended_networks",
+            self.extended_networks,
+            "an integer >= 0",
+        )
+        _require(
+            isinstance(self.noise_var, (int, float)) and self.noise_var > 0,
+            "info_plane.noise_var",
+            self.noise_var,
+            "a number > 0",
+        )
 
     @property
     def params(self) -> dict:
         """The chosen estimator's own parameters."""
-        return {"binning": {"n_bins": self.n_bins}, "kde": {"noise_var": self.noise_var},
-                "ksg": {"k": self.k}}[self.estimator]
+        return {"binning": {"n_bins": self.n_bins}, "kde": {"noise_var": self.noise_var}, "ksg": {"k": self.k}}[
+            self.estimator
+        ]
 
 
 SEARCH_MEASURES = ("kl_per_image", "kl_mean", "kl_median_normalised", "diff_entropy")
@@ -161,22 +193,37 @@ class SearchSpec:
 
     def __post_init__(self) -> None:
         _require(isinstance(self.enabled, bool), "search.enabled", self.enabled, "true or false")
-        _require(self.measure in SEARCH_MEASURES, "search.measure", self.measure,
-                 f"one of {', '.join(SEARCH_MEASURES)}")
+        _require(
+            self.measure in SEARCH_MEASURES, "search.measure", self.measure, f"one of {', '.join(SEARCH_MEASURES)}"
+        )
         if self.depth_resolution is not None:
-            _require(isinstance(self.depth_resolution, int) and not isinstance(self.depth_resolution, bool)
-                     and self.depth_resolution > 0, "search.depth_resolution", self.depth_resolution,
-                     "None (one step of the depth list) or an integer number of layers > 0")
+            _require(
+                isinstance(self.depth_resolution, int)
+                and not isinstance(self.depth_resolution, bool)
+                and self.depth_resolution > 0,
+                "search.depth_resolution",
+                self.depth_resolution,
+                "None (one step of the depth list) or an integer number of layers > 0",
+            )
         _require(isinstance(self.confirm, bool), "search.confirm", self.confirm, "true or false")
         if self.target_depth is not None:
-            _require(isinstance(self.target_depth, int) and not isinstance(self.target_depth, bool)
-                     and self.target_depth >= 1, "search.target_depth", self.target_depth,
-                     "None (no σw² interval search) or an integer >= 1")
-        _require(_is_number(self.sigma_w2_tolerance) and math.isfinite(self.sigma_w2_tolerance)
-                 and self.sigma_w2_tolerance > 0, "search.sigma_w2_tolerance", self.sigma_w2_tolerance,
-                 "a finite number > 0")
-        _require(isinstance(self.edge_trainings, bool), "search.edge_trainings", self.edge_trainings,
-                 "true or false")
+            _require(
+                isinstance(self.target_depth, int)
+                and not isinstance(self.target_depth, bool)
+                and self.target_depth >= 1,
+                "search.target_depth",
+                self.target_depth,
+                "None (no σw² interval search) or an integer >= 1",
+            )
+        _require(
+            _is_number(self.sigma_w2_tolerance)
+            and math.isfinite(self.sigma_w2_tolerance)
+            and self.sigma_w2_tolerance > 0,
+            "search.sigma_w2_tolerance",
+            self.sigma_w2_tolerance,
+            "a finite number > 0",
+        )
+        _require(isinstance(self.edge_trainings, bool), "search.edge_trainings", self.edge_trainings, "true or false")
 
 
 @dataclass(frozen=True)
@@ -194,14 +241,23 @@ class Task:
 
     def config(self) -> dict[str, Any]:
         """Everything that determines the result, as plain JSON-able values."""
-        out = {"kind": self.kind, "dataset": self.dataset, "seed": self.seed,
-               "network": dataclasses.asdict(self.network), "data": dataclasses.asdict(self.data)}
-        out["network"]["widths"] = list(self.network.widths) if not isinstance(self.network.widths, str) \
-            else self.network.widths
+        out = {
+            "kind": self.kind,
+            "dataset": self.dataset,
+            "seed": self.seed,
+            "network": dataclasses.asdict(self.network),
+            "data": dataclasses.asdict(self.data),
+        }
+        out["network"]["widths"] = (
+            list(self.network.widths) if not isinstance(self.network.widths, str) else self.network.widths
+        )
         if self.cascade is not None:
-            out["cascade"] = {k: v for k, v in dataclasses.asdict(self.cascade).items()
-                              if k != "strategy"  # strategies give the same decoders
-                              and not (k == "tf32_training" and not v)}  # only when on: older ids stay valid
+            out["cascade"] = {
+                k: v
+                for k, v in dataclasses.asdict(self.cascade).items()
+                if k != "strategy"  # strategies give the same decoders
+                and not (k == "tf32_training" and not v)
+            }  # only when on: older ids stay valid
         if self.train is not None:
             out["train"] = dataclasses.asdict(self.train)
         if self.info_plane is not None:  # only when enabled, so enabling it never renames other tasks
@@ -215,19 +271,26 @@ class Task:
     @property
     def label(self) -> str:
         """A name a person can read, e.g. for the Ray dashboard: 'cascade mnist_t10k σw²=1.76 L=30 seed=0'."""
-        return (f"{self.kind} {self.dataset} {self.network.profile_name} σw²={self.network.sigma_w2:g} "
-                f"L={self.network.depth} seed={self.seed}")
+        return (
+            f"{self.kind} {self.dataset} {self.network.profile_name} σw²={self.network.sigma_w2:g} "
+            f"L={self.network.depth} seed={self.seed}"
+        )
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Task:
         network = dict(config["network"])
         if not isinstance(network["widths"], str):
             network["widths"] = tuple(network["widths"])
-        return cls(kind=config["kind"], dataset=config["dataset"], seed=config["seed"],
-                   network=NetworkSpec(**network), data=DataOptions(**config["data"]),
-                   cascade=CascadeSpec(**config["cascade"]) if "cascade" in config else None,
-                   train=TrainSpec(**config["train"]) if "train" in config else None,
-                   info_plane=InfoPlaneSpec(**config["info_plane"]) if "info_plane" in config else None)
+        return cls(
+            kind=config["kind"],
+            dataset=config["dataset"],
+            seed=config["seed"],
+            network=NetworkSpec(**network),
+            data=DataOptions(**config["data"]),
+            cascade=CascadeSpec(**config["cascade"]) if "cascade" in config else None,
+            train=TrainSpec(**config["train"]) if "train" in config else None,
+            info_plane=InfoPlaneSpec(**config["info_plane"]) if "info_plane" in config else None,
+        )
 
 
 def _tuple(values: Any) -> tuple:
@@ -275,26 +338,44 @@ class GridSpec:
         for name in ("sigma_w2", "sigma_b2", "depths", "seeds"):
             values = getattr(self, name)
             _require(len(set(values)) == len(values), name, list(values), "a list without repeated values")
-        _require(bool(self.results) and isinstance(self.results, str), "results", self.results,
-                 "a directory path or a URI")
+        _require(
+            bool(self.results) and isinstance(self.results, str), "results", self.results, "a directory path or a URI"
+        )
         if self.cascade_depth is not None:
-            _require(isinstance(self.cascade_depth, int) and self.cascade_depth >= max(self.depths),
-                     "cascade_depth", self.cascade_depth, f"None or an integer >= the deepest depth {max(self.depths)}")
+            _require(
+                isinstance(self.cascade_depth, int) and self.cascade_depth >= max(self.depths),
+                "cascade_depth",
+                self.cascade_depth,
+                f"None or an integer >= the deepest depth {max(self.depths)}",
+            )
         if self.search.enabled:
             self._check_search()
         self.tasks()  # every network of the grid is validated here, before any work starts
 
     def _check_search(self) -> None:
         search = self.search
-        _require("cascade" in self.kinds, "kinds", list(self.kinds),
-                 "a list including 'cascade' when the search is on (the search starts from the cascades)")
+        _require(
+            "cascade" in self.kinds,
+            "kinds",
+            list(self.kinds),
+            "a list including 'cascade' when the search is on (the search starts from the cascades)",
+        )
         if search.target_depth is not None:
-            last = self.network(self.datasets[0], self.sigma_w2[0], self.deepest, self.sigma_b2[0]) \
-                .cutoff_last_layer(self.cascade.cutoff_layers)
-            _require(search.target_depth <= last, "search.target_depth", search.target_depth,
-                     f"at most {last}, the deepest layer the cutoff of the depth-{self.deepest} cascade looks at")
-        _require(len(self.depths) >= 2 or "baseline" not in self.kinds, "depths", list(self.depths),
-                 "at least two depths to search over")
+            last = self.network(self.datasets[0], self.sigma_w2[0], self.deepest, self.sigma_b2[0]).cutoff_last_layer(
+                self.cascade.cutoff_layers
+            )
+            _require(
+                search.target_depth <= last,
+                "search.target_depth",
+                search.target_depth,
+                f"at most {last}, the deepest layer the cutoff of the depth-{self.deepest} cascade looks at",
+            )
+        _require(
+            len(self.depths) >= 2 or "baseline" not in self.kinds,
+            "depths",
+            list(self.depths),
+            "at least two depths to search over",
+        )
 
     @property
     def deepest(self) -> int:
@@ -302,31 +383,62 @@ class GridSpec:
 
     def network(self, dataset: str, sigma_w2: float, depth: int, sigma_b2: float) -> NetworkSpec:
         n_in, n_out = DATASET_SHAPES.get(dataset, (self.data.synthetic_inputs, 10))
-        return NetworkSpec(sigma_w2=float(sigma_w2), depth=depth, sigma_b2=float(sigma_b2),
-                           widths=self.widths, n_inputs=n_in, n_outputs=n_out)
+        return NetworkSpec(
+            sigma_w2=float(sigma_w2),
+            depth=depth,
+            sigma_b2=float(sigma_b2),
+            widths=self.widths,
+            n_inputs=n_in,
+            n_outputs=n_out,
+        )
 
     def tasks(self) -> list[Task]:
         """All tasks of the grid, cascades first (so predictions arrive long before the ground truth)."""
         out = []
         if "cascade" in self.kinds:
-            out += [self.cascade_task(ds, s, b, seed)
-                    for ds in self.datasets for b in self.sigma_b2 for s in self.sigma_w2 for seed in self.seeds]
+            out += [
+                self.cascade_task(ds, s, b, seed)
+                for ds in self.datasets
+                for b in self.sigma_b2
+                for s in self.sigma_w2
+                for seed in self.seeds
+            ]
         if "baseline" in self.kinds:
-            out += [self.baseline_task(ds, s, b, depth, seed) for ds in self.datasets for b in self.sigma_b2
-                    for s in self.sigma_w2 for depth in self.depths for seed in self.seeds]
+            out += [
+                self.baseline_task(ds, s, b, depth, seed)
+                for ds in self.datasets
+                for b in self.sigma_b2
+                for s in self.sigma_w2
+                for depth in self.depths
+                for seed in self.seeds
+            ]
         return out
 
     def cascade_task(self, dataset: str, sigma_w2: float, sigma_b2: float, seed: int) -> Task:
         """The cascade task of one (dataset, σw², σb², seed) on the grid's deepest network."""
         info = self.info_plane if self.info_plane.enabled else None
-        return Task("cascade", dataset, self.network(dataset, sigma_w2, self.deepest, sigma_b2), seed, self.data,
-                    cascade=self.cascade, info_plane=info)
+        return Task(
+            "cascade",
+            dataset,
+            self.network(dataset, sigma_w2, self.deepest, sigma_b2),
+            seed,
+            self.data,
+            cascade=self.cascade,
+            info_plane=info,
+        )
 
     def baseline_task(self, dataset: str, sigma_w2: float, sigma_b2: float, depth: int, seed: int) -> Task:
         """The baseline training of one (dataset, σw², σb², depth, seed)."""
         info = self.info_plane if self.info_plane.enabled else None
-        return Task("baseline", dataset, self.network(dataset, sigma_w2, depth, sigma_b2), seed, self.data,
-                    train=self.train, info_plane=info)
+        return Task(
+            "baseline",
+            dataset,
+            self.network(dataset, sigma_w2, depth, sigma_b2),
+            seed,
+            self.data,
+            train=self.train,
+            info_plane=info,
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self), default=list))
@@ -341,30 +453,57 @@ def value_range(start: float, stop: float, step: float) -> tuple[float, ...]:
 
 PRESETS: dict[str, dict[str, Any]] = {
     # End-to-end check in well under a minute on a laptop CPU (tests use it).
-    "tiny": dict(sigma_w2=(0.5, 1.76, 3.0), depths=(3, 6), data=dict(max_train_samples=3000),
-                 cascade=dict(eval_samples=200), train=dict(max_epochs=2), results="results/tiny"),
+    "tiny": dict(
+        sigma_w2=(0.5, 1.76, 3.0),
+        depths=(3, 6),
+        data=dict(max_train_samples=3000),
+        cascade=dict(eval_samples=200),
+        train=dict(max_epochs=2),
+        results="results/tiny",
+    ),
     # The embedded default: a search that places ℓ_train and the cutoff on both sides of the critical point on
     # MNIST-t10k, ≈ 10 minutes on a 2-core CPU (measured: README, benchmarks/RESULTS.md). Depths to 48 because
     # the short budget (5 epochs) makes chaotic networks untrainable well below that; σw² to 8 because the
     # per-image cutoff falls below 36 layers only there. 500 test images: the per-image cutoffs are those of
     # 2,000 to within 0.3 layers at a quarter of the evaluation time (which grows with depth²).
-    "default": dict(sigma_w2=(0.5, 1.0, 1.5, 1.76, 2.5, 4.0, 6.0, 8.0), depths=tuple(range(4, 49, 4)),
-                    data=dict(max_train_samples=4000), cascade=dict(eval_samples=500),
-                    train=dict(max_epochs=5), search=dict(enabled=True, target_depth=36, sigma_w2_tolerance=0.05),
-                    results="results/default"),
+    "default": dict(
+        sigma_w2=(0.5, 1.0, 1.5, 1.76, 2.5, 4.0, 6.0, 8.0),
+        depths=tuple(range(4, 49, 4)),
+        data=dict(max_train_samples=4000),
+        cascade=dict(eval_samples=500),
+        train=dict(max_epochs=5),
+        search=dict(enabled=True, target_depth=36, sigma_w2_tolerance=0.05),
+        results="results/default",
+    ),
     # The paper's grids (fig. 3): σw² 0.1..4 step 0.1, depths to 200, 200 epochs. GPU clusters.
-    "paper-mnist-wide": dict(sigma_w2=value_range(0.1, 4.0, 0.1), depths=tuple(range(10, 201, 10)),
-                             datasets=("mnist",), widths="wide",
-                             cascade=dict(eval_samples=1000, tf32_training=True),
-                             train=dict(max_epochs=200), results="results/paper-mnist-wide"),
-    "paper-cifar-shrinking": dict(sigma_w2=value_range(0.1, 4.0, 0.1), depths=tuple(range(10, 201, 10)),
-                                  datasets=("cifar10_gray",), widths="shrinking",
-                                  cascade=dict(eval_samples=1000, tf32_training=True),
-                                  train=dict(max_epochs=200), results="results/paper-cifar-shrinking"),
+    "paper-mnist-wide": dict(
+        sigma_w2=value_range(0.1, 4.0, 0.1),
+        depths=tuple(range(10, 201, 10)),
+        datasets=("mnist",),
+        widths="wide",
+        cascade=dict(eval_samples=1000, tf32_training=True),
+        train=dict(max_epochs=200),
+        results="results/paper-mnist-wide",
+    ),
+    "paper-cifar-shrinking": dict(
+        sigma_w2=value_range(0.1, 4.0, 0.1),
+        depths=tuple(range(10, 201, 10)),
+        datasets=("cifar10_gray",),
+        widths="shrinking",
+        cascade=dict(eval_samples=1000, tf32_training=True),
+        train=dict(max_epochs=200),
+        results="results/paper-cifar-shrinking",
+    ),
 }
 
-_NESTED = {"data": DataOptions, "cascade": CascadeSpec, "train": TrainSpec, "resources": ResourceSpec,
-           "info_plane": InfoPlaneSpec, "search": SearchSpec}
+_NESTED = {
+    "data": DataOptions,
+    "cascade": CascadeSpec,
+    "train": TrainSpec,
+    "resources": ResourceSpec,
+    "info_plane": InfoPlaneSpec,
+    "search": SearchSpec,
+}
 
 
 def _check_keys(where: str, values: dict[str, Any], cls: type) -> None:
@@ -414,6 +553,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
             values = tomllib.loads(text)
         elif path.suffix in (".yaml", ".yml"):
             import yaml
+
             values = yaml.safe_load(text) or {}
         else:
             raise ConfigError(f"config file '{path}' must end in .toml, .yaml or .yml")
@@ -436,8 +576,9 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     return values
 
 
-def resolve_grid(preset: str = "default", config_file: str | Path | None = None,
-                 overrides: dict[str, Any] | None = None) -> GridSpec:
+def resolve_grid(
+    preset: str = "default", config_file: str | Path | None = None, overrides: dict[str, Any] | None = None
+) -> GridSpec:
     """Preset, then config file, then overrides (e.g. CLI flags) — later ones win."""
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset '{preset}'; choose one of {', '.join(PRESETS)}")

@@ -67,8 +67,9 @@ class Progress:
             if message:
                 self._print(message)
 
-    def finished(self, kind: str, message: str = "", failed: bool = False, count: int = 1,
-                 was_running: bool = True) -> None:
+    def finished(
+        self, kind: str, message: str = "", failed: bool = False, count: int = 1, was_running: bool = True
+    ) -> None:
         """A piece of work ended: ``count`` tasks (a batched group holds several) done or failed; ``was_running``
         is False for work that ended without a ``started`` (e.g. restored already finished)."""
         with self._lock:
@@ -101,8 +102,10 @@ class Progress:
         parts = []
         for kind, c in self._counts.items():
             eta = c.eta(now)
-            parts.append(f"{kind} {c.done}/{c.total} (running {c.running}, failed {c.failed}, "
-                         f"ETA {_clock(eta) if eta is not None else '?'})")
+            parts.append(
+                f"{kind} {c.done}/{c.total} (running {c.running}, failed {c.failed}, "
+                f"ETA {_clock(eta) if eta is not None else '?'})"
+            )
         return f"[{_clock(now - self._start)}] " + " | ".join(parts)
 
     def _print(self, message: str) -> None:

@@ -13,7 +13,7 @@ import platform
 import socket
 import subprocess
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from infoflow_ray import infoplane, seeding
 from infoflow_ray.data import Dataset, load_dataset
 from infoflow_ray.model import TanhNetwork
 from infoflow_ray.predict import Prediction, predict_trainabilities
+from infoflow_ray.store import CURVE_MEASURES
 from infoflow_ray.sweep.grid import DataOptions, InfoPlaneSpec, Task
 from infoflow_ray.training import EpochRecord
 
@@ -32,17 +33,24 @@ Rows = dict[str, list[dict[str, Any]]]
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def load_task_data(dataset: str, options: DataOptions, device: torch.device | str) -> Dataset:
     """The dataset of a task, on ``device``, with the grid's training subset applied."""
-    data = load_dataset(dataset, n_inputs=options.synthetic_inputs, n_train=options.synthetic_train,
-                        n_test=options.synthetic_test)
+    data = load_dataset(
+        dataset, n_inputs=options.synthetic_inputs, n_train=options.synthetic_train, n_test=options.synthetic_test
+    )
     if options.max_train_samples is not None and options.max_train_samples < data.train_x.shape[0]:
         n = options.max_train_samples
-        data = Dataset(name=data.name, train_x=data.train_x[:n], train_y=data.train_y[:n], test_x=data.test_x,
-                       test_y=data.test_y, n_classes=data.n_classes)
+        data = Dataset(
+            name=data.name,
+            train_x=data.train_x[:n],
+            train_y=data.train_y[:n],
+            test_x=data.test_x,
+            test_y=data.test_y,
+            n_classes=data.n_classes,
+        )
     return data.to(device)
 
 
@@ -55,6 +63,7 @@ def image_shape(n_pixels: int) -> tuple[int, int]:
 @functools.cache
 def software_versions() -> dict[str, str]:
     """Versions recorded with every run, so a result can be traced to the code that made it."""
+
     def version(name: str) -> str:
         try:
             return importlib.metadata.version(name)
@@ -62,12 +71,25 @@ def software_versions() -> dict[str, str]:
             return "absent"
 
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,
-                                cwd=Path(infoflow_ray.__file__).parent, timeout=5).stdout.strip() or "unknown"
+        commit = (
+            subprocess.run(
+                ["git", "rev-parse", "--short=12", "HEAD"],
+                capture_output=True,
+                text=True,
+                cwd=Path(infoflow_ray.__file__).parent,
+                timeout=5,
+            ).stdout.strip()
+            or "unknown"
+        )
     except (OSError, subprocess.SubprocessError):
         commit = "unknown"
-    return {"package_version": infoflow_ray.__version__, "git_commit": commit, "torch_version": torch.__version__,
-            "ray_version": version("ray"), "python_version": platform.python_version()}
+    return {
+        "package_version": infoflow_ray.__version__,
+        "git_commit": commit,
+        "torch_version": torch.__version__,
+        "ray_version": version("ray"),
+        "python_version": platform.python_version(),
+    }
 
 
 def device_name(device: torch.device | str) -> str:
@@ -79,20 +101,48 @@ def device_name(device: torch.device | str) -> str:
 
 def _keys(task: Task) -> dict[str, Any]:
     net = task.network
-    return {"task_id": task.task_id, "dataset": task.dataset, "profile": net.profile_name,
-            "sigma_w2": net.sigma_w2, "sigma_b2": net.sigma_b2, "depth": net.depth, "seed": task.seed}
+    return {
+        "task_id": task.task_id,
+        "dataset": task.dataset,
+        "profile": net.profile_name,
+        "sigma_w2": net.sigma_w2,
+        "sigma_b2": net.sigma_b2,
+        "depth": net.depth,
+        "seed": task.seed,
+    }
 
 
-def runs_row(task: Task, *, grid_name: str, status: str, started_at: datetime, finished_at: datetime,
-             seconds: float, attempts: int, node_id: str, device: str) -> dict[str, Any]:
+def runs_row(
+    task: Task,
+    *,
+    grid_name: str,
+    status: str,
+    started_at: datetime,
+    finished_at: datetime,
+    seconds: float,
+    attempts: int,
+    node_id: str,
+    device: str,
+) -> dict[str, Any]:
     """The ``runs`` row of a finished task: its config, versions, hardware and timing."""
-    return {**_keys(task), "kind": task.kind, "grid_name": grid_name, "status": status,
-            "config_json": json.dumps(task.config(), sort_keys=True), **software_versions(),
-            "hostname": socket.gethostname(), "node_id": node_id, "device": device, "started_at": started_at,
-            "finished_at": finished_at, "seconds": seconds, "attempts": attempts}
+    return {
+        **_keys(task),
+        "kind": task.kind,
+        "grid_name": grid_name,
+        "status": status,
+        "config_json": json.dumps(task.config(), sort_keys=True),
+        **software_versions(),
+        "hostname": socket.gethostname(),
+        "node_id": node_id,
+        "device": device,
+        "started_at": started_at,
+        "finished_at": finished_at,
+        "seconds": seconds,
+        "attempts": attempts,
+    }
 
 
-CURVE_MEASURES = ("kl_mean", "kl_median", "diff_entropy", "clamped_pixels")
+ENTROPY_CURVES = tuple(m for m in CURVE_MEASURES if m != "decoder_loss")  # a value per layer from 0 (the input)
 
 
 def cascade_rows(task: Task, prediction: Prediction) -> Rows:
@@ -100,26 +150,54 @@ def cascade_rows(task: Task, prediction: Prediction) -> Rows:
     keys = _keys(task)
     spec = task.cascade
     curves = []
-    for measure in CURVE_MEASURES:
+    for measure in ENTROPY_CURVES:
         values = np.asarray(getattr(prediction, measure), dtype=np.float64)
-        curves += [{**keys, "layer": layer, "measure": measure, "value": float(v), "finite": bool(np.isfinite(v))}
-                   for layer, v in enumerate(values)]
-    curves += [{**keys, "layer": layer, "measure": "decoder_loss", "value": float(v),
-                "finite": bool(np.isfinite(v))} for layer, v in enumerate(prediction.decoder_loss, start=1)]
+        curves += [
+            {**keys, "layer": layer, "measure": measure, "value": float(v), "finite": bool(np.isfinite(v))}
+            for layer, v in enumerate(values)
+        ]
+    curves += [
+        {**keys, "layer": layer, "measure": "decoder_loss", "value": float(v), "finite": bool(np.isfinite(v))}
+        for layer, v in enumerate(prediction.decoder_loss, start=1)
+    ]
     tolerances = {"last_layer": prediction.cutoff_last_layer, "rtol": spec.rtol, "atol": spec.atol}
-    cutoffs = [{**keys, "measure": name, "cutoff_layer": float(c.layer) if c.finite else float("nan"),
-                "cutoff_std": float("nan"), "saturated": c.saturated, "finite": c.finite, **tolerances}
-               for name, c in prediction.cutoffs.items()]
+    cutoffs = [
+        {
+            **keys,
+            "measure": name,
+            "cutoff_layer": float(c.layer) if c.finite else float("nan"),
+            "cutoff_std": float("nan"),
+            "saturated": c.saturated,
+            "finite": c.finite,
+            **tolerances,
+        }
+        for name, c in prediction.cutoffs.items()
+    ]
     per_image_finite = math.isfinite(prediction.per_image_cutoff_mean)
-    cutoffs.append({**keys, "measure": "kl_per_image", "cutoff_layer": prediction.per_image_cutoff_mean,
-                    "cutoff_std": prediction.per_image_cutoff_std,
-                    "saturated": per_image_finite and prediction.per_image_cutoff_mean < prediction.cutoff_last_layer,
-                    "finite": per_image_finite, **tolerances})
+    cutoffs.append(
+        {
+            **keys,
+            "measure": "kl_per_image",
+            "cutoff_layer": prediction.per_image_cutoff_mean,
+            "cutoff_std": prediction.per_image_cutoff_std,
+            "saturated": per_image_finite and prediction.per_image_cutoff_mean < prediction.cutoff_last_layer,
+            "finite": per_image_finite,
+            **tolerances,
+        }
+    )
     height, width = image_shape(prediction.stored_images.shape[-1])
-    images = [{**keys, "image_index": i, "layer": int(layer), "height": height, "width": width,
-               "pixels": prediction.stored_images[i, j].astype(np.float32).tolist()}
-              for i in range(prediction.stored_images.shape[0])
-              for j, layer in enumerate(prediction.stored_layers)]
+    images = [
+        {
+            **keys,
+            "image_index": i,
+            "layer": int(layer),
+            "height": height,
+            "width": width,
+            "pixels": prediction.stored_images[i, j].astype(np.float32).tolist(),
+        }
+        for i in range(prediction.stored_images.shape[0])
+        for j, layer in enumerate(prediction.stored_layers)
+    ]
     return {"curves": curves, "cutoffs": cutoffs, "reconstructions": images}
 
 
@@ -133,18 +211,21 @@ def run_cascade(task: Task, data: Dataset, device: torch.device | str, progress=
     return run_cascades([task], data, device, progress)[0]
 
 
-def run_cascades(tasks: list[Task], data: Dataset, device: torch.device | str,
-                 progress=None) -> list[tuple[Rows, str, dict]]:
+def run_cascades(
+    tasks: list[Task], data: Dataset, device: torch.device | str, progress=None
+) -> list[tuple[Rows, str, dict]]:
     """``run_cascade`` for several tasks of one ``cascade_group_key``, their cascades trained together."""
     if len({cascade_group_key(t) for t in tasks}) != 1:
         raise ValueError("tasks run together must share dataset, data options, layer widths and cascade settings")
-    predictions = predict_trainabilities([t.network for t in tasks], tasks[0].cascade, data,
-                                         [t.seed for t in tasks], device, progress)
+    predictions = predict_trainabilities(
+        [t.network for t in tasks], tasks[0].cascade, data, [t.seed for t in tasks], device, progress
+    )
     return [_cascade_result(task, prediction, data, device) for task, prediction in zip(tasks, predictions)]
 
 
-def _cascade_result(task: Task, prediction: Prediction, data: Dataset,
-                    device: torch.device | str) -> tuple[Rows, str, dict]:
+def _cascade_result(
+    task: Task, prediction: Prediction, data: Dataset, device: torch.device | str
+) -> tuple[Rows, str, dict]:
     status = "ok" if prediction.finite else "nonfinite"
     summary = {name: c.layer for name, c in prediction.cutoffs.items()}
     summary["kl_per_image"] = prediction.per_image_cutoff_mean
@@ -172,8 +253,9 @@ def info_plane_point(task: Task, network: TanhNetwork, data: Dataset, epoch: int
     network.eval()
     per_layer = infoplane.layer_mi(network.activations(x)[1:], y, spec.estimator, inputs=x, **spec.params)
     network.train(was_training)
-    return infoplane.info_plane_rows(_keys(task), per_layer, spec.estimator, epoch, time.perf_counter() - start,
-                                     spec.params, n_samples=x.shape[0])
+    return infoplane.info_plane_rows(
+        _keys(task), per_layer, spec.estimator, epoch, time.perf_counter() - start, spec.params, n_samples=x.shape[0]
+    )
 
 
 @torch.no_grad()
@@ -182,13 +264,15 @@ def extended_info_plane(task: Task, data: Dataset, device: torch.device | str) -
     spec = task.info_plane
     x, y = _probe_samples(data, spec)
     start = time.perf_counter()
-    seeds = [task.seed] + [seeding.derived_seed(task.seed, "extended-network", i)
-                           for i in range(1, spec.extended_networks)]
+    seeds = [task.seed] + [
+        seeding.derived_seed(task.seed, "extended-network", i) for i in range(1, spec.extended_networks)
+    ]
     family = [TanhNetwork(task.network, s, device).activations(x)[1:] for s in seeds]
     per_layer = infoplane.extended_binned_mi(family, y, spec.n_bins, seed=task.seed)
     params = {"n_bins": spec.n_bins, "networks": spec.extended_networks}
-    return infoplane.info_plane_rows(_keys(task), per_layer, "binning_extended", None,
-                                     time.perf_counter() - start, params, n_samples=x.shape[0])
+    return infoplane.info_plane_rows(
+        _keys(task), per_layer, "binning_extended", None, time.perf_counter() - start, params, n_samples=x.shape[0]
+    )
 
 
 def baseline_rows(task: Task, history: list[EpochRecord], stop_reason: str, resumed_from_epoch: int = 0) -> Rows:
@@ -198,10 +282,15 @@ def baseline_rows(task: Task, history: list[EpochRecord], stop_reason: str, resu
     epochs = [{**keys, **{k: v for k, v in r.as_dict().items()}} for r in history]
     accuracies = [r.test_accuracy for r in history]
     finite = [a for a in accuracies if math.isfinite(a)]
-    summary = {**keys, "epochs": len(history), "best_test_accuracy": max(finite, default=float("nan")),
-               "final_test_accuracy": accuracies[-1] if accuracies else float("nan"),
-               "accuracy_threshold": task.train.accuracy_threshold,
-               "reached_threshold": any(a >= task.train.accuracy_threshold for a in finite),
-               "stop_reason": stop_reason, "seconds": float(sum(r.seconds for r in history)),
-               "resumed_from_epoch": resumed_from_epoch}
+    summary = {
+        **keys,
+        "epochs": len(history),
+        "best_test_accuracy": max(finite, default=float("nan")),
+        "final_test_accuracy": accuracies[-1] if accuracies else float("nan"),
+        "accuracy_threshold": task.train.accuracy_threshold,
+        "reached_threshold": any(a >= task.train.accuracy_threshold for a in finite),
+        "stop_reason": stop_reason,
+        "seconds": float(sum(r.seconds for r in history)),
+        "resumed_from_epoch": resumed_from_epoch,
+    }
     return {"train_epochs": epochs, "train_summary": [summary]}
