@@ -76,12 +76,7 @@ TABLES: dict[str, pa.Schema] = {
             ("task_id", pa.string()),
             ("kind", pa.string()),  # 'cascade' | 'baseline'
             ("grid_name", pa.string()),
-            ("dataset", pa.string()),
-            ("profile", pa.string()),
-            ("sigma_w2", pa.float64()),
-            ("sigma_b2", pa.float64()),
-            ("depth", pa.int64()),
-            ("seed", pa.int64()),
+            *_TASK[1:],  # dataset .. seed
             ("status", pa.string()),  # 'ok' | 'nonfinite' | 'diverged'
             ("config_json", pa.string()),  # the task's full config, the input of task_id()
             ("package_version", pa.string()),

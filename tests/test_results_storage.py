@@ -4,10 +4,6 @@ how an interrupted training resumes from its checkpoint. Real Ray, real Tune, re
 import io
 import os
 import re
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import duckdb
@@ -104,84 +100,6 @@ def test_progress_counts_every_trial_that_runs(tmp_path, ray_local):
     running = [int(n) for n in re.findall(r"baseline \d+/6 \(running (\d+)", out.getvalue())]
     assert max(running) == 2 and min(running) >= 0, out.getvalue()
     assert running[-1] == 0  # nothing is left counted as running at the end
-
-
-LONG_TRAINING = [
-    "--only",
-    "baseline",
-    "--sigma-w2",
-    "1.76",
-    "--depths",
-    "4",
-    "--seeds",
-    "0",
-    "--max-epochs",
-    "16",
-    "--threshold",
-    "0.999",
-    "--max-train-samples",
-    "1000",
-]
-
-
-def _checkpoint_epoch(results: Path) -> int:
-    """The epoch of the newest trial checkpoint under Tune's storage (0 when none): one checkpoint per epoch."""
-    indices = [int(p.name.rsplit("_", 1)[1]) for p in (results / "_tune").rglob("checkpoint_*")]
-    return max(indices, default=-1) + 1
-
-
-def test_a_killed_training_resumes_from_its_checkpoint_and_leaves_no_checkpoint(tmp_path, ray_local):
-    """The driver and its Ray are killed mid-training (after Tune recorded a checkpoint of epoch ≥ 3); the
-    re-run continues the trial from that epoch (counted: ``resumed_from_epoch``), trains only the remaining
-    epochs, gives the rows of an undisturbed run, and then deletes the checkpoint and Tune's state."""
-    results = tmp_path / "killed"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_ADDRESS")}
-    command = [sys.executable, "jobs/full_grid.py", "--preset", "tiny", "--results", str(results), *LONG_TRAINING]
-    proc = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True
-    )
-    deadline = time.monotonic() + 300
-    state_seen = None
-    while time.monotonic() < deadline and proc.poll() is None:
-        states = list((results / "_tune").glob("*/experiment_state-*.json"))
-        if _checkpoint_epoch(results) >= 3 and states:
-            newest = max(s.stat().st_mtime for s in states)
-            state_seen = state_seen or newest
-            if newest > state_seen:  # Tune wrote its state after the checkpoint: a restore will know it
-                break
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=60)
-    assert not (results / "runs").exists(), "the training finished before it could be killed"
-    killed_at = _checkpoint_epoch(results)
-
-    rerun = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert "resuming the baseline trials" in rerun.stdout
-    summary = ResultStore.open(str(results), create=False).scan("train_summary").collect()
-    assert summary["epochs"].to_list() == [16]
-    assert 3 <= summary["resumed_from_epoch"][0] <= killed_at  # not from epoch 0
-    assert not (results / "_tune").exists()
-
-    undisturbed = tmp_path / "undisturbed"
-    overrides = {
-        "results": str(undisturbed),
-        "kinds": ("baseline",),
-        "sigma_w2": (1.76,),
-        "depths": (4,),
-        "seeds": (0,),
-        "train": {"max_epochs": 16, "accuracy_threshold": 0.999},
-        "data": {"max_train_samples": 1000},
-    }
-    assert not run_grid(resolve_grid("tiny", overrides=overrides), out=io.StringIO()).failed
-    got, want = (
-        ResultStore.open(str(r), create=False).scan("train_epochs").drop("seconds").collect().sort("epoch")
-        for r in (results, undisturbed)
-    )
-    assert_frame_equal(got, want)
-    assert ResultStore.open(str(undisturbed), create=False).scan("train_summary").collect()[
-        "resumed_from_epoch"
-    ].to_list() == [0]
 
 
 def test_readme_readers_example_runs_on_the_tiny_results(tiny_results, capsys):
