@@ -353,6 +353,11 @@ class ResultStore:
         manifest = store._read_manifest()
         if manifest is None and not create:
             raise ResultsError(f"results location '{location}' has no {MANIFEST}; it is not an infoflow results folder")
+        if manifest is not None and manifest.get("schema_version") == 1:
+            raise ResultsError(
+                f"results location '{location}' has schema version 1 (hive folders dataset=…); this infoflow-ray "
+                f"writes version {SCHEMA_VERSION}: convert it in place with `python -m infoflow_ray.upgrade {location}`"
+            )
         if manifest is not None and manifest.get("schema_version") != SCHEMA_VERSION:
             raise ResultsError(
                 f"results location '{location}' has schema version {manifest.get('schema_version')!r}"

@@ -515,3 +515,45 @@ def test_verify_reports_an_unreadable_runs_file(store):
         assert store.finished_task_ids() == set()
     (damaged,) = store.verify()
     assert (damaged.task_id, damaged.label) == ("aaaa", "?") and "runs file unreadable" in damaged.problems[0]
+
+
+def _as_version_1(store):
+    """Rewrite a current results folder the way infoflow-ray wrote it at schema version 1: hive folders, no
+    runs.outputs, no train_summary.resumed_from_epoch."""
+    root = store.root
+    for path in [os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs if f.endswith(".parquet")]:
+        table, dataset, name = os.path.relpath(path, root).split(os.sep)
+        data = pq.read_table(path)
+        data = data.drop_columns([c for c in ("outputs", "resumed_from_epoch") if c in data.column_names])
+        os.makedirs(os.path.join(root, table, f"dataset={dataset}"), exist_ok=True)
+        pq.write_table(data, os.path.join(root, table, f"dataset={dataset}", name))
+        os.remove(path)
+        os.rmdir(os.path.dirname(path)) if not os.listdir(os.path.dirname(path)) else None
+    manifest = json.loads(open(os.path.join(root, "_infoflow.json")).read())
+    open(os.path.join(root, "_infoflow.json"), "w").write(json.dumps({**manifest, "schema_version": 1}))
+
+
+def test_a_version_1_folder_is_refused_with_the_upgrade_command_and_upgrades_in_place_losing_nothing(store, capsys):
+    from infoflow_ray.upgrade import main as upgrade_main
+
+    for tid in ("aaaa", "bbbb"):
+        store.write_task(tid, "mnist", task_tables(tid))
+    want = {t: store.scan(t).collect() for t in TABLES}
+    _as_version_1(store)
+    with pytest.raises(ResultsError, match=r"schema version 1 .*`python -m infoflow_ray.upgrade ") as info:
+        ResultStore.open(store.location, create=False)
+    assert "\n" not in str(info.value)
+
+    assert upgrade_main([store.location]) == 0
+    assert "schema version 2, 12 file(s) converted" in capsys.readouterr().out  # 2 tasks × 6 tables
+    upgraded = ResultStore.open(store.location, create=False)
+    assert upgraded.verify() == [] and upgraded.finished_task_ids() == {"aaaa", "bbbb"}  # outputs recorded anew
+    for table, frame in want.items():
+        got = upgraded.scan(table).collect()
+        assert_frame_equal(
+            sort(got.drop("outputs", strict=False), table), sort(frame.drop("outputs", strict=False), table)
+        )
+    assert files_under(store.root) == sorted(
+        [f"{t}/mnist/{tid}.parquet" for t in task_tables("aaaa") for tid in ("aaaa", "bbbb")] + ["_infoflow.json"]
+    )
+    assert upgrade_main([store.location]) == 0  # a second run has nothing left to do
