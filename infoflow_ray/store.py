@@ -644,7 +644,13 @@ class ResultStore:
         return sorted(paths)
 
     def _footer_reads(self, path: str) -> bool:
-        return bool(self._read_each([path], self._footer))
+        """Whether one file's footer reads (warns when not); one file needs no thread pool."""
+        try:
+            self._footer(path)
+            return True
+        except (OSError, pa.ArrowException) as e:
+            self._warn_unreadable(path, e)
+            return False
 
     def _footer(self, path: str) -> pq.FileMetaData:
         with self.filesystem.open_input_file(path) as f:

@@ -265,17 +265,13 @@ def remove_orphan_checkpoints(checkpoint: tune.Checkpoint) -> list[str]:
     """Delete the checkpoint folders of this trial newer than the one it resumes from; return their paths.
 
     A worker that dies right after writing a checkpoint leaves a folder Tune never registered. The resumed trial
-    counts its checkpoints from the registered one, so its next checkpoint gets that orphan's name, and Tune then
-    ends the trial as if it had finished (the driver trains it again from the start). Measured: 1 resume in 3."""
+    counts its checkpoints from the registered one, so its next checkpoint would take that orphan's name, a folder
+    that holds a later state of the training."""
     parent, name = checkpoint.path.rstrip("/").rsplit("/", 1)
-    index = int(name.rsplit("_", 1)[1])
-    infos = checkpoint.filesystem.get_file_info(pafs.FileSelector(parent, allow_not_found=True))
     orphans = [
-        i.path
-        for i in infos
-        if i.type == pafs.FileType.Directory
-        and i.base_name.startswith("checkpoint_")
-        and int(i.base_name.rsplit("_", 1)[1]) > index
+        path
+        for index, path in _checkpoint_folders(checkpoint.filesystem, parent).items()
+        if index > _checkpoint_index(name)
     ]
     for path in orphans:
         checkpoint.filesystem.delete_dir(path)
@@ -286,17 +282,26 @@ def delete_checkpoints(trial) -> int:
     """Delete the checkpoint folders of an ended trial from Tune's storage (local or object store); return how
     many. Tune keeps the last checkpoint of every finished trial until the experiment is deleted: at depth 200
     that is ~0.5 GB per network, which the stored rows make useless."""
-    storage = trial.storage
-    filesystem = storage.storage_filesystem
-    selector = pafs.FileSelector(storage.trial_fs_path, allow_not_found=True)
-    folders = [
-        i.path
-        for i in filesystem.get_file_info(selector)
-        if i.type == pafs.FileType.Directory and i.base_name.startswith("checkpoint_")
-    ]
+    filesystem = trial.storage.storage_filesystem
+    folders = _checkpoint_folders(filesystem, trial.storage.trial_fs_path).values()
     for folder in folders:
         filesystem.delete_dir(folder)
     return len(folders)
+
+
+def _checkpoint_index(folder_name: str) -> int:
+    """N of Tune's checkpoint folder name ``checkpoint_00000N``."""
+    return int(folder_name.rsplit("_", 1)[1])
+
+
+def _checkpoint_folders(filesystem: pafs.FileSystem, trial_folder: str) -> dict[int, str]:
+    """Tune's checkpoint folders of one trial, by their index."""
+    infos = filesystem.get_file_info(pafs.FileSelector(trial_folder, allow_not_found=True))
+    return {
+        _checkpoint_index(i.base_name): i.path
+        for i in infos
+        if i.type == pafs.FileType.Directory and i.base_name.startswith("checkpoint_")
+    }
 
 
 def _tasks(trial) -> list[Task]:
@@ -423,7 +428,7 @@ def latest_checkpoints(storage: str, name: str) -> dict[str, str]:
         if info.type != pafs.FileType.File or info.base_name != TASK_FILE:
             continue
         folder = info.path.rsplit("/", 1)[0]
-        index = int(folder.rsplit("_", 1)[1])
+        index = _checkpoint_index(folder)
         with filesystem.open_input_stream(info.path) as f:
             task = f.read().decode()
         if task not in newest or index > newest[task][0]:
