@@ -9,9 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
+from results_science import science
 
 from infoflow_ray.store import ResultStore
 from infoflow_ray.sweep.cli import EXIT_BAD_INPUT
@@ -98,16 +98,8 @@ def test_a_grid_on_an_object_store_survives_a_kill_and_reads_back_like_a_local_r
     local = ResultStore.open(str(tiny_results), create=False)
     ids = sorted(remote.scan("runs").collect()["task_id"])
     assert len(ids) == 3 and not remote.verify()
-    order = {
-        "cutoffs": ["task_id", "measure"],
-        "curves": ["task_id", "measure", "layer"],
-        "train_epochs": ["task_id", "epoch"],
-        "train_summary": ["task_id"],
-    }
-    for table, keys in order.items():
-        got = remote.scan(table).drop("seconds", strict=False).collect().sort(keys)
-        want = local.scan(table).filter(pl.col("task_id").is_in(ids)).drop("seconds", strict=False).collect()
-        assert_frame_equal(got, want.sort(keys))
+    for table, frame in science(remote).items():
+        assert_frame_equal(frame, science(local, ids)[table])
 
     analysis = tmp_path / "analysis"
     report = subprocess.run(

@@ -13,8 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-import polars as pl
 import pytest
+from results_science import science
 
 from infoflow_ray.store import MANIFEST, ResultStore
 from infoflow_ray.sweep.cli import EXIT_BAD_INPUT, EXIT_INTERRUPTED, main
@@ -55,22 +55,10 @@ def _kill_group(proc: subprocess.Popen, sig: int) -> None:
         pass
 
 
-def _values(results: Path) -> dict[str, pl.DataFrame]:
-    """The science of a results folder, without timings and provenance, in a canonical order."""
-    store = ResultStore.open(str(results), create=False)
-    return {
-        "cutoffs": store.scan("cutoffs").collect().sort("task_id", "measure"),
-        "curves": store.scan("curves").collect().sort("task_id", "measure", "layer"),
-        "train_epochs": store.scan("train_epochs").drop("seconds").collect().sort("task_id", "epoch"),
-        # resumed_from_epoch differs by design: the killed run's trainings continue from their checkpoints
-        "train_summary": store.scan("train_summary").drop("seconds", "resumed_from_epoch").collect().sort("task_id"),
-    }
-
-
 def _assert_exactly_once_and_equal(results: Path, reference: Path) -> None:
     runs = ResultStore.open(str(results), create=False).scan("runs").collect()
     assert sorted(runs["task_id"]) == sorted(t.task_id for t in TINY_TASKS)
-    got, want = _values(results), _values(reference)
+    got, want = science(results), science(reference)
     for table in want:
         assert got[table].equals(want[table]), table
 

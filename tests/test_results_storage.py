@@ -12,6 +12,7 @@ import polars as pl
 import pyarrow.dataset as ds
 import pytest
 from polars.testing import assert_frame_equal
+from results_science import science
 
 from infoflow_ray.store import ResultStore
 from infoflow_ray.sweep.cli import EXIT_OK, main
@@ -27,16 +28,6 @@ TABLE_ORDER = {
     "train_epochs": ["task_id", "epoch"],
     "train_summary": ["task_id"],
 }
-
-
-def _science(results: Path) -> dict[str, pl.DataFrame]:
-    """Every value of a results folder but timings and provenance, in a canonical order."""
-    store = ResultStore.open(str(results), create=False)
-    drop = {"train_epochs": ["seconds"], "train_summary": ["seconds"]}
-    return {
-        t: store.scan(t).drop(drop.get(t, [])).collect().sort(TABLE_ORDER[t])
-        for t in ("curves", "cutoffs", "reconstructions", "train_epochs", "train_summary")
-    }
 
 
 def test_a_finished_grid_leaves_its_rows_and_nothing_else(tiny_results):
@@ -86,8 +77,8 @@ def test_verify_names_the_damaged_tasks_and_the_next_run_recomputes_exactly_them
     unchanged = runs.filter(~pl.col("task_id").is_in([cascade, baseline])).sort("task_id")
     assert_frame_equal(rerun.filter(~pl.col("task_id").is_in([cascade, baseline])).sort("task_id"), unchanged)
     assert rerun.height == runs.height
-    for table, frame in _science(tiny_copy).items():
-        assert_frame_equal(frame, _science(tiny_results)[table])
+    for table, frame in science(tiny_copy).items():
+        assert_frame_equal(frame, science(tiny_results)[table])
     assert main(["--preset", "tiny", "--results", str(tiny_copy), "--verify"]) == EXIT_OK
     assert f"all {runs.height} finished tasks" in capsys.readouterr().out
 

@@ -10,6 +10,7 @@ import time
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
+from results_science import KEYS, science
 
 from infoflow_ray.infoplane import mi_stopping
 from infoflow_ray.store import TABLES, ResultStore
@@ -102,54 +103,24 @@ def test_rerun_skips_every_finished_task_and_rewrites_nothing(tiny_copy):
     assert _mtimes(tiny_copy) == before
 
 
-# Columns that say when, where and in which attempt a task ran, not what it computed: left out of comparisons.
-NOT_SCIENCE = (
-    "seconds",
-    "started_at",
-    "finished_at",
-    "node_id",
-    "hostname",
-    "attempts",
-    "resumed_from_epoch",
-    "git_commit",
-)  # git_commit: a commit in this checkout between the two runs would change it
-KEYS = {
-    "cutoffs": ["task_id", "measure"],
-    "curves": ["task_id", "measure", "layer"],
-    "reconstructions": ["task_id", "image_index", "layer"],
-    "train_epochs": ["task_id", "epoch"],
-    "train_summary": ["task_id"],
-    "runs": ["task_id"],
-}
-
-
-def _science(store: ResultStore) -> dict[str, pl.DataFrame]:
-    """Every table the tiny grid writes, sorted by its key, without the NOT_SCIENCE columns."""
-    frames = {}
-    for table, key in KEYS.items():
-        frame = store.scan(table).collect()
-        frames[table] = frame.drop([c for c in NOT_SCIENCE if c in frame.columns]).sort(key)
-    return frames
-
-
 def test_resume_after_losing_outputs_restores_them_once_without_recomputing_the_rest(tiny_copy):
     """Delete every file of one cascade and one baseline task: the re-run computes exactly those two again, touches
     nothing else, and every table (cutoffs included) then holds each key once with the undisturbed run's values."""
     store = ResultStore.open(str(tiny_copy), create=False)
-    undisturbed = _science(store)
+    undisturbed = science(store)
     runs = store.scan("runs").collect()
     lost = [runs.filter(pl.col("kind") == k)["task_id"][0] for k in ("cascade", "baseline")]
     for task_id in lost:
         for path in tiny_copy.rglob(f"{task_id}.parquet"):
             path.unlink()
-    damaged = _science(ResultStore.open(str(tiny_copy), create=False))
+    damaged = science(ResultStore.open(str(tiny_copy), create=False))
     assert all(not set(lost) & set(damaged[t]["task_id"]) for t in KEYS)  # really gone from every table
     kept = _mtimes(tiny_copy)
     outcome = run_grid(_tiny(tiny_copy))
     assert not outcome.failed
     after = ResultStore.open(str(tiny_copy), create=False)
     assert {p: m for p, m in _mtimes(tiny_copy).items() if p in kept} == kept  # nothing finished was redone
-    restored = _science(after)
+    restored = science(after)
     for table, key in KEYS.items():
         assert restored[table].height > 0 and not restored[table].select(key).is_duplicated().any(), table
         assert restored[table].equals(undisturbed[table]), table  # the same seeds give the same values
