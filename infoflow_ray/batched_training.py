@@ -92,6 +92,8 @@ def train_baselines_batched(
     All specs must have the same layer widths. ``EpochRecord.seconds`` is the wall time of the shared epoch.
     """
     _check_same_architecture(specs, seeds)
+    if train.optimizer != "sgd":
+        raise ConfigError(f"train.optimizer must be 'sgd' for grouped trainings, got {train.optimizer!r}")
     device = torch.device(device) if device is not None else data.train_x.device
     data = data.to(device)
     x, y = data.train_x, data.train_y

@@ -17,6 +17,7 @@ WIDTH_PROFILES = ("wide", "shrinking")
 WIDE_PENULTIMATE_WIDTH = 400  # the reference's 784 -> 400 -> 10 head of the `wide` profile
 MIN_DEPTH = 3
 LOSSES = ("logits", "softmax_twice")
+OPTIMIZERS = ("sgd", "adam")
 CUTOFF_LAYER_RANGES = ("constant_width", "all")
 
 WidthProfile = str | tuple[int, ...]
@@ -199,7 +200,8 @@ class TrainSpec:
 
     ``loss``: 'logits' applies cross-entropy to the network output (the last tanh layer); 'softmax_twice'
     reproduces the reference, which applies cross-entropy to the softmax of that output. Training stops at
-    ``accuracy_threshold`` (if ``stop_at_threshold``) or after ``max_epochs``.
+    ``accuracy_threshold`` (if ``stop_at_threshold``) or after ``max_epochs``. ``optimizer``: 'sgd' (plain SGD,
+    the paper's baselines) or 'adam' (Adam with torch's default betas; a hyperparameter the tuning job searches).
     """
 
     max_epochs: int = 200
@@ -208,6 +210,7 @@ class TrainSpec:
     accuracy_threshold: float = 0.4
     loss: Literal["logits", "softmax_twice"] = "logits"
     stop_at_threshold: bool = True
+    optimizer: Literal["sgd", "adam"] = "sgd"
 
     def __post_init__(self) -> None:
         _positive_int("train.max_epochs", self.max_epochs)
@@ -220,3 +223,4 @@ class TrainSpec:
             "a number in (0, 1]",
         )
         _require(self.loss in LOSSES, "train.loss", self.loss, f"one of {', '.join(LOSSES)}")
+        _require(self.optimizer in OPTIMIZERS, "train.optimizer", self.optimizer, f"one of {', '.join(OPTIMIZERS)}")

@@ -12,10 +12,12 @@ one (dataset, profile, σb²): pass ``dataset=``, ``profile=``, ``sigma_b2=`` wh
 8. ``critical_line``       the cutoff peaks located by a search against the mean-field critical line σw²(σb²)
 6. ``information_plane``   I(X;T) vs I(T;Y) of every layer over training epochs, for a few σw²
 7. ``mi_vs_layer``         I(X;T_l) of the untrained network over layers beside the reconstruction-entropy curves
+9. ``tuning_search``       predict-then-tune vs control: best accuracy against task-seconds, and where trials went
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -690,4 +692,86 @@ def mi_vs_layer(
         )
         ax.set_xlim(-0.3, max(float(frame["layer"].max()), float(kl["layer"].max())) + 0.3)
     fig.suptitle(f"Information flow through the untrained network, mean over seeds\n{_title(key)}")
+    return fig
+
+
+ARM_STYLES = {
+    "predicted": dict(color="tab:green", label="predict, then tune: " + SW2 + " in the predicted interval"),
+    "control": dict(color="tab:gray", label="tune over the whole " + SW2 + " range (control)"),
+}
+
+
+def tuning_search(curves, trials, target: float, job=None, dataset=None, depth=None) -> Figure:
+    """Predict-then-tune against the control (``jobs/predict_then_tune.py``). Left: best test accuracy so far
+    against task-seconds spent, one thin line per search seed and the median over seeds (the band: min to max),
+    the predicted arm starting at the prediction's cost; the target accuracy dotted. Right: every trial's σw²
+    against its best accuracy, with the predicted interval shaded — where the searches spent their trials.
+
+    curves: ``analysis.tuning.best_so_far``; trials: the ``tune_trials`` table (one job, dataset and depth, or
+    pass ``job=``, ``dataset=``, ``depth=``)."""
+    picks = {"job": job, "dataset": dataset, "depth": depth}
+    for column, value in picks.items():
+        if value is not None:
+            curves = curves.filter(pl.col(column) == value)
+            trials = trials.filter(pl.col(column) == value)
+    keys = trials.select("job", "dataset", "depth", "profile", "sigma_b2").unique().rows()
+    if len(keys) != 1:
+        raise ConfigError(f"the tune_trials table holds {len(keys)} (job, dataset, depth) groups; pass job=, dataset=")
+    job, dataset, depth, profile, sigma_b2 = keys[0]
+    fig = Figure(figsize=(13, 5.2), layout="constrained")
+    left, right = fig.subplots(1, 2, width_ratios=[1.35, 1])
+    end = float(curves["task_seconds"].max())
+    start = float(max(curves["task_seconds"].min(), 1e-3))
+    grid = np.geomspace(start, end, 400)
+    for arm, style in ARM_STYLES.items():
+        arm_curves = curves.filter(pl.col("arm") == arm)
+        if arm_curves.is_empty():
+            continue
+        stacked = []
+        for _, one in arm_curves.group_by("experiment_id", maintain_order=True):
+            x, y = one["task_seconds"].to_numpy(), one["best_accuracy"].to_numpy()
+            left.step(x, y, where="post", color=style["color"], lw=0.7, alpha=0.45)
+            index = np.searchsorted(x, grid, side="right") - 1
+            stacked.append(np.where(index >= 0, y[np.clip(index, 0, None)], np.nan))
+        stacked = np.array(stacked)
+        seeds = len(stacked)
+        with warnings.catch_warnings():  # before a seed's first epoch its column is all NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            complete = ~np.isnan(stacked).any(axis=0)  # where every seed has started
+            median = np.where(complete, np.nanmedian(stacked, axis=0), np.nan)
+            low, high = np.nanmin(stacked, axis=0), np.nanmax(stacked, axis=0)
+        left.fill_between(
+            grid, np.where(complete, low, np.nan), np.where(complete, high, np.nan), color=style["color"], alpha=0.15
+        )
+        left.plot(grid, median, color=style["color"], lw=2.2, label=f"{style['label']} (median of {seeds} seeds)")
+        if arm == "predicted":
+            prediction = float(trials.filter(pl.col("arm") == arm)["prediction_seconds"].max())
+            left.axvline(prediction, color=style["color"], ls="--", lw=1, label=f"prediction: {prediction:.0f} s")
+    left.axhline(target, color="black", ls=":", lw=1, label=f"target accuracy {target:.3f}")
+    left.set_xscale("log")
+    left.set_xlabel("task-seconds spent (sum over trials; the predicted arm includes its cascades)")
+    left.set_ylabel("best test accuracy so far")
+    left.legend(fontsize=8, loc="lower right")
+    left.set_title(f"Best accuracy against compute, {dataset} depth {depth}")
+    for arm, style in ARM_STYLES.items():
+        part = trials.filter(pl.col("arm") == arm)
+        if part.height:
+            right.scatter(
+                part["sigma_w2"],
+                part["best_test_accuracy"],
+                s=10 + 4 * part["epochs"].to_numpy(),
+                color=style["color"],
+                alpha=0.7,
+                edgecolor="none",
+                label=f"{arm} trials (size: epochs trained)",
+            )
+    predicted = trials.filter(pl.col("arm") == "predicted")
+    if predicted.height:
+        low, high = float(predicted["space_sigma_w2_low"][0]), float(predicted["space_sigma_w2_high"][0])
+        right.axvspan(low, high, color="tab:green", alpha=0.12, label=f"predicted interval [{low:.3g}, {high:.3g}]")
+    right.axhline(target, color="black", ls=":", lw=1)
+    right.set_xlabel(f"weight variance {SW2}")
+    right.set_ylabel("best test accuracy of the trial")
+    right.legend(fontsize=8, loc="best")
+    right.set_title(f"Where the trials went ({job}, {profile}, {SB2} = {sigma_b2:g})")
     return fig

@@ -6,6 +6,7 @@ A results location is a local path or a URI that ``pyarrow.fs`` understands (``s
     {root}/{table}/{dataset}/{task_id}.parquet      one file per finished task per table
     {root}/failures/{dataset}/{task_id}-{attempt}.parquet
     {root}/search/{dataset}/{search_id}.parquet     an adaptive search's decision log, rewritten every round
+    {root}/tune_trials/{dataset}/{experiment}-{trial}.parquet   one trial of a predict-then-tune search
     {root}/_grids/{name}-{hash}.json                the planned grids (what was asked for)
 
 Every file holds all its columns, ``dataset`` included, and the folders are plain names (not hive ``key=value``):
@@ -189,6 +190,40 @@ TABLES: dict[str, pa.Schema] = {
             ("bracket_low", pa.float64()),
             ("bracket_high", pa.float64()),  # the answer so far (see `search` docs)
             ("done", pa.bool_()),  # the search has reached its answer
+        ]
+    ),
+    "tune_trials": pa.schema(
+        [  # one row per trial of a predict-then-tune job (write_tune_trial); one file per trial
+            ("experiment_id", pa.string()),  # one Tune experiment: (arm, search seed) of one job's settings
+            ("job", pa.string()),  # the job's preset name, e.g. 'cpu'
+            ("dataset", pa.string()),
+            ("profile", pa.string()),
+            ("sigma_b2", pa.float64()),
+            ("depth", pa.int64()),  # the tuned network's depth L
+            ("arm", pa.string()),  # 'predicted' (σw² inside the predicted interval) | 'control' (the whole range)
+            ("searcher", pa.string()),  # 'tpe' | 'random' (Optuna samplers through Ray Tune's OptunaSearch)
+            ("search_seed", pa.int64()),  # the searcher's seed, also the networks' initialisation seed
+            ("space_sigma_w2_low", pa.float64()),
+            ("space_sigma_w2_high", pa.float64()),  # the σw² range this arm searched
+            ("trial_id", pa.string()),  # Tune's trial id
+            ("trial_index", pa.int64()),  # order in which the searcher proposed the trial, from 0 (Tune's tag)
+            ("sigma_w2", pa.float64()),
+            ("lr", pa.float64()),
+            ("batch_size", pa.int64()),
+            ("optimizer", pa.string()),  # the trial's hyperparameters
+            ("epochs", pa.int64()),  # epochs trained
+            ("max_epochs", pa.int64()),  # the budget per trial
+            ("best_test_accuracy", pa.float64()),
+            ("final_test_accuracy", pa.float64()),
+            ("stopped_by", pa.string()),  # 'asha' (early stop) | 'budget' | 'diverged' | 'error'
+            ("setup_seconds", pa.float64()),  # loading data and building the network, before the first epoch
+            ("seconds", pa.float64()),  # task-seconds of the trial: setup + every epoch
+            ("test_accuracy_by_epoch", pa.list_(pa.float64())),
+            ("seconds_by_epoch", pa.list_(pa.float64())),
+            ("ended_at_by_epoch", pa.list_(UTC_US)),  # when each epoch ended: orders the arm's epochs in time
+            ("prediction_seconds", pa.float64()),  # cascade task-seconds the prediction cost (0 for control)
+            ("target_accuracy", pa.float64()),  # the job's target accuracy; NaN: derived at analysis
+            ("device", pa.string()),
         ]
     ),
     "failures": pa.schema(
@@ -423,6 +458,14 @@ class ResultStore:
         _check_name("search_id", search_id)
         _check_name("dataset", dataset)
         self._write_table("search", dataset, search_id, _conform("search", rows))
+
+    def write_tune_trial(self, experiment_id: str, trial_id: str, dataset: str, row: dict) -> None:
+        """Store one ended trial of a predict-then-tune experiment (``tune_trials`` table); writing it again
+        replaces it with the same row, so a resumed experiment never duplicates a trial."""
+        _check_name("experiment_id", experiment_id)
+        _check_name("trial_id", trial_id)
+        _check_name("dataset", dataset)
+        self._write_table("tune_trials", dataset, f"{experiment_id}-{trial_id}", _conform("tune_trials", [row]))
 
     def finished_task_ids(self, kind: str | None = None) -> set[str]:
         """Ids of the tasks with a readable ``runs`` file, optionally only those of ``kind`` ('cascade', 'baseline')."""

@@ -46,6 +46,13 @@ def classification_loss(output: Tensor, labels: Tensor, loss: str) -> Tensor:
     return F.cross_entropy(output, labels)
 
 
+def make_optimizer(train_spec: TrainSpec, parameters) -> torch.optim.Optimizer:
+    """The optimizer of ``train_spec``: plain SGD (the paper's baselines) or Adam, at ``train_spec.lr``."""
+    if train_spec.optimizer == "adam":
+        return torch.optim.Adam(parameters, lr=train_spec.lr)
+    return torch.optim.SGD(parameters, lr=train_spec.lr)
+
+
 class BaselineTrainer:
     """Trains one network of ``network_spec`` (seeded) on ``data``, one epoch per ``run_epoch`` call."""
 
@@ -62,7 +69,7 @@ class BaselineTrainer:
         self.spec = train_spec
         self.seed = seed
         self.network = TanhNetwork(network_spec, seed, self.device)
-        self.optimizer = torch.optim.SGD(self.network.parameters(), lr=train_spec.lr)
+        self.optimizer = make_optimizer(train_spec, self.network.parameters())
         self.history: list[EpochRecord] = []
 
     @property

@@ -390,7 +390,7 @@ def run_baselines(
         ),
     )
     if _fit_and_clean_up(tuner, storage, name, pending, store) and "resume_from" in common:
-        _delete_experiment(storage, previous)
+        delete_experiment(storage, previous)
 
 
 def _fit_and_clean_up(tuner: tune.Tuner, storage: str, name: str, tasks: list[Task], store: ResultStore) -> bool:
@@ -402,7 +402,7 @@ def _fit_and_clean_up(tuner: tune.Tuner, storage: str, name: str, tasks: list[Ta
     done = store.finished_task_ids("baseline")
     if results.errors or any(t.task_id not in done for t in tasks):
         return False
-    _delete_experiment(storage, name)
+    delete_experiment(storage, name)
     return True
 
 
@@ -410,7 +410,7 @@ def _storage_fs(storage: str) -> tuple[pafs.FileSystem, str]:
     return pafs.FileSystem.from_uri(storage) if "://" in storage else (pafs.LocalFileSystem(), storage)
 
 
-def _delete_experiment(storage: str, name: str) -> None:
+def delete_experiment(storage: str, name: str) -> None:
     """Delete one experiment's Tune state, and Tune's storage folder once it is empty."""
     filesystem, root = _storage_fs(storage)
     filesystem.delete_dir(f"{root}/{name}")

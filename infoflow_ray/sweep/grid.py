@@ -258,8 +258,8 @@ class Task:
                 if k != "strategy"  # strategies give the same decoders
                 and not (k == "tf32_training" and not v)
             }  # only when on: older ids stay valid
-        if self.train is not None:
-            out["train"] = dataclasses.asdict(self.train)
+        if self.train is not None:  # the optimizer only when not SGD: older ids stay valid
+            out["train"] = {k: v for k, v in dataclasses.asdict(self.train).items() if k != "optimizer" or v != "sgd"}
         if self.info_plane is not None:  # only when enabled, so enabling it never renames other tasks
             out["info_plane"] = dataclasses.asdict(self.info_plane)
         return out
@@ -348,6 +348,12 @@ class GridSpec:
                 self.cascade_depth,
                 f"None or an integer >= the deepest depth {max(self.depths)}",
             )
+        _require(
+            self.resources.baseline_group == 1 or self.train.optimizer == "sgd",
+            "train.optimizer",
+            self.train.optimizer,
+            "'sgd' when resources.baseline_group > 1 (grouped trainings step plain SGD on stacked weights)",
+        )
         if self.search.enabled:
             self._check_search()
         self.tasks()  # every network of the grid is validated here, before any work starts
@@ -506,18 +512,19 @@ _NESTED = {
 }
 
 
-def _check_keys(where: str, values: dict[str, Any], cls: type) -> None:
+def check_keys(where: str, values: dict[str, Any], cls: type) -> None:
     allowed = [f.name for f in dataclasses.fields(cls)]
     for key in values:
         if key not in allowed:
             raise ConfigError(f"unknown key '{key}' in {where}; allowed: {', '.join(allowed)}")
 
 
-def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """``override`` on top of ``base``, one level deep for the nested sections (data, cascade, train, resources)."""
+def merge(base: dict[str, Any], override: dict[str, Any], nested: dict[str, type] = _NESTED) -> dict[str, Any]:
+    """``override`` on top of ``base``, one level deep for the ``nested`` sections (the grid's: data, cascade,
+    train, resources, info_plane, search)."""
     out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
     for key, value in override.items():
-        if key in _NESTED and isinstance(value, dict):
+        if key in nested and isinstance(value, dict):
             out[key] = {**out.get(key, {}), **value}
         else:
             out[key] = value
@@ -526,13 +533,13 @@ def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 
 def build_grid(name: str, values: dict[str, Any]) -> GridSpec:
     """A validated GridSpec from plain values (preset + config file + CLI merged)."""
-    _check_keys("the grid config", {k: v for k, v in values.items() if k != "name"}, GridSpec)
+    check_keys("the grid config", {k: v for k, v in values.items() if k != "name"}, GridSpec)
     kwargs = dict(values)
     for key, cls in _NESTED.items():
         section = kwargs.get(key, {})
         if not isinstance(section, dict):
             raise ConfigError(f"'{key}' must be a table of settings, got {section!r}")
-        _check_keys(f"[{key}]", section, cls)
+        check_keys(f"[{key}]", section, cls)
         kwargs[key] = cls(**section)
     if isinstance(kwargs.get("widths"), list):
         kwargs["widths"] = tuple(kwargs["widths"])

@@ -1,0 +1,411 @@
+"""Predict, then tune, on Ray (``jobs/predict_then_tune.py``): the prediction as an adaptive search of
+cascades, then one Ray Tune experiment per (arm, search seed) with Optuna's sampler and ASHA.
+
+Every ended trial is a row of the ``tune_trials`` table (written by a Tune callback as it ends, and again from
+the experiment's results when it finishes: the same row, so a resumed run never duplicates one). A finished
+experiment's Tune state is deleted; an interrupted one is restored by ``Tuner.restore`` — its finished trials
+are not run again, its searcher continues from its saved state, and unfinished trials resume from their last
+checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+import optuna
+import polars as pl
+import ray
+import torch
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search.optuna import OptunaSearch
+
+from infoflow_ray import search
+from infoflow_ray.config import NetworkSpec, TrainSpec
+from infoflow_ray.model import default_device
+from infoflow_ray.store import ResultStore
+from infoflow_ray.store import task_id as hash_config
+from infoflow_ray.sweep.adaptive import plan, read_stored
+from infoflow_ray.sweep.baselines import delete_checkpoints, delete_experiment, tune_storage
+from infoflow_ray.sweep.driver import connect, run_grid
+from infoflow_ray.sweep.grid import DataOptions
+from infoflow_ray.sweep.progress import Progress
+from infoflow_ray.sweep.task_runner import device_name, load_task_data
+from infoflow_ray.sweep.tuning_spec import ARMS, TuningSpec, json_ready
+from infoflow_ray.training import BaselineTrainer
+
+CHECKPOINT_FILE = "trainer.pt"
+METRIC = "test_accuracy"
+
+
+@dataclass
+class Prediction:
+    """What the cascades predicted: the σw² range the ``predicted`` arm searches (None: no σw² reaches the
+    target depth), the interval search's edges, and the cascade task-seconds it cost."""
+
+    sigma_w2: tuple[float, float] | None
+    interval: search.IntervalSearch
+    seconds: float
+    cascades: int
+
+
+@dataclass
+class TuningOutcome:
+    prediction: Prediction | None = None
+    experiments: dict[str, str] = field(default_factory=dict)  # experiment id → 'ran' | 'stored' | 'skipped: …'
+    failed_trials: int = 0
+    interrupted: bool = False
+    prediction_failed: str = ""
+
+
+def predicted_range(interval: search.IntervalSearch, space: tuple[float, float]) -> tuple[float, float] | None:
+    """The σw² range of the ``predicted`` arm: from the low edge's estimate to the high edge's (the midpoint of
+    the σw² measured just outside and just inside each edge), or the space's end where an edge lies beyond it;
+    None when no σw² reached the target depth."""
+    if interval.low is None or interval.high is None:
+        return None
+    low = interval.low.estimate if interval.low.outside is not None else space[0]
+    high = interval.high.estimate if interval.high.outside is not None else space[1]
+    return max(space[0], low), min(space[1], high)
+
+
+def predict(spec: TuningSpec, address: str | None, out: TextIO, progress_interval_seconds: float) -> Prediction | str:
+    """Run (or read back) the interval search of ``spec.prediction_grid()``; a message when it did not finish."""
+    grid = spec.prediction_grid()
+    outcome = run_grid(grid, address=address, out=out, progress_interval_seconds=progress_interval_seconds)
+    if outcome.interrupted:
+        raise KeyboardInterrupt
+    store = ResultStore.open(grid.results, create=False)
+    group = plan(grid, read_stored(store, grid.search.measure))[0]
+    if outcome.failed or not group.interval.done:
+        return (
+            f"the prediction did not finish ({len(outcome.failed)} cascades failed for good, see the 'failures' "
+            f"table); run the same command again to retry them"
+        )
+    ids = pl.Series(sorted(group.used), dtype=pl.String).implode()
+    seconds = store.scan("runs").filter(pl.col("task_id").is_in(ids)).select(pl.col("seconds").sum()).collect().item()
+    return Prediction(
+        predicted_range(group.interval, spec.space.sigma_w2), group.interval, float(seconds or 0.0), len(group.used)
+    )
+
+
+def experiment_id(spec: TuningSpec, arm: str, search_seed: int, sigma_w2: tuple[float, float]) -> str:
+    """Everything that determines one experiment's trials (not the prediction's settings beyond the range they
+    gave it, nor the resources)."""
+    values = spec.as_dict()
+    keep = ("dataset", "depth", "widths", "sigma_b2", "space", "searcher", "trials", "max_epochs")
+    keep += ("grace_period", "reduction_factor", "data")
+    config = {k: values[k] for k in keep}
+    config["space"] = {**config["space"], "sigma_w2": list(sigma_w2)}
+    return f"{arm}-s{search_seed}-" + hash_config({**config, "arm": arm, "search_seed": search_seed})[:12]
+
+
+def run_predict_then_tune(
+    spec: TuningSpec, *, address: str | None = None, out: TextIO = sys.stdout, progress_interval_seconds: float = 30.0
+) -> TuningOutcome:
+    """Predict the trainable σw² interval, then run both arms' searches for every search seed (resumable)."""
+    if "://" not in spec.results:  # Tune trials run in other folders: give them an absolute path
+        spec = dataclasses.replace(spec, results=os.path.abspath(spec.results))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # not a line per study: the driver says what runs
+    outcome = TuningOutcome()
+    prediction = predict(spec, address, out, progress_interval_seconds)
+    if isinstance(prediction, str):
+        outcome.prediction_failed = prediction
+        return outcome
+    outcome.prediction = prediction
+    space = spec.space.sigma_w2
+    if prediction.sigma_w2 is None:
+        print(
+            f"prediction: no σw² in [{space[0]:g}, {space[1]:g}] reaches depth {spec.depth} (ℓ_c < {spec.depth} "
+            "everywhere): the predicted arm has nothing to search; running the control arm only",
+            file=out,
+        )
+    else:
+        low, high = prediction.sigma_w2
+        print(
+            f"prediction: trainable at depth {spec.depth} for σw² in [{low:.3g}, {high:.3g}] "
+            f"({(high - low) / (space[1] - space[0]):.0%} of the range [{space[0]:g}, {space[1]:g}]), from "
+            f"{prediction.cascades} cascades, {prediction.seconds:.0f} task-seconds",
+            file=out,
+        )
+    store = ResultStore.open(spec.results)
+    experiments = [
+        (arm, seed, space if arm == "control" else prediction.sigma_w2)
+        for seed in spec.search_seeds
+        for arm in ARMS
+        if arm == "control" or prediction.sigma_w2 is not None
+    ]
+    with store.exclusive():
+        connect(address)  # joined already unless the prediction was stored before this run
+        stored = stored_trials(store)
+        progress = Progress(("trial",), stream=out, interval_seconds=progress_interval_seconds)
+        done = sum(min(stored.get(experiment_id(spec, *e), 0), spec.trials) for e in experiments)
+        progress.set_total("trial", spec.trials * len(experiments), done)
+        for arm, seed, sigma_w2 in experiments:
+            name = experiment_id(spec, arm, seed, sigma_w2)
+            if stored.get(name, 0) >= spec.trials:
+                outcome.experiments[name] = "stored"
+                continue
+            progress.note(
+                f"experiment {name}: arm {arm}, search seed {seed}, σw² in [{sigma_w2[0]:.3g}, {sigma_w2[1]:.3g}], "
+                f"{spec.trials} trials of ≤ {spec.max_epochs} epochs ({spec.searcher} + ASHA)"
+            )
+            job = _job_row(spec, name, arm, seed, sigma_w2, prediction.seconds if arm == "predicted" else 0.0)
+            try:
+                outcome.failed_trials += _run_experiment(spec, store, name, job, progress)
+            except KeyboardInterrupt:
+                outcome.interrupted = True
+                progress.note("interrupted: ended trials are stored; run the same command again to resume")
+                return outcome
+            outcome.experiments[name] = "ran"
+    return outcome
+
+
+def stored_trials(store: ResultStore) -> dict[str, int]:
+    """Experiment id → trials stored."""
+    frame = store.scan("tune_trials").group_by("experiment_id").agg(pl.len()).collect()
+    return dict(frame.iter_rows())
+
+
+def _job_row(
+    spec: TuningSpec, name: str, arm: str, seed: int, sigma_w2: tuple[float, float], prediction_seconds: float
+) -> dict:
+    """The columns every trial row of one experiment shares."""
+    return {
+        "experiment_id": name,
+        "job": spec.name,
+        "dataset": spec.dataset,
+        "profile": spec.network(sigma_w2[0]).profile_name,
+        "sigma_b2": spec.sigma_b2,
+        "depth": spec.depth,
+        "arm": arm,
+        "searcher": spec.searcher,
+        "search_seed": seed,
+        "space_sigma_w2_low": sigma_w2[0],
+        "space_sigma_w2_high": sigma_w2[1],
+        "max_epochs": spec.max_epochs,
+        "prediction_seconds": prediction_seconds,
+        "target_accuracy": spec.target_accuracy if spec.target_accuracy is not None else math.nan,
+    }
+
+
+def _param_space(spec: TuningSpec, job: dict, sigma_w2: tuple[float, float]) -> dict:
+    def choice(values: tuple):
+        return values[0] if len(values) == 1 else tune.choice(list(values))
+
+    network = json_ready(dataclasses.asdict(spec.network(sigma_w2[0])))
+    network.pop("sigma_w2")
+    return {
+        "sigma_w2": tune.uniform(*sigma_w2),
+        "lr": tune.loguniform(*spec.space.lr),
+        "batch_size": choice(spec.space.batch_size),
+        "optimizer": choice(spec.space.optimizer),
+        "context": {
+            "results": spec.results,
+            "job": job,
+            "network": network,
+            "data": dataclasses.asdict(spec.data),
+            "max_epochs": spec.max_epochs,
+            "checkpoint_every_epochs": spec.resources.checkpoint_every_epochs,
+        },
+    }
+
+
+def _run_experiment(spec: TuningSpec, store: ResultStore, name: str, job: dict, progress: Progress) -> int:
+    """Run (or restore and finish) one experiment; store every trial's row; return the trials that errored."""
+    res = spec.resources
+    cluster_gpus = ray.cluster_resources().get("GPU", 0)
+    gpus = res.gpus_per_trial if res.gpus_per_trial is not None else (0.25 if cluster_gpus else 0.0)
+    trainable = tune.with_resources(tuning_trainable, {"cpu": res.cpus_per_trial, "gpu": gpus})
+    storage = tune_storage(spec.results)
+    path = f"{storage}/{name}"
+    callbacks = [_TrialRecorder(progress, store)]
+    if tune.Tuner.can_restore(path):
+        progress.note(f"resuming experiment {name} from {path}")
+        tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True)
+        tuner._local_tuner.get_run_config().callbacks = callbacks
+    else:
+        sampler = (
+            optuna.samplers.TPESampler(seed=job["search_seed"])
+            if spec.searcher == "tpe"
+            else optuna.samplers.RandomSampler(seed=job["search_seed"])
+        )
+        tuner = tune.Tuner(
+            trainable,
+            param_space=_param_space(spec, job, (job["space_sigma_w2_low"], job["space_sigma_w2_high"])),
+            tune_config=tune.TuneConfig(
+                metric=METRIC,
+                mode="max",
+                num_samples=spec.trials,
+                search_alg=OptunaSearch(sampler=sampler),
+                scheduler=ASHAScheduler(
+                    time_attr="training_iteration",
+                    max_t=spec.max_epochs,
+                    grace_period=spec.grace_period,
+                    reduction_factor=spec.reduction_factor,
+                ),
+                max_concurrent_trials=res.max_concurrent_trials,
+                reuse_actors=True,
+                trial_dirname_creator=lambda trial: f"{job['arm']}_s{job['search_seed']}_{trial.trial_id}",
+            ),
+            run_config=tune.RunConfig(
+                name=name,
+                storage_path=storage,
+                verbose=0,
+                callbacks=callbacks,
+                failure_config=tune.FailureConfig(max_failures=res.max_trial_attempts - 1),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            ),
+        )
+    results = tuner.fit()
+    for result in results:  # rows of trials whose callback did not write them (ended before an interruption)
+        trial_id = result.metrics.get("trial_id") if result.metrics else None
+        if trial_id is None:
+            continue
+        row = trial_row(job, trial_id, result.config, result.metrics, errored=result.error is not None)
+        store.write_tune_trial(name, trial_id, job["dataset"], row)
+    if stored_trials(store).get(name, 0) >= spec.trials:
+        delete_experiment(storage, name)
+    return len(results.errors)
+
+
+def trial_row(job: dict, trial_id: str, config: dict, metrics: dict, errored: bool = False) -> dict:
+    """One ``tune_trials`` row from a trial's config and its last reported metrics."""
+    accuracy = [float(a) for a in metrics.get("accuracy_by_epoch", [])]
+    seconds = [float(s) for s in metrics.get("seconds_by_epoch", [])]
+    ended = [datetime.fromtimestamp(t, UTC) for t in metrics.get("ended_at_by_epoch", [])]
+    reason = metrics.get("stop_reason") or ""
+    setup = float(metrics.get("setup_seconds", 0.0))
+    return {
+        **job,
+        "trial_id": trial_id,
+        "trial_index": int(str(metrics.get("experiment_tag", "0")).split("_", 1)[0]) - 1,
+        "sigma_w2": float(config["sigma_w2"]),
+        "lr": float(config["lr"]),
+        "batch_size": int(config["batch_size"]),
+        "optimizer": str(config["optimizer"]),
+        "epochs": len(accuracy),
+        "best_test_accuracy": max(accuracy, default=math.nan),
+        "final_test_accuracy": accuracy[-1] if accuracy else math.nan,
+        "stopped_by": "error" if errored else (reason or "asha"),
+        "setup_seconds": setup,
+        "seconds": setup + sum(seconds),
+        "test_accuracy_by_epoch": accuracy,
+        "seconds_by_epoch": seconds,
+        "ended_at_by_epoch": ended,
+        "device": str(metrics.get("device", "")),
+    }
+
+
+def tuning_trainable(config: dict) -> None:
+    """One trial: a baseline network at the sampled (σw², lr, batch size, optimizer), trained epoch by epoch
+    (no accuracy threshold: the search maximises test accuracy), reporting test accuracy after every epoch for
+    ASHA, checkpointed every ``checkpoint_every_epochs`` epochs and at the end. Every report carries the whole
+    history, so the last one is the trial's row whenever ASHA stops it."""
+    t0 = time.perf_counter()
+    context = config["context"]
+    network = dict(context["network"])
+    if not isinstance(network["widths"], str):
+        network["widths"] = tuple(network["widths"])
+    spec = NetworkSpec(sigma_w2=float(config["sigma_w2"]), **network)
+    train = TrainSpec(
+        max_epochs=context["max_epochs"],
+        lr=float(config["lr"]),
+        batch_size=int(config["batch_size"]),
+        optimizer=config["optimizer"],
+        stop_at_threshold=False,
+    )
+    device = default_device()
+    job = context["job"]
+    data = load_task_data(job["dataset"], DataOptions(**context["data"]), device)
+    trainer = BaselineTrainer(spec, train, data, job["search_seed"], device)
+    ended: list[float] = []
+    setup = time.perf_counter() - t0
+    checkpoint = tune.get_checkpoint()
+    if checkpoint:
+        with checkpoint.as_directory() as folder:
+            saved = torch.load(Path(folder) / CHECKPOINT_FILE, map_location=device)
+        trainer.load_state_dict(saved["trainer"])
+        ended, setup = saved["ended"], saved["setup_seconds"] + setup
+    every = context["checkpoint_every_epochs"]
+    while trainer.stop_reason() is None:
+        record = trainer.run_epoch()
+        ended.append(time.time())
+        reason = trainer.stop_reason() or ""
+        metrics = {
+            METRIC: record.test_accuracy,
+            "train_loss": record.train_loss,
+            "epoch": record.epoch,
+            "stop_reason": reason,
+            "setup_seconds": setup,
+            "accuracy_by_epoch": [r.test_accuracy for r in trainer.history],
+            "seconds_by_epoch": [r.seconds for r in trainer.history],
+            "ended_at_by_epoch": list(ended),
+            "device": device_name(device),
+        }
+        if record.epoch % every == 0 or reason:
+            with tempfile.TemporaryDirectory() as folder:
+                state = {"trainer": trainer.state_dict(), "ended": ended, "setup_seconds": setup}
+                torch.save(state, Path(folder) / CHECKPOINT_FILE)
+                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+        else:
+            tune.report(metrics)
+
+
+class _TrialRecorder(tune.Callback):
+    """Stores each trial's row when it ends (stopped by ASHA, its budget, divergence, or an error), deletes its
+    checkpoints, and prints a progress line."""
+
+    def __init__(self, progress: Progress, store: ResultStore):
+        self.progress, self.store = progress, store
+        self._running: set[str] = set()
+
+    def __getstate__(self) -> dict:
+        return {}  # Tune pickles its run config; the driver re-attaches a live callback on restore
+
+    def __setstate__(self, state: dict) -> None:
+        self.progress = self.store = None
+        self._running = set()
+
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        if self.progress is not None and trial.trial_id not in self._running:
+            self._running.add(trial.trial_id)
+            self.progress.started("trial")
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        if self.progress is not None:
+            self.progress.tick()
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        self._ended(trial, errored=False)
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self._ended(trial, errored=True)
+
+    def _ended(self, trial, errored: bool) -> None:
+        if self.store is None:
+            return
+        job = trial.config["context"]["job"]
+        metrics = {"experiment_tag": trial.experiment_tag, **(trial.last_result or {})}
+        row = trial_row(job, trial.trial_id, trial.config, metrics, errored=errored)
+        self.store.write_tune_trial(job["experiment_id"], trial.trial_id, job["dataset"], row)
+        delete_checkpoints(trial)
+        was_running = trial.trial_id in self._running
+        self._running.discard(trial.trial_id)
+        self.progress.finished(
+            "trial",
+            f"{job['arm']} s{job['search_seed']} trial {row['trial_index']}: σw² {row['sigma_w2']:.3g}, "
+            f"lr {row['lr']:.2g}, batch {row['batch_size']}, {row['optimizer']} → best accuracy "
+            f"{row['best_test_accuracy']:.3f} after {row['epochs']} epochs ({row['stopped_by']})",
+            failed=errored,
+            was_running=was_running,
+        )
