@@ -701,23 +701,25 @@ ARM_STYLES = {
 }
 
 
-def tuning_search(curves, trials, target: float, job=None, dataset=None, depth=None) -> Figure:
+def tuning_search(curves, trials, target: float, job=None, dataset=None, depth=None, settings_id=None) -> Figure:
     """Predict-then-tune against the control (``jobs/predict_then_tune.py``). Left: best test accuracy so far
     against task-seconds spent, one thin line per search seed and the median over seeds (the band: min to max),
     the predicted arm starting at the prediction's cost; the target accuracy dotted. Right: every trial's σw²
     against its best accuracy, with the predicted interval shaded — where the searches spent their trials.
 
     curves: ``analysis.tuning.best_so_far``; trials: the ``tune_trials`` table (one job, dataset and depth, or
-    pass ``job=``, ``dataset=``, ``depth=``)."""
-    picks = {"job": job, "dataset": dataset, "depth": depth}
+    pass ``job=``, ``dataset=``, ``depth=``, ``settings_id=``)."""
+    picks = {"job": job, "dataset": dataset, "depth": depth, "settings_id": settings_id}
     for column, value in picks.items():
         if value is not None:
             curves = curves.filter(pl.col(column) == value)
             trials = trials.filter(pl.col(column) == value)
-    keys = trials.select("job", "dataset", "depth", "profile", "sigma_b2").unique().rows()
+    keys = trials.select("job", "dataset", "depth", "profile", "sigma_b2", "settings_id").unique().rows()
     if len(keys) != 1:
-        raise ConfigError(f"the tune_trials table holds {len(keys)} (job, dataset, depth) groups; pass job=, dataset=")
-    job, dataset, depth, profile, sigma_b2 = keys[0]
+        raise ConfigError(
+            f"the tune_trials rows hold {len(keys)} (job, settings, dataset, depth) groups; pass job=, settings_id="
+        )
+    job, dataset, depth, profile, sigma_b2, _ = keys[0]
     fig = Figure(figsize=(13, 5.2), layout="constrained")
     left, right = fig.subplots(1, 2, width_ratios=[1.35, 1])
     end = float(curves["task_seconds"].max())

@@ -196,6 +196,7 @@ TABLES: dict[str, pa.Schema] = {
         [  # one row per trial of a predict-then-tune job (write_tune_trial); one file per trial
             ("experiment_id", pa.string()),  # one Tune experiment: (arm, search seed) of one job's settings
             ("job", pa.string()),  # the job's preset name, e.g. 'cpu'
+            ("settings_id", pa.string()),  # hash of the job's settings (TuningSpec.settings_id)
             ("dataset", pa.string()),
             ("profile", pa.string()),
             ("sigma_b2", pa.float64()),

@@ -22,6 +22,7 @@ import numpy as np
 import polars as pl
 
 from infoflow_ray import analysis, plots, search_frames, theory
+from infoflow_ray.analysis import tuning
 from infoflow_ray.errors import ConfigError, ResultsError
 
 
@@ -156,10 +157,56 @@ def run(store, out: Path) -> Analysis:
             {"search peaks": peaks},
             lambda: plots.critical_line(peaks, search_frames.critical_line(peaks["sigma_b2"].to_list())),
         )
+    tuned = tuning_figures(store, a) if inventory.rows.get("tune_trials", 0) else None
     a.sections = report_sections(inventory, comparison, agreement, timing, info_cutoffs, a)
     if searched:
         a.sections.insert(2, search_section(brackets, edges, peaks, cost))
+    if tuned is not None:
+        a.sections.insert(2, tuning_section(*tuned))
     return a
+
+
+def tuning_figures(store, a: Analysis) -> tuple[pl.DataFrame, pl.DataFrame, float] | None:
+    """The predict-then-tune figure of every (job, dataset, depth) in ``tune_trials``; the frames the report
+    needs: per-experiment rows, the per-arm summary and the target accuracy."""
+    trials = a.frame("tune_trials", lambda: tuning.tune_trials(store))
+    if trials is None:
+        return None
+    target = tuning.target_accuracy(trials)
+    curves = tuning.best_so_far(trials)
+    groups = trials.select("job", "dataset", "depth", "settings_id").unique().sort(pl.all())
+    for job, dataset, depth, settings in groups.rows():
+        name = f"tuning_{job}_{dataset}_L{depth}"
+        if groups.filter(job=job, dataset=dataset, depth=depth).height > 1:  # runs of several settings
+            name += f"_{settings[:8]}"
+        a.figure(
+            name,
+            {"tune_trials": trials},
+            lambda: plots.tuning_search(
+                curves, trials, target, job=job, dataset=dataset, depth=depth, settings_id=settings
+            ),
+        )
+    per_experiment = tuning.experiments(trials, target)
+    return per_experiment, tuning.arm_summary(per_experiment), target
+
+
+def tuning_section(per_experiment: pl.DataFrame, summary: pl.DataFrame, target: float) -> str:
+    """The report's account of predict-then-tune: per arm the spread over search seeds, then every experiment."""
+    return (
+        "## Predict, then tune\n\n`jobs/predict_then_tune.py`: the same searcher, scheduler (ASHA), trial "
+        "budget and search seeds over σw² inside the interval the cascades predicted trainable (arm "
+        "`predicted`, its compute starting at the cascades' task-seconds) and over the whole σw² range (arm "
+        f"`control`). Target accuracy: {target:.4g} (the job's `target_accuracy`, else "
+        f"{tuning.DEFAULT_TARGET_FRACTION:g} × the best any trial reached). `seconds_to_target`: task-seconds "
+        "until the experiment's best accuracy first reached the target (inf: never); median, min and max over "
+        "search seeds; `saving`: the control arm's median over this arm's (> 1: less compute with the "
+        "prediction); `tuning_*`: the same without the prediction's cost (what the narrower σw² range alone "
+        "saves). `outside_predicted`: the share of an experiment's trials with σw² outside the predicted "
+        "interval.\n\n"
+        + markdown_table(summary.drop("job", "settings_id", "profile", "sigma_b2"), digits=4)
+        + "\n\nEvery experiment (`tune_trials` holds every trial):\n\n"
+        + markdown_table(per_experiment.drop("job", "settings_id", "profile", "sigma_b2", "experiment_id"), digits=4)
+    )
 
 
 def _having(frame: pl.DataFrame | None, key: dict) -> pl.DataFrame | None:

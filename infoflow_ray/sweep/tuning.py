@@ -99,14 +99,10 @@ def predict(spec: TuningSpec, address: str | None, out: TextIO, progress_interva
 
 
 def experiment_id(spec: TuningSpec, arm: str, search_seed: int, sigma_w2: tuple[float, float]) -> str:
-    """Everything that determines one experiment's trials (not the prediction's settings beyond the range they
-    gave it, nor the resources)."""
-    values = spec.as_dict()
-    keep = ("dataset", "depth", "widths", "sigma_b2", "space", "searcher", "trials", "max_epochs")
-    keep += ("grace_period", "reduction_factor", "data")
-    config = {k: values[k] for k in keep}
-    config["space"] = {**config["space"], "sigma_w2": list(sigma_w2)}
-    return f"{arm}-s{search_seed}-" + hash_config({**config, "arm": arm, "search_seed": search_seed})[:12]
+    """One experiment: the job's settings (``TuningSpec.settings_id``), the arm, the search seed and the σw² range
+    the arm searches; e.g. 'predicted-s0-1a2b3c4d5e6f'."""
+    config = {"settings": spec.settings_id, "arm": arm, "search_seed": search_seed, "sigma_w2": list(sigma_w2)}
+    return f"{arm}-s{search_seed}-" + hash_config(config)[:12]
 
 
 def run_predict_then_tune(
@@ -183,6 +179,7 @@ def _job_row(
     return {
         "experiment_id": name,
         "job": spec.name,
+        "settings_id": spec.settings_id,
         "dataset": spec.dataset,
         "profile": spec.network(sigma_w2[0]).profile_name,
         "sigma_b2": spec.sigma_b2,

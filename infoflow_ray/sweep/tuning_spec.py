@@ -24,6 +24,7 @@ from typing import Any
 from infoflow_ray.config import OPTIMIZERS, CascadeSpec, NetworkSpec, _is_number, _require
 from infoflow_ray.data import DATASET_NAMES
 from infoflow_ray.errors import ConfigError
+from infoflow_ray.store import task_id as hash_config
 from infoflow_ray.sweep.grid import (
     DATASET_SHAPES,
     SEARCH_MEASURES,
@@ -257,6 +258,16 @@ class TuningSpec:
     def as_dict(self) -> dict[str, Any]:
         return json_ready(dataclasses.asdict(self))
 
+    @property
+    def settings_id(self) -> str:
+        """A hash of every setting that shapes the experiments' trials and the prediction — not the preset's name,
+        the results location, the resources, which search seeds run, or the target accuracy (analysis only).
+        Experiments of different settings in one results folder are never summarised together."""
+        values = self.as_dict()
+        for key in ("name", "results", "resources", "cascade_workers", "search_seeds", "target_accuracy"):
+            values.pop(key)
+        return hash_config(values)
+
 
 def json_ready(value: Any) -> Any:
     """Tuples as lists, recursively (for hashing and JSON)."""
@@ -282,7 +293,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         results="results/tune-tiny",
     ),
     # The CPU-scale measurement: MNIST-t10k, depth 30, 3 search seeds, both arms; about 15 minutes on 2 cores
-    # (measured: benchmarks/RESULTS.md). σw² over the paper's phase-space range [0.25, 4]; lr log-uniform.
+    # (measured: benchmarks/RESULTS.md; 18 minutes with 3,000 training images). σw² over the paper's
+    # phase-space range [0.25, 4]; lr log-uniform.
     "cpu": dict(
         depth=30,
         space=dict(sigma_w2=(0.25, 4.0), lr=(1e-3, 1.0)),
@@ -293,7 +305,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         search_seeds=(0, 1, 2),
         coarse_points=7,
         sigma_w2_tolerance=0.1,
-        data=dict(max_train_samples=3000),
+        data=dict(max_train_samples=2000),
         cascade=dict(eval_samples=500),
         results="results/predict-then-tune",
     ),

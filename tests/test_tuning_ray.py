@@ -1,0 +1,132 @@
+"""Predict, then tune, on real Ray: the tiny preset end to end (cascades, then both arms' Tune experiments on
+bundled MNIST-t10k), its figure and report, and an interrupted run that resumes without re-running a trial."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from infoflow_ray.store import ResultStore
+from infoflow_ray.sweep.tuning import experiment_id, run_predict_then_tune
+from infoflow_ray.sweep.tuning_spec import resolve_tuning
+
+ROOT = Path(__file__).resolve().parents[1]
+SEEDS = (0, 1)
+
+
+def _spec(results: Path, **overrides):
+    return resolve_tuning("tiny", overrides={"results": str(results), "search_seeds": SEEDS, **overrides})
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory, ray_local):
+    """The tiny preset with two search seeds, run once in this process's local Ray."""
+    results = tmp_path_factory.mktemp("tune") / "results"
+    outcome = run_predict_then_tune(_spec(results), progress_interval_seconds=300)
+    assert not outcome.interrupted and not outcome.prediction_failed and outcome.failed_trials == 0
+    return results, outcome
+
+
+def test_both_arms_run_every_trial_and_only_the_control_leaves_the_predicted_interval(tuned):
+    results, outcome = tuned
+    spec = _spec(results)
+    store = ResultStore.open(str(results), create=False)
+    trials = store.scan("tune_trials").collect()
+    low, high = outcome.prediction.sigma_w2
+    # the predicted range is the interval search's answer, as the search table records it
+    edges = store.scan("search").filter(pl.col("search") == "sigma_w2_interval", pl.col("done")).collect()
+    assert edges.height and low == pytest.approx(edges["bracket_low"][-1]) and high == pytest.approx(4.0)
+    assert 0.1 < low < high  # the ordered end of the range is predicted untrainable at depth 8
+    assert trials.height == spec.trials * len(SEEDS) * 2 and trials["trial_id"].n_unique() == trials.height
+    for arm in ("predicted", "control"):
+        for seed in SEEDS:
+            name = experiment_id(spec, arm, seed, (low, high) if arm == "predicted" else spec.space.sigma_w2)
+            assert trials.filter(experiment_id=name).height == spec.trials
+    predicted = trials.filter(arm="predicted")
+    control = trials.filter(arm="control")
+    assert predicted["sigma_w2"].is_between(low, high).all()
+    assert (control["sigma_w2"] < low).any()  # the control arm samples outside the predicted interval
+    assert predicted["prediction_seconds"].min() > 0 and (control["prediction_seconds"] == 0).all()
+    assert trials["lr"].is_between(*spec.space.lr).all() and trials["epochs"].is_between(1, spec.max_epochs).all()
+    assert (trials["epochs"] == trials["test_accuracy_by_epoch"].list.len()).all()
+    assert set(trials["stopped_by"]) <= {"asha", "budget"}
+    assert (trials["best_test_accuracy"] > 0.2).any()  # some trial learnt (10 classes: chance is 0.1)
+    assert not (results / "_tune").exists()  # finished experiments leave no Tune state or checkpoints
+
+
+def test_analyze_draws_the_tuning_figure_and_reports_both_arms(tuned, tmp_path):
+    results, _ = tuned
+    out = tmp_path / "analysis"
+    done = subprocess.run(
+        [sys.executable, "jobs/analyze.py", str(results), "--out", str(out)], cwd=ROOT, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert (out / "tuning_tiny_mnist_t10k_L8.png").stat().st_size > 10_000
+    report = (out / "report.md").read_text()
+    section = report.split("## Predict, then tune", 1)[1].split("\n## ", 1)[0]
+    assert "| mnist_t10k | 8 | predicted | 2 |" in section and "| mnist_t10k | 8 | control | 2 |" in section
+    assert "![tuning_tiny_mnist_t10k_L8](tuning_tiny_mnist_t10k_L8.png)" in report
+
+
+def test_an_interrupted_run_resumes_without_running_a_finished_trial_again(tuned, tmp_path, ray_local, capsys):
+    source, outcome = tuned
+    results = tmp_path / "results"
+    shutil.copytree(source, results)  # the prediction is stored: the rerun goes straight to a new search seed
+    argv = ["--preset", "tiny", "--results", str(results), "--search-seeds", "7", "--trials", "4"]
+    argv += ["--max-epochs", "3"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_ADDRESS")}
+    proc = subprocess.Popen(
+        [sys.executable, "jobs/predict_then_tune.py", *argv],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    spec = resolve_tuning(
+        "tiny", overrides={"results": str(results), "search_seeds": (7,), "trials": 4, "max_epochs": 3}
+    )
+    store = ResultStore.open(str(results), create=False)
+    first = experiment_id(spec, "predicted", 7, outcome.prediction.sigma_w2)
+    # interrupt once the first experiment has stored a trial
+    deadline = time.monotonic() + 240
+    while not list((results / "tune_trials").rglob(f"{first}-*.parquet")):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGINT)  # the driver only, as a terminal's Ctrl-C would reach it
+    _, err = proc.communicate(timeout=120)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # whatever of its local Ray outlived it
+    except ProcessLookupError:
+        pass
+    assert proc.returncode == 130, err[-3000:]
+    before = store.scan("tune_trials").filter(pl.col("search_seed") == 7).collect()
+    assert 1 <= before.height < spec.trials  # interrupted inside the first experiment, whose Tune state is kept
+    assert (results / "_tune" / first).is_dir()
+    from infoflow_ray.sweep.tuning_cli import main
+
+    assert main(argv) == 0
+    assert f"resuming experiment {first}" in capsys.readouterr().out  # Tuner.restore, not a new experiment
+    after = store.scan("tune_trials").filter(pl.col("search_seed") == 7).collect()
+    assert after.height == 2 * spec.trials and after["trial_id"].n_unique() == after.height
+    assert set(after["experiment_id"]) == {first, experiment_id(spec, "control", 7, spec.space.sigma_w2)}
+    kept = after.join(before.select("trial_id"), on="trial_id", how="semi").sort("trial_id")
+    assert kept.equals(before.sort("trial_id"))  # finished trials were not run again (same epochs' end times)
+    assert not (results / "_tune").exists()
+
+
+def test_the_readme_example_reads_the_results(tuned, capsys):
+    from test_readme import readme_block
+
+    results, _ = tuned
+    code = readme_block("Predict, then tune").replace("results/predict-then-tune", str(results))
+    names: dict = {}
+    exec(code, names)
+    assert names["per_seed"].height == 2 * len(SEEDS) and "saving" in capsys.readouterr().out
