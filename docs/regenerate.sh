@@ -2,7 +2,9 @@
 # Regenerate the README's figures and the reports that hold every number of their captions:
 #   docs/default/            the default preset's search (the README's phase diagram, entropy map, reconstructions)
 #   docs/default-full-grid/  the same preset as a full grid, run into the same folder (only what the search skipped)
-# ≈ 23 minutes on a 2-core CPU (measured 2026-12-02: 22 min 38 s). Usage: bash docs/regenerate.sh [RESULTS_FOLDER]   (default results/docs-default)
+#   docs/predict-then-tune/  jobs/predict_then_tune.py's cpu preset (the README's tuning figure), its own folder
+# ≈ 37 minutes on a 2-core CPU (measured 2026-12-02: 22 min 38 s for the first two, ≈ 14 min for the third).
+# Usage: bash docs/regenerate.sh [RESULTS_FOLDER]   (default results/docs-default; the tuning job: RESULTS_FOLDER-tune)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 results=${1:-results/docs-default}
@@ -12,5 +14,7 @@ python=.venv/bin/python
 rm -rf docs/default && "$python" jobs/analyze.py "$results" --out docs/default
 "$python" jobs/full_grid.py --no-search --results "$results"
 rm -rf docs/default-full-grid && "$python" jobs/analyze.py "$results" --out docs/default-full-grid
-rm -f docs/default/*.pdf docs/default-full-grid/*.pdf   # the PNGs are what the README shows
-echo "regenerated: docs/default, docs/default-full-grid (report.md in each)"
+"$python" jobs/predict_then_tune.py --results "$results-tune"
+rm -rf docs/predict-then-tune && "$python" jobs/analyze.py "$results-tune" --out docs/predict-then-tune
+rm -f docs/default/*.pdf docs/default-full-grid/*.pdf docs/predict-then-tune/*.pdf   # the README shows the PNGs
+echo "regenerated: docs/default, docs/default-full-grid, docs/predict-then-tune (report.md in each)"
