@@ -39,7 +39,7 @@ from infoflow_ray import cascade  # noqa: E402
 from infoflow_ray.config import CascadeSpec, NetworkSpec  # noqa: E402
 from infoflow_ray.data import load_dataset  # noqa: E402
 from infoflow_ray.model import TanhNetwork  # noqa: E402
-from infoflow_ray.predict import Prediction, _predict  # noqa: E402
+from infoflow_ray.predict import Prediction, evaluate  # noqa: E402
 
 MATMULS = {
     torch.mm,
@@ -109,7 +109,7 @@ def predict(
         trained = cascade.train_cascade(network, data.train_x, spec, seed)
     _check(mode)
     with tf32(device) if tf32_evaluation else contextlib.nullcontext() as mode:
-        prediction = _predict(network, trained, data, spec)
+        prediction = evaluate(network, trained, data, spec)
     _check(mode)
     return prediction
 

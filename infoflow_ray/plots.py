@@ -13,6 +13,9 @@ one (dataset, profile, σb²): pass ``dataset=``, ``profile=``, ``sigma_b2=`` wh
 6. ``information_plane``   I(X;T) vs I(T;Y) of every layer over training epochs, for a few σw²
 7. ``mi_vs_layer``         I(X;T_l) of the untrained network over layers beside the reconstruction-entropy curves
 9. ``tuning_search``       predict-then-tune vs control: best accuracy against task-seconds, and where trials went
+10. ``retraced_strips``    test images and their reconstructions by depth of a trained network (paper fig. 5 a, b)
+11. ``perfect_inputs_grid`` every class's perfect input for an ordered, a near-critical and a chaotic σw² (fig. 5 c)
+12. ``trained_vs_untrained`` reconstruction-entropy curves of the trained networks against the untrained ones
 """
 
 from __future__ import annotations
@@ -776,4 +779,128 @@ def tuning_search(curves, trials, target: float, job=None, dataset=None, depth=N
     right.set_ylabel("best test accuracy of the trial")
     right.legend(fontsize=8, loc="best")
     right.set_title(f"Where the trials went ({job}, {profile}, {SB2} = {sigma_b2:g})")
+    return fig
+
+
+def _one_trained_network(frame: pl.DataFrame, sigma_w2: float) -> pl.DataFrame:
+    """The rows of the deepest trained network at ``sigma_w2`` (lowest seed; its latest epoch)."""
+    part = frame.filter(pl.col("sigma_w2") == sigma_w2)
+    if part.is_empty():
+        return part
+    part = part.filter(pl.col("depth") == part["depth"].max())
+    part = part.filter(pl.col("seed") == part["seed"].min())
+    return part.filter(pl.col("epoch") == part["epoch"].max())
+
+
+def _image(ax, row: dict) -> None:
+    pixels = np.asarray(row["pixels"], dtype=np.float32).reshape(row["height"], row["width"])
+    ax.imshow(pixels, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def retraced_strips(
+    retraced, sigma_w2: float, classes=None, max_columns: int = 12, dataset=None, profile=None, sigma_b2=None
+) -> Figure:
+    """The paper's fig. 5 (a), (b): chosen test images (first column) and their reconstructions from increasing
+    depth of the *trained* network at ``sigma_w2``, one row per image — per class its most confident correct
+    classification and its most confident mistake — labelled true → predicted (confidence).
+
+    retraced: the ``retraced`` table; ``classes``: which classes' rows to draw (default: all)."""
+    frame, key = _pick(retraced, dataset, profile, sigma_b2, "retraced frame")
+    frame = _one_trained_network(frame, sigma_w2)
+    if classes is not None:
+        frame = frame.filter(pl.col("label").is_in(list(classes)))
+    if frame.is_empty():
+        raise ConfigError(f"the retraced frame has no rows at sigma_w2={sigma_w2:g}")
+    stored = sorted(frame["layer"].unique().to_list())
+    layers = [0] + _evenly([layer for layer in stored if layer > 0], max_columns - 1)
+    examples = frame.select("label", "rule", "image_index", "predicted", "confidence").unique().sort("label", "rule")
+    cells = {(r["image_index"], r["layer"]): r for r in frame.iter_rows(named=True)}
+    fig = Figure(figsize=(1.05 * len(layers) + 1.6, 1.1 * examples.height + 1.0), layout="constrained")
+    axes = fig.subplots(examples.height, len(layers), squeeze=False)
+    for r, example in enumerate(examples.iter_rows(named=True)):
+        for c, layer in enumerate(layers):
+            ax = axes[r, c]
+            cell = cells.get((example["image_index"], layer))
+            if cell is not None:
+                _image(ax, cell)
+            else:
+                ax.axis("off")
+            if r == 0:
+                ax.set_title("input" if layer == 0 else rf"$\ell$ = {layer}", fontsize=9)
+        mark = "✓" if example["label"] == example["predicted"] else "✗"
+        axes[r, 0].set_ylabel(
+            f"{example['label']} → {example['predicted']} {mark}\n({example['confidence']:.2f})", fontsize=8
+        )
+    depth, epoch = int(frame["depth"][0]), int(frame["epoch"][0])
+    fig.suptitle(
+        f"Retraced decisions: reconstructions from layer $\\ell$ of the trained network (depth {depth}, "
+        f"{epoch} epochs), {SW2} = {sigma_w2:g}\n{_title(key)}; rows: true → predicted label (softmax confidence)"
+    )
+    return fig
+
+
+def perfect_inputs_grid(
+    perfect, sigma_w2=None, critical: float | None = None, dataset=None, profile=None, sigma_b2=None
+):
+    """The paper's fig. 5 (c): every class's perfect input — the trained network's cascade applied from the
+    output layer to an output with maximal activation on that label — for an ordered, a near-critical and a
+    chaotic σw² (or ``sigma_w2``), each labelled with the class the network gives it when fed forward."""
+    frame, key = _pick(perfect, dataset, profile, sigma_b2, "perfect_inputs frame")
+    frame = frame.filter(pl.col("layer") == 0)
+    chosen = (
+        list(sigma_w2)
+        if sigma_w2 is not None
+        else representative_sigma_w2(frame["sigma_w2"].unique(), critical if critical is not None else 1.0)
+    )
+    classes = sorted(frame["label"].unique().to_list())
+    fig = Figure(figsize=(1.1 * len(classes) + 1.6, 1.35 * len(chosen) + 1.1), layout="constrained")
+    axes = fig.subplots(len(chosen), len(classes), squeeze=False)
+    for r, s in enumerate(chosen):
+        network = _one_trained_network(frame, s)
+        cells = {row["label"]: row for row in network.iter_rows(named=True)}
+        own = sum(row["predicted"] == k for k, row in cells.items())
+        for c, k in enumerate(classes):
+            ax = axes[r, c]
+            if k in cells:
+                _image(ax, cells[k])
+                ax.set_title(f"{k} → {cells[k]['predicted']}", fontsize=8)
+            else:
+                ax.axis("off")
+        phase = f" ({phase_of(s, critical)})" if critical is not None else ""
+        depth = int(network["depth"][0]) if network.height else 0
+        axes[r, 0].set_ylabel(f"{SW2} = {s:g}{phase}\nL = {depth}; {own}/{len(cells)} own", fontsize=8)
+    kind = frame["perfect_output"][0] if frame.height else "?"
+    fig.suptitle(
+        f"Perfect inputs: the cascade of the trained network applied to a '{kind}' output of each label\n"
+        f"{_title(key)}; titles: label → the network's label for it, fed forward"
+    )
+    return fig
+
+
+def trained_vs_untrained(trained_curves, curves, measure: str = "kl_mean", dataset=None, profile=None, sigma_b2=None):
+    """How training changes the information flow: the ``measure`` curve over layers of each trained network
+    (solid; its deepest, lowest seed, latest epoch per σw²) against the untrained network's cascade at the same
+    σw² (dashed; the grid's cascade network, mean over seeds, drawn up to the trained depth).
+
+    trained_curves: the ``trained_curves`` table; curves: ``analysis.curves_by_sigma``."""
+    trained, key = _pick(trained_curves.filter(pl.col("measure") == measure), dataset, profile, sigma_b2, "trained")
+    untrained = curves.filter(pl.col("measure") == measure, **dict(zip(("dataset", "profile", "sigma_b2"), key)))
+    fig = Figure(figsize=(8, 5), layout="constrained")
+    ax = fig.add_subplot()
+    sigmas = sorted(trained["sigma_w2"].unique().to_list())
+    colours = matplotlib.colormaps["viridis"](np.linspace(0, 0.9, len(sigmas)))
+    for s, colour in zip(sigmas, colours):
+        network = _one_trained_network(trained, s).sort("layer")
+        depth, epoch = int(network["depth"][0]), int(network["epoch"][0])
+        ax.plot(network["layer"], network["value"], color=colour, lw=2, label=f"{SW2} = {s:g}: trained {epoch} ep.")
+        before = untrained.filter(pl.col("sigma_w2") == s, pl.col("layer") <= depth).sort("layer")
+        if before.height:
+            ax.plot(before["layer"], before["value_mean"], color=colour, lw=1.2, ls="--")
+    ax.plot([], [], color="gray", ls="--", label="untrained (the grid's cascade)")
+    ax.set_xlabel(r"layer $\ell$")
+    ax.set_ylabel(MEASURE_LABELS.get(measure, measure) + " (nats)")
+    ax.set_title(f"Reconstruction entropy of trained vs untrained networks\n{_title(key)}")
+    ax.legend(fontsize=8)
     return fig

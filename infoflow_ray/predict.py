@@ -143,10 +143,11 @@ def predict_trainabilities(
     data = data.to(device)
     networks = [TanhNetwork(spec, seed, device) for spec, seed in zip(network_specs, seeds)]
     trained = cascade.train_cascades(networks, data.train_x, cascade_spec, seeds, progress)
-    return [_predict(network, t, data, cascade_spec) for network, t in zip(networks, trained)]
+    return [evaluate(network, t, data, cascade_spec) for network, t in zip(networks, trained)]
 
 
-def _predict(network: TanhNetwork, trained: cascade.TrainedCascade, data: Dataset, spec: CascadeSpec) -> Prediction:
+def evaluate(network: TanhNetwork, trained: cascade.TrainedCascade, data: Dataset, spec: CascadeSpec) -> Prediction:
+    """Measure a trained cascade of ``network`` (untrained, or trained: ``interpret``) on ``data``'s test split."""
     start = time.perf_counter()
     curves = measure(network, trained, _eval_images(data, spec), spec)
     last_layer = network.spec.cutoff_last_layer(spec.cutoff_layers)

@@ -192,6 +192,60 @@ TABLES: dict[str, pa.Schema] = {
             ("done", pa.bool_()),  # the search has reached its answer
         ]
     ),
+    # Cascades of trained baseline networks (grid option `interpret`), written with the training's own rows:
+    "trained_curves": pa.schema(
+        _TASK
+        + [("epoch", pa.int64())]
+        + [  # as `curves`; epoch: the training epochs the network had
+            ("layer", pa.int64()),
+            ("measure", pa.string()),
+            ("value", pa.float64()),
+            ("finite", pa.bool_()),
+        ]
+    ),
+    "trained_cutoffs": pa.schema(
+        _TASK
+        + [("epoch", pa.int64())]
+        + [  # as `cutoffs`
+            ("measure", pa.string()),
+            ("cutoff_layer", pa.float64()),
+            ("cutoff_std", pa.float64()),
+            ("saturated", pa.bool_()),
+            ("finite", pa.bool_()),
+            ("last_layer", pa.int64()),
+            ("rtol", pa.float64()),
+            ("atol", pa.float64()),
+        ]
+    ),
+    "retraced": pa.schema(
+        _TASK
+        + [  # one row per (chosen test image, stored layer): the image (layer 0) and its reconstructions
+            ("epoch", pa.int64()),
+            ("image_index", pa.int64()),  # index into the test split
+            ("label", pa.int64()),  # the true label
+            ("predicted", pa.int64()),  # the trained network's label
+            ("confidence", pa.float64()),  # its softmax probability (output taken as logits)
+            ("rule", pa.string()),  # why it was chosen: 'most_confident_correct' | 'most_confident_mistake'
+            ("layer", pa.int64()),
+            ("height", pa.int64()),
+            ("width", pa.int64()),
+            ("pixels", pa.list_(pa.float32())),
+        ]
+    ),
+    "perfect_inputs": pa.schema(
+        _TASK
+        + [  # one row per (class, stored layer): the perfect input (layer 0) and its reconstructions
+            ("epoch", pa.int64()),
+            ("label", pa.int64()),  # the class whose output activation was decoded
+            ("perfect_output", pa.string()),  # 'extreme' | 'class_mean' (infoflow_ray.interpret)
+            ("predicted", pa.int64()),  # the label the network gives the perfect input, fed forward
+            ("confidence", pa.float64()),
+            ("layer", pa.int64()),
+            ("height", pa.int64()),
+            ("width", pa.int64()),
+            ("pixels", pa.list_(pa.float32())),
+        ]
+    ),
     "tune_trials": pa.schema(
         [  # one row per trial of a predict-then-tune job (write_tune_trial); one file per trial
             ("experiment_id", pa.string()),  # one Tune experiment: (arm, search seed) of one job's settings

@@ -22,7 +22,7 @@ import numpy as np
 import polars as pl
 
 from infoflow_ray import analysis, plots, search_frames, theory
-from infoflow_ray.analysis import tuning
+from infoflow_ray.analysis import interpret, tuning
 from infoflow_ray.errors import ConfigError, ResultsError
 
 
@@ -139,6 +139,8 @@ def run(store, out: Path) -> Analysis:
                 lambda: plots.reconstructions_grid(images, critical=critical, **key),
             )
         a.figure(f"timing_{suffix}", {"runs": timing}, lambda: plots.timing_bars(timing, **key))
+        if inventory.rows.get("perfect_inputs"):
+            _interpret_figures(store, a, key, suffix, critical, curves)
         if points is not None:
             a.figure(
                 f"information_plane_{suffix}",
@@ -158,12 +160,62 @@ def run(store, out: Path) -> Analysis:
             lambda: plots.critical_line(peaks, search_frames.critical_line(peaks["sigma_b2"].to_list())),
         )
     tuned = tuning_figures(store, a) if inventory.rows.get("tune_trials", 0) else None
+    trained = (
+        a.frame("trained networks", lambda: interpret.trained_networks(store))
+        if inventory.rows.get("perfect_inputs")
+        else None
+    )
     a.sections = report_sections(inventory, comparison, agreement, timing, info_cutoffs, a)
     if searched:
         a.sections.insert(2, search_section(brackets, edges, peaks, cost))
     if tuned is not None:
         a.sections.insert(2, tuning_section(*tuned))
+    if trained is not None:
+        a.sections.insert(2, interpret_section(trained))
     return a
+
+
+RETRACED_CLASSES = range(5)  # the retraced-decision figure draws these classes' rows (all are in the table)
+
+
+def _interpret_figures(store, a: Analysis, key: dict, suffix: str, critical: float, curves) -> None:
+    """Fig. 5 of the paper for one (dataset, profile, σb²): retraced decisions at the trained σw² nearest the
+    critical point, the perfect inputs of an ordered, a near-critical and a chaotic σw², and the entropy curves
+    of trained against untrained networks."""
+    retraced = store.scan("retraced").filter(**key).collect()
+    perfect = store.scan("perfect_inputs").filter(**key).collect()
+    trained_curves = store.scan("trained_curves").filter(**key).collect()
+    if retraced.height:
+        nearest = min(retraced["sigma_w2"].unique().to_list(), key=lambda s: abs(s - critical))
+        a.figure(
+            f"retraced_{suffix}",
+            {"retraced": retraced},
+            lambda: plots.retraced_strips(retraced, nearest, classes=RETRACED_CLASSES, **key),
+        )
+    a.figure(
+        f"perfect_inputs_{suffix}",
+        {"perfect_inputs": perfect if perfect.height else None},
+        lambda: plots.perfect_inputs_grid(perfect, critical=critical, **key),
+    )
+    a.figure(
+        f"trained_vs_untrained_{suffix}",
+        {"trained_curves": trained_curves if trained_curves.height else None},
+        lambda: plots.trained_vs_untrained(trained_curves, curves if curves is not None else trained_curves[:0], **key),
+    )
+
+
+def interpret_section(trained: pl.DataFrame) -> str:
+    """The report's account of the cascades of trained networks (``analysis.interpret.trained_networks``)."""
+    return (
+        "## Opening the black box: cascades of the trained networks\n\nFor every trained network (grid option "
+        "`interpret`): its final test accuracy; `perfect_classified_own`: how many of its `classes` perfect "
+        "inputs (the cascade applied to a `perfect_output` activation of each label, from the output layer down) "
+        "it classifies as their own label when fed forward; the per-image KL cutoff of its cascade "
+        "(`trained_cutoff`, over layers up to `last_layer`) beside the untrained network's at the same σw² "
+        "(`untrained_cutoff`, the grid's deeper cascade). Figures: `retraced_*` (the paper's fig. 5 a, b: classes "
+        f"{RETRACED_CLASSES.start}–{RETRACED_CLASSES.stop - 1}), `perfect_inputs_*` (fig. 5 c), "
+        "`trained_vs_untrained_*`.\n\n" + markdown_table(trained)
+    )
 
 
 def tuning_figures(store, a: Analysis) -> tuple[pl.DataFrame, pl.DataFrame, float] | None:

@@ -27,6 +27,7 @@ from infoflow_ray.sweep.task_runner import (
     baseline_rows,
     device_name,
     info_plane_point,
+    interpret_rows,
     load_task_data,
     runs_row,
     utc_now,
@@ -85,6 +86,8 @@ def baseline_trainable(config: dict) -> None:
     rows = baseline_rows(task, trainer.history, reason, resumed_from_epoch)
     if probe:
         rows["info_plane"] = probe.rows
+    if task.interpret is not None:  # the trained network, still in this process: no weights file, no retraining
+        rows.update(interpret_rows(task, trainer.network, trainer.data, trainer.epoch))
     status = "diverged" if reason == "diverged" else "ok"
     rows["runs"] = [
         runs_row(
@@ -144,7 +147,7 @@ def group_tasks(tasks: list[Task], size: int) -> list[list[Task]]:
     training settings; no information-plane probe, which needs one network per trial)."""
     groups: dict[tuple, list[Task]] = {}
     for task in tasks:
-        if size <= 1 or task.info_plane is not None:
+        if size <= 1 or task.info_plane is not None or task.interpret is not None:
             key = (task.task_id,)
         else:
             key = (task.dataset, task.network.layer_widths, task.data, task.train)

@@ -78,6 +78,12 @@ def parser() -> argparse.ArgumentParser:
         choices=["binning", "kde", "ksg"],
         help="also measure the information plane I(X;T_l), I(T_l;Y) (estimator, default binning)",
     )
+    p.add_argument(
+        "--interpret",
+        action="store_true",
+        help="also train cascades on the trained baseline networks: their entropy curves, retraced test images "
+        "and every class's perfect input (the paper's fig. 5; see [interpret] in the README)",
+    )
     p.add_argument("--only", choices=["cascade", "baseline"], help="run one kind of task only")
     p.add_argument(
         "--search",
@@ -143,6 +149,7 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
             "cascade_group": args.cascade_group,
         },
         "info_plane": {"enabled": True, "estimator": args.info_plane} if args.info_plane else {},
+        "interpret": {"enabled": True} if args.interpret else {},
         "search": {
             "enabled": args.search,
             "target_depth": args.target_depth,

@@ -5,6 +5,7 @@ The Ray layer (actors, Tune trials) calls these and hands the rows to ``ResultSt
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib.metadata
 import json
@@ -21,10 +22,10 @@ import numpy as np
 import torch
 
 import infoflow_ray
-from infoflow_ray import infoplane, seeding
+from infoflow_ray import cascade, infoplane, interpret, seeding
 from infoflow_ray.data import Dataset, load_dataset
 from infoflow_ray.model import TanhNetwork
-from infoflow_ray.predict import Prediction, predict_trainabilities
+from infoflow_ray.predict import Prediction, evaluate, predict_trainabilities, stored_layer_indices
 from infoflow_ray.store import CURVE_MEASURES
 from infoflow_ray.sweep.grid import DataOptions, InfoPlaneSpec, Task
 from infoflow_ray.training import EpochRecord
@@ -294,3 +295,70 @@ def baseline_rows(task: Task, history: list[EpochRecord], stop_reason: str, resu
         "resumed_from_epoch": resumed_from_epoch,
     }
     return {"train_epochs": epochs, "train_summary": [summary]}
+
+
+@torch.no_grad()
+def interpret_rows(task: Task, network: TanhNetwork, data: Dataset, epoch: int) -> Rows:
+    """Rows of the cascades of a trained baseline network (``InterpretSpec``): ``trained_curves`` and
+    ``trained_cutoffs`` from a cascade of the grid's settings; ``retraced`` (the chosen test images) and
+    ``perfect_inputs`` (every class's) with their reconstructions from the stored layers (``predict``'s choice:
+    all of them up to depth 24), from a cascade of ``cascade_epochs`` epochs. ``epoch``: the training epochs the
+    network had."""
+    spec = task.interpret
+    was_training = network.training
+    network.eval()
+    measured = cascade.train_cascade(network, data.train_x, task.cascade, task.seed)
+    rows = cascade_rows(task, evaluate(network, measured, data, task.cascade))
+    pictures = measured
+    if spec.cascade_epochs != task.cascade.epochs:
+        longer = dataclasses.replace(task.cascade, epochs=spec.cascade_epochs)
+        pictures = cascade.train_cascade(network, data.train_x, longer, task.seed)
+    keys = {**_keys(task), "epoch": epoch}
+    layers = stored_layer_indices(task.network.depth)
+    height, width = image_shape(data.n_inputs)
+
+    def strips(x: torch.Tensor) -> np.ndarray:
+        return interpret.retrace(network, pictures.decoders, x)[:, layers].float().cpu().numpy()
+
+    examples = interpret.choose_examples(network, data, spec.examples_per_class)
+    index = torch.tensor([e.image_index for e in examples], dtype=torch.long, device=data.test_x.device)
+    retraced = [
+        {
+            **keys,
+            "image_index": e.image_index,
+            "label": e.label,
+            "predicted": e.predicted,
+            "confidence": e.confidence,
+            "rule": e.rule,
+            "layer": int(layer),
+            "height": height,
+            "width": width,
+            "pixels": images[j].tolist(),
+        }
+        for e, images in zip(examples, strips(data.test_x[index]) if examples else [])
+        for j, layer in enumerate(layers)
+    ]
+    perfect = interpret.perfect_inputs(network, pictures.decoders, data, spec.perfect_output)
+    predicted, confidence = interpret.classify(network, perfect)
+    perfect_rows = [
+        {
+            **keys,
+            "label": k,
+            "perfect_output": spec.perfect_output,
+            "predicted": int(predicted[k]),
+            "confidence": float(confidence[k]),
+            "layer": int(layer),
+            "height": height,
+            "width": width,
+            "pixels": images[j].tolist(),
+        }
+        for k, images in enumerate(strips(perfect))
+        for j, layer in enumerate(layers)
+    ]
+    network.train(was_training)
+    return {
+        "trained_curves": [{**r, "epoch": epoch} for r in rows["curves"]],
+        "trained_cutoffs": [{**r, "epoch": epoch} for r in rows["cutoffs"]],
+        "retraced": retraced,
+        "perfect_inputs": perfect_rows,
+    }

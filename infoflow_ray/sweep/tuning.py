@@ -106,9 +106,11 @@ def experiment_id(spec: TuningSpec, arm: str, search_seed: int, sigma_w2: tuple[
 
 
 def run_predict_then_tune(
-    spec: TuningSpec, *, address: str | None = None, out: TextIO = sys.stdout, progress_interval_seconds: float = 30.0
+    spec: TuningSpec, *, address: str | None = None, out: TextIO | None = None, progress_interval_seconds: float = 30.0
 ) -> TuningOutcome:
-    """Predict the trainable σw² interval, then run both arms' searches for every search seed (resumable)."""
+    """Predict the trainable σw² interval, then run both arms' searches for every search seed (resumable);
+    progress lines go to ``out`` (default: sys.stdout at the time of the call)."""
+    out = out or sys.stdout
     if "://" not in spec.results:  # Tune trials run in other folders: give them an absolute path
         spec = dataclasses.replace(spec, results=os.path.abspath(spec.results))
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # not a line per study: the driver says what runs
