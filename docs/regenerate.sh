@@ -3,7 +3,8 @@
 #   docs/default/            the default preset's search (the README's phase diagram, entropy map, reconstructions)
 #   docs/default-full-grid/  the same preset as a full grid, run into the same folder (only what the search skipped)
 #   docs/predict-then-tune/  jobs/predict_then_tune.py's cpu preset (the README's tuning figure), its own folder
-# ≈ 37 minutes on a 2-core CPU (measured 2026-12-02: 22 min 38 s for the first two, ≈ 14 min for the third).
+#   docs/paper-fig5/         the paper-fig5 preset with --interpret (perfect inputs, retraced decisions)
+# ≈ 42 minutes on a 2-core CPU (measured 2026-12-02: 22 min 38 s for the first two, 13 min and 4.5 min for the others).
 # Usage: bash docs/regenerate.sh [RESULTS_FOLDER]   (default results/docs-default; the tuning job: RESULTS_FOLDER-tune)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,5 +17,7 @@ rm -rf docs/default && "$python" jobs/analyze.py "$results" --out docs/default
 rm -rf docs/default-full-grid && "$python" jobs/analyze.py "$results" --out docs/default-full-grid
 "$python" jobs/predict_then_tune.py --results "$results-tune"
 rm -rf docs/predict-then-tune && "$python" jobs/analyze.py "$results-tune" --out docs/predict-then-tune
-rm -f docs/default/*.pdf docs/default-full-grid/*.pdf docs/predict-then-tune/*.pdf   # the README shows the PNGs
-echo "regenerated: docs/default, docs/default-full-grid, docs/predict-then-tune (report.md in each)"
+"$python" jobs/full_grid.py --preset paper-fig5 --results "$results-fig5"
+rm -rf docs/paper-fig5 && "$python" jobs/analyze.py "$results-fig5" --out docs/paper-fig5
+rm -f docs/default/*.pdf docs/default-full-grid/*.pdf docs/predict-then-tune/*.pdf docs/paper-fig5/*.pdf   # PNGs only
+echo "regenerated: docs/default, docs/default-full-grid, docs/predict-then-tune, docs/paper-fig5 (report.md in each)"
