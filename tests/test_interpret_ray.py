@@ -17,7 +17,8 @@ NEW_TABLES = ("trained_curves", "trained_cutoffs", "retraced", "perfect_inputs")
 
 def test_the_tiny_grid_with_interpret_writes_the_new_tables_and_the_figures(tmp_path, ray_local, monkeypatch):
     results = tmp_path / "results"
-    overrides = {"depths": (3,), "results": str(results), "interpret": {"enabled": True, "cascade_epochs": 2}}
+    interpret = {"enabled": True, "cascade_epochs": 2, "at_epochs": [0, 1]}
+    overrides = {"depths": (3,), "results": str(results), "interpret": interpret}
     grid = resolve_grid("tiny", overrides=overrides)
     outcome = run_grid(grid, progress_interval_seconds=300)
     assert not outcome.failed
@@ -31,6 +32,11 @@ def test_the_tiny_grid_with_interpret_writes_the_new_tables_and_the_figures(tmp_
     assert perfect.group_by("task_id").len()["len"].to_list() == [10] * len(baselines)  # one per class
     epochs = perfect.join(summary.select("task_id", "epochs"), on="task_id")
     assert (epochs["epoch"] == epochs["epochs"]).all()  # the cascade saw the network as training left it
+    # the curves also at the chosen epochs before the last (0: the network before training)
+    curves = store.scan("trained_cutoffs").filter(pl.col("measure") == "kl_per_image").collect()
+    for task_id, final in summary.select("task_id", "epochs").iter_rows():
+        got = sorted(curves.filter(task_id=task_id)["epoch"])
+        assert got == sorted({0, final} | {e for e in (0, 1) if e < final}), (task_id, got)
     out = tmp_path / "analysis"
     done = subprocess.run(
         [sys.executable, "jobs/analyze.py", str(results), "--out", str(out)], cwd=ROOT, capture_output=True, text=True

@@ -24,9 +24,11 @@ from infoflow_ray.store import ResultStore
 from infoflow_ray.sweep.grid import Task
 from infoflow_ray.sweep.progress import Progress
 from infoflow_ray.sweep.task_runner import (
+    Rows,
     baseline_rows,
     device_name,
     info_plane_point,
+    interpret_curves,
     interpret_rows,
     load_task_data,
     runs_row,
@@ -68,15 +70,28 @@ def baseline_trainable(config: dict) -> None:
     probe = InfoPlaneProbe(task, trainer) if task.info_plane is not None else None
     if probe and checkpoint:
         probe.restore(saved.get("info_plane", []))
+    # the trained network's curves at interpret.at_epochs before the last (kept in the checkpoints)
+    midway: Rows = saved.get("interpret", {}) if checkpoint else {}
+    at_epochs = task.interpret.at_epochs if task.interpret is not None else ()
+    if 0 in at_epochs and trainer.epoch == 0:
+        midway = interpret_curves(task, trainer.network, trainer.data, 0)[0]
     while (reason := trainer.stop_reason() or (probe and probe.stop_reason())) is None:
         record = trainer.run_epoch()
         if probe:
             probe.after_epoch(record.epoch)
         metrics = {**record.as_dict(), "stop_reason": trainer.stop_reason() or (probe and probe.stop_reason()) or ""}
+        if record.epoch in at_epochs and not metrics["stop_reason"]:  # the last epoch's come with the pictures
+            for table, rows in interpret_curves(task, trainer.network, trainer.data, record.epoch)[0].items():
+                midway[table] = midway.get(table, []) + rows
         if record.epoch % every == 0 or metrics["stop_reason"]:
             with tempfile.TemporaryDirectory() as folder:
                 torch.save(
-                    {"trainer": trainer.state_dict(), "attempt": attempt, "info_plane": probe.rows if probe else []},
+                    {
+                        "trainer": trainer.state_dict(),
+                        "attempt": attempt,
+                        "info_plane": probe.rows if probe else [],
+                        "interpret": midway,
+                    },
                     Path(folder) / CHECKPOINT_FILE,
                 )
                 (Path(folder) / TASK_FILE).write_text(task.task_id)
@@ -87,7 +102,8 @@ def baseline_trainable(config: dict) -> None:
     if probe:
         rows["info_plane"] = probe.rows
     if task.interpret is not None:  # the trained network, still in this process: no weights file, no retraining
-        rows.update(interpret_rows(task, trainer.network, trainer.data, trainer.epoch))
+        final = interpret_rows(task, trainer.network, trainer.data, trainer.epoch)
+        rows.update({table: midway.get(table, []) + final_rows for table, final_rows in final.items()})
     status = "diverged" if reason == "diverged" else "ok"
     rows["runs"] = [
         runs_row(

@@ -180,15 +180,27 @@ class InterpretSpec:
     mistake) and every class's perfect input (``perfect_inputs``; ``perfect_output`` says which artificial output
     it decodes, see ``infoflow_ray.interpret``). Decoding from the 10-wide output needs more than the one epoch
     the entropy needs: on a 256-wide 3-layer network at 91 % accuracy, 1, 3 and 10 epochs gave perfect inputs that
-    the network classifies as their own class for 1, 6 and 10 of 10 classes."""
+    the network classifies as their own class for 1, 6 and 10 of 10 classes. ``at_epochs``: also the curves and
+    cutoffs after these epochs of training (0: before the first), to follow how training changes them."""
 
     enabled: bool = False
     cascade_epochs: int = 10
     examples_per_class: int = 1
     perfect_output: str = "extreme"
+    at_epochs: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         _require(isinstance(self.enabled, bool), "interpret.enabled", self.enabled, "true or false")
+        epochs = tuple(self.at_epochs) if isinstance(self.at_epochs, (list, tuple)) else None
+        _require(
+            epochs is not None
+            and len(set(epochs)) == len(epochs)
+            and all(isinstance(e, int) and not isinstance(e, bool) and e >= 0 for e in epochs),
+            "interpret.at_epochs",
+            self.at_epochs,
+            "a list of distinct integers >= 0",
+        )
+        object.__setattr__(self, "at_epochs", tuple(sorted(epochs)))
         for name in ("cascade_epochs", "examples_per_class"):
             value = getattr(self, name)
             _require(

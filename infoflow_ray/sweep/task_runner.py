@@ -307,8 +307,7 @@ def interpret_rows(task: Task, network: TanhNetwork, data: Dataset, epoch: int) 
     spec = task.interpret
     was_training = network.training
     network.eval()
-    measured = cascade.train_cascade(network, data.train_x, task.cascade, task.seed)
-    rows = cascade_rows(task, evaluate(network, measured, data, task.cascade))
+    curves, measured = interpret_curves(task, network, data, epoch)
     pictures = measured
     if spec.cascade_epochs != task.cascade.epochs:
         longer = dataclasses.replace(task.cascade, epochs=spec.cascade_epochs)
@@ -356,9 +355,22 @@ def interpret_rows(task: Task, network: TanhNetwork, data: Dataset, epoch: int) 
         for j, layer in enumerate(layers)
     ]
     network.train(was_training)
-    return {
+    return {**curves, "retraced": retraced, "perfect_inputs": perfect_rows}
+
+
+@torch.no_grad()
+def interpret_curves(
+    task: Task, network: TanhNetwork, data: Dataset, epoch: int
+) -> tuple[Rows, cascade.TrainedCascade]:
+    """``trained_curves`` and ``trained_cutoffs`` rows of ``network`` after ``epoch`` epochs of training (a cascade
+    with the grid's settings), and that cascade."""
+    was_training = network.training
+    network.eval()
+    measured = cascade.train_cascade(network, data.train_x, task.cascade, task.seed)
+    rows = cascade_rows(task, evaluate(network, measured, data, task.cascade))
+    network.train(was_training)
+    curves = {
         "trained_curves": [{**r, "epoch": epoch} for r in rows["curves"]],
         "trained_cutoffs": [{**r, "epoch": epoch} for r in rows["cutoffs"]],
-        "retraced": retraced,
-        "perfect_inputs": perfect_rows,
     }
+    return curves, measured
