@@ -156,6 +156,17 @@ PRESET_CONTENT = {
         baselines=96,
         search=True,
     ),
+    "paper-fig5": dict(
+        sigma_w2=(0.5, 1.76, 4.0),
+        depths=(11,),
+        cascade_depth=13,  # the cutoff of a wide network looks at L - 2 layers: 11 for the depth-11 trainings
+        dataset="mnist_t10k",
+        widths="wide",
+        max_epochs=20,
+        cascades=3,
+        baselines=3,
+        search=False,
+    ),
     "paper-mnist-wide": dict(
         sigma_w2=tuple(round(0.1 * i, 1) for i in range(1, 41)),
         depths=tuple(range(10, 201, 10)),
@@ -202,6 +213,7 @@ def test_every_preset_is_valid():
         cascades = [(t.network.sigma_w2, t.network.depth) for t in tasks if t.kind == "cascade"]
         baselines = [(t.network.sigma_w2, t.network.depth) for t in tasks if t.kind == "baseline"]
         assert (len(cascades), len(baselines)) == (want["cascades"], want["baselines"]), name
-        assert sorted(cascades) == [(s, max(want["depths"])) for s in want["sigma_w2"]], name
+        deepest = want.get("cascade_depth", max(want["depths"]))
+        assert sorted(cascades) == [(s, deepest) for s in want["sigma_w2"]], name
         assert sorted(baselines) == [(s, d) for s in want["sigma_w2"] for d in want["depths"]], name
         assert all(t.dataset == want["dataset"] and t.network.widths == want["widths"] for t in tasks), name

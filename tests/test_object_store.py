@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from drivers import start_job
 from polars.testing import assert_frame_equal
 from results_science import science
 
@@ -62,15 +63,7 @@ def _env(extra: dict) -> dict:
 
 
 def _driver(results: str, env: dict, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "jobs/full_grid.py", *GRID, "--results", results, *extra],
-        cwd=ROOT,
-        env=_env(env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    return start_job("full_grid.py", *GRID, "--results", results, *extra, env=_env(env))
 
 
 def test_a_grid_on_an_object_store_survives_a_kill_and_reads_back_like_a_local_run(

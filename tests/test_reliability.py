@@ -9,11 +9,11 @@ import math
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from drivers import start_job
 from results_science import science
 
 from infoflow_ray.store import MANIFEST, ResultStore
@@ -25,17 +25,8 @@ TINY_TASKS = resolve_grid("tiny").tasks()
 
 
 def _driver(results: Path, *extra: str) -> subprocess.Popen:
-    """The main job on the tiny preset, in its own process group (so its local Ray can be killed with it)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_ADDRESS")}
-    return subprocess.Popen(
-        [sys.executable, "jobs/full_grid.py", "--preset", "tiny", "--results", str(results), *extra],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    """The main job on the tiny preset, in its own process group."""
+    return start_job("full_grid.py", "--preset", "tiny", "--results", str(results), *extra)
 
 
 def _wait_for_runs(results: Path, n: int, proc: subprocess.Popen, timeout: float = 300) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from drivers import start_job
 
 from infoflow_ray import theory
 from infoflow_ray.predict import predict_trainability
@@ -109,26 +110,7 @@ def test_search_brackets_equal_the_full_grid_which_reuses_the_searched_tasks(sea
 
 
 def _search_driver(results: Path) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_ADDRESS")}
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "jobs/full_grid.py",
-            "--preset",
-            "tiny",
-            "--search",
-            "--depths",
-            DEPTHS,
-            "--results",
-            str(results),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    return start_job("full_grid.py", "--preset", "tiny", "--search", "--depths", DEPTHS, "--results", str(results))
 
 
 def test_a_killed_search_resumes_without_redoing_a_task_and_takes_the_same_decisions(searched, tmp_path):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from drivers import start_job
 
 from infoflow_ray.store import ResultStore
 from infoflow_ray.sweep.tuning import experiment_id, run_predict_then_tune
@@ -80,16 +81,7 @@ def test_an_interrupted_run_resumes_without_running_a_finished_trial_again(tuned
     shutil.copytree(source, results)  # the prediction is stored: the rerun goes straight to a new search seed
     argv = ["--preset", "tiny", "--results", str(results), "--search-seeds", "7", "--trials", "4"]
     argv += ["--max-epochs", "3"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_ADDRESS")}
-    proc = subprocess.Popen(
-        [sys.executable, "jobs/predict_then_tune.py", *argv],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    proc = start_job("predict_then_tune.py", *argv)
     spec = resolve_tuning(
         "tiny", overrides={"results": str(results), "search_seeds": (7,), "trials": 4, "max_epochs": 3}
     )

@@ -604,16 +604,39 @@ def merge(base: dict[str, Any], override: dict[str, Any], nested: dict[str, type
     return out
 
 
-def build_grid(name: str, values: dict[str, Any]) -> GridSpec:
-    """A validated GridSpec from plain values (preset + config file + CLI merged)."""
-    check_keys("the grid config", {k: v for k, v in values.items() if k != "name"}, GridSpec)
+def with_sections(where: str, values: dict[str, Any], cls: type, nested: dict[str, type]) -> dict[str, Any]:
+    """``values`` with every key checked against ``cls``'s fields and each ``nested`` section (a table of
+    settings) built into its dataclass: the keyword arguments of ``cls``."""
+    check_keys(where, {k: v for k, v in values.items() if k != "name"}, cls)
     kwargs = dict(values)
-    for key, cls in _NESTED.items():
+    for key, section_cls in nested.items():
         section = kwargs.get(key, {})
         if not isinstance(section, dict):
             raise ConfigError(f"'{key}' must be a table of settings, got {section!r}")
-        check_keys(f"[{key}]", section, cls)
-        kwargs[key] = cls(**section)
+        check_keys(f"[{key}]", section, section_cls)
+        kwargs[key] = section_cls(**section)
+    return kwargs
+
+
+def layered_values(
+    presets: dict[str, dict[str, Any]],
+    preset: str,
+    config_file: str | Path | None,
+    overrides: dict[str, Any] | None,
+    nested: dict[str, type],
+) -> dict[str, Any]:
+    """The preset's values, then the config file's, then ``overrides`` (e.g. CLI flags) — later ones win."""
+    if preset not in presets:
+        raise ConfigError(f"unknown preset '{preset}'; choose one of {', '.join(presets)}")
+    values = presets[preset]
+    if config_file is not None:
+        values = merge(values, load_config_file(config_file), nested)
+    return merge(values, overrides or {}, nested)
+
+
+def build_grid(name: str, values: dict[str, Any]) -> GridSpec:
+    """A validated GridSpec from plain values (preset + config file + CLI merged)."""
+    kwargs = with_sections("the grid config", values, GridSpec, _NESTED)
     if isinstance(kwargs.get("widths"), list):
         kwargs["widths"] = tuple(kwargs["widths"])
     try:
@@ -660,10 +683,4 @@ def resolve_grid(
     preset: str = "default", config_file: str | Path | None = None, overrides: dict[str, Any] | None = None
 ) -> GridSpec:
     """Preset, then config file, then overrides (e.g. CLI flags) — later ones win."""
-    if preset not in PRESETS:
-        raise ConfigError(f"unknown preset '{preset}'; choose one of {', '.join(PRESETS)}")
-    values = PRESETS[preset]
-    if config_file is not None:
-        values = merge(values, load_config_file(config_file))
-    values = merge(values, overrides or {})
-    return build_grid(preset, values)
+    return build_grid(preset, layered_values(PRESETS, preset, config_file, overrides, _NESTED))

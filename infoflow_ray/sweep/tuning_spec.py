@@ -23,7 +23,6 @@ from typing import Any
 
 from infoflow_ray.config import OPTIMIZERS, CascadeSpec, NetworkSpec, _is_number, _require
 from infoflow_ray.data import DATASET_NAMES
-from infoflow_ray.errors import ConfigError
 from infoflow_ray.store import task_id as hash_config
 from infoflow_ray.sweep.grid import (
     DATASET_SHAPES,
@@ -32,9 +31,8 @@ from infoflow_ray.sweep.grid import (
     GridSpec,
     ResourceSpec,
     SearchSpec,
-    check_keys,
-    load_config_file,
-    merge,
+    layered_values,
+    with_sections,
 )
 
 SEARCHERS = ("tpe", "random")
@@ -332,25 +330,11 @@ _NESTED = {"space": SpaceSpec, "data": DataOptions, "cascade": CascadeSpec, "res
 
 def build_tuning(name: str, values: dict[str, Any]) -> TuningSpec:
     """A validated TuningSpec from plain values (preset + config file + flags merged)."""
-    check_keys("the tuning config", {k: v for k, v in values.items() if k != "name"}, TuningSpec)
-    kwargs = dict(values)
-    for key, cls in _NESTED.items():
-        section = kwargs.get(key, {})
-        if not isinstance(section, dict):
-            raise ConfigError(f"'{key}' must be a table of settings, got {section!r}")
-        check_keys(f"[{key}]", section, cls)
-        kwargs[key] = cls(**section)
-    return TuningSpec(name=name, **kwargs)
+    return TuningSpec(name=name, **with_sections("the tuning config", values, TuningSpec, _NESTED))
 
 
 def resolve_tuning(
     preset: str = "cpu", config_file: str | None = None, overrides: dict[str, Any] | None = None
 ) -> TuningSpec:
     """Preset, then config file, then overrides (flags) — later ones win."""
-    if preset not in PRESETS:
-        raise ConfigError(f"unknown preset '{preset}'; choose one of {', '.join(PRESETS)}")
-    values = PRESETS[preset]
-    if config_file is not None:
-        values = merge(values, load_config_file(config_file), _NESTED)
-    values = merge(values, overrides or {}, _NESTED)
-    return build_tuning(preset, values)
+    return build_tuning(preset, layered_values(PRESETS, preset, config_file, overrides, _NESTED))
