@@ -3,6 +3,7 @@
 
     .venv/bin/python benchmarks/bench_tuning.py                       # the CPU preset, ≈ 15 minutes on 2 cores
     .venv/bin/python benchmarks/bench_tuning.py --preset tiny --results /tmp/tune-tiny
+    .venv/bin/python benchmarks/bench_tuning.py --depth 45 --results /tmp/tune-d45   # another depth
 
 Prints the machine, commit and date, the driver's wall time, the prediction, and per arm: the compute to reach the
 target accuracy (median, min, max over search seeds, task-seconds), the best accuracy, and the saving (the control
@@ -30,8 +31,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="cpu", choices=list(PRESETS))
     parser.add_argument("--results", help="results folder (default: the preset's)")
+    parser.add_argument("--depth", type=int, help="the tuned depth L (default: the preset's)")
     args = parser.parse_args()
-    spec = resolve_tuning(args.preset, overrides={"results": args.results} if args.results else None)
+    overrides = {k: v for k, v in (("results", args.results), ("depth", args.depth)) if v is not None}
+    spec = resolve_tuning(args.preset, overrides=overrides)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit}, {platform.processor() or platform.machine()}, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads, preset {args.preset}")  # fmt: skip
