@@ -197,3 +197,14 @@ def test_adam_trains_differently_from_sgd_and_keeps_sgd_task_ids():
         resolve_grid("tiny", overrides={"train": {"optimizer": "adam"}, "resources": {"baseline_group": 4}})
     with pytest.raises(ConfigError, match="train.optimizer must be one of sgd, adam, got 'rmsprop'"):
         TrainSpec(optimizer="rmsprop")
+
+
+def test_every_table_names_what_writes_it_and_the_new_ones_are_optional(tmp_path):
+    from infoflow_ray.analysis import OPTIONAL, PRODUCERS
+    from infoflow_ray.errors import ResultsError
+    from infoflow_ray.store import TABLES, ResultStore
+
+    assert set(PRODUCERS) == set(TABLES)
+    assert {"tune_trials", "trained_curves", "trained_cutoffs", "retraced", "perfect_inputs"} <= set(OPTIONAL)
+    with pytest.raises(ResultsError, match="table 'tune_trials' has no rows yet; jobs/predict_then_tune.py writes it"):
+        tuning.tune_trials(ResultStore.open(str(tmp_path / "empty")))

@@ -30,8 +30,14 @@ PRODUCERS = {
     "(or set [info_plane] enabled = true)",
     "failures": "failed task attempts write it",
     "search": "the adaptive search writes it: run jobs/full_grid.py --search (the default preset searches)",
+    **dict.fromkeys(
+        ("trained_curves", "trained_cutoffs", "retraced", "perfect_inputs"),
+        "cascades of trained networks write it: run jobs/full_grid.py --interpret (or [interpret] enabled = true)",
+    ),
+    "tune_trials": "jobs/predict_then_tune.py writes it",
 }
-OPTIONAL = ("info_plane", "failures", "search")  # tables whose absence is no gap
+OPTIONAL = ("info_plane", "failures", "search", "trained_curves", "trained_cutoffs", "retraced", "perfect_inputs")
+OPTIONAL += ("tune_trials",)  # tables whose absence is no gap
 TABLE_KIND = {
     "curves": "cascade",
     "cutoffs": "cascade",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from infoflow_ray.analysis.frames import PRODUCERS
 from infoflow_ray.errors import ResultsError
 from infoflow_ray.store import ResultStore
 
@@ -20,10 +21,7 @@ def trained_networks(store: ResultStore) -> pl.DataFrame:
     """See the module docstring; ResultsError when no trained network has a cascade yet."""
     perfect = store.scan("perfect_inputs").filter(pl.col("layer") == 0).collect()
     if perfect.is_empty():
-        raise ResultsError(
-            "table 'perfect_inputs' has no rows yet: jobs/full_grid.py --interpret (or [interpret] enabled = true) "
-            "writes it"
-        )
+        raise ResultsError(f"table 'perfect_inputs' has no rows yet; {PRODUCERS['perfect_inputs']}")
     own = perfect.group_by(*NETWORK, "epoch", "perfect_output").agg(
         (pl.col("predicted") == pl.col("label")).sum().alias("perfect_classified_own"),
         pl.len().alias("classes"),

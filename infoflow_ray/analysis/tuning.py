@@ -17,6 +17,7 @@ import math
 
 import polars as pl
 
+from infoflow_ray.analysis.frames import PRODUCERS
 from infoflow_ray.errors import ResultsError
 from infoflow_ray.store import ResultStore
 
@@ -30,7 +31,7 @@ def tune_trials(store: ResultStore) -> pl.DataFrame:
     """The ``tune_trials`` table; ResultsError when it has no rows."""
     trials = store.scan("tune_trials").collect()
     if trials.is_empty():
-        raise ResultsError("table 'tune_trials' has no rows yet: jobs/predict_then_tune.py writes it")
+        raise ResultsError(f"table 'tune_trials' has no rows yet; {PRODUCERS['tune_trials']}")
     return trials
 
 
