@@ -454,8 +454,7 @@ def reconstructions_grid(
             ax.set_yticks([])
             cell = cells.get((s, image, layer))
             if cell is not None:
-                pixels = np.asarray(cell["pixels"], dtype=np.float32).reshape(cell["height"], cell["width"])
-                ax.imshow(pixels, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+                _image(ax, cell)
             if r == 0:
                 ax.set_title("input" if layer == 0 else rf"$\ell$ = {layer}", fontsize=9)
             if c == 0:

@@ -61,8 +61,7 @@ def baseline_trainable(config: dict) -> None:
     elif config.get("resume_from", {}).get(task.task_id):  # a checkpoint of an earlier experiment (run_baselines)
         checkpoint = tune.Checkpoint(config["resume_from"][task.task_id])
     if checkpoint:
-        with checkpoint.as_directory() as folder:
-            saved = torch.load(Path(folder) / CHECKPOINT_FILE, map_location=device)
+        saved = load_checkpoint(checkpoint, device)
         trainer.load_state_dict(saved["trainer"])
         attempt = saved["attempt"] + 1
     resumed_from_epoch = trainer.epoch
@@ -84,18 +83,13 @@ def baseline_trainable(config: dict) -> None:
             for table, rows in interpret_curves(task, trainer.network, trainer.data, record.epoch)[0].items():
                 midway[table] = midway.get(table, []) + rows
         if record.epoch % every == 0 or metrics["stop_reason"]:
-            with tempfile.TemporaryDirectory() as folder:
-                torch.save(
-                    {
-                        "trainer": trainer.state_dict(),
-                        "attempt": attempt,
-                        "info_plane": probe.rows if probe else [],
-                        "interpret": midway,
-                    },
-                    Path(folder) / CHECKPOINT_FILE,
-                )
-                (Path(folder) / TASK_FILE).write_text(task.task_id)
-                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+            state = {
+                "trainer": trainer.state_dict(),
+                "attempt": attempt,
+                "info_plane": probe.rows if probe else [],
+                "interpret": midway,
+            }
+            report_with_checkpoint(metrics, state, task_id=task.task_id)
         else:
             tune.report(metrics)
     rows = baseline_rows(task, trainer.history, reason, resumed_from_epoch)
@@ -119,6 +113,22 @@ def baseline_trainable(config: dict) -> None:
         )
     ]
     store.write_task(task.task_id, task.dataset, rows)
+
+
+def report_with_checkpoint(metrics: dict, state: dict, task_id: str | None = None) -> None:
+    """``tune.report(metrics)`` with a checkpoint holding ``state`` (CHECKPOINT_FILE; with ``task_id``, the task's
+    id in TASK_FILE beside it, for ``latest_checkpoints``)."""
+    with tempfile.TemporaryDirectory() as folder:
+        torch.save(state, Path(folder) / CHECKPOINT_FILE)
+        if task_id is not None:
+            (Path(folder) / TASK_FILE).write_text(task_id)
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def load_checkpoint(checkpoint: tune.Checkpoint, device: torch.device) -> dict:
+    """The ``state`` that ``report_with_checkpoint`` saved in ``checkpoint``, its tensors on ``device``."""
+    with checkpoint.as_directory() as folder:
+        return torch.load(Path(folder) / CHECKPOINT_FILE, map_location=device)
 
 
 def _train_group(config: dict) -> None:

@@ -130,9 +130,11 @@ def connect(address: str | None) -> None:
 
 
 def run_grid(
-    grid: GridSpec, *, address: str | None = None, out: TextIO = sys.stdout, progress_interval_seconds: float = 30.0
+    grid: GridSpec, *, address: str | None = None, out: TextIO | None = None, progress_interval_seconds: float = 30.0
 ) -> GridOutcome:
-    """Run every task of ``grid`` that is not stored yet. Returns counts; failures are recorded, not raised."""
+    """Run every task of ``grid`` that is not stored yet. Returns counts; failures are recorded, not raised.
+    Progress lines go to ``out`` (default: sys.stdout at the time of the call)."""
+    out = out or sys.stdout
     start = time.monotonic()
     if "://" not in grid.results:  # workers and Tune trials run in other folders: give them an absolute path
         grid = dataclasses.replace(grid, results=os.path.abspath(grid.results))

@@ -21,6 +21,7 @@ from typing import Any
 from infoflow_ray.config import CascadeSpec, NetworkSpec, TrainSpec, _is_number, _require
 from infoflow_ray.data import DATASET_NAMES
 from infoflow_ray.errors import ConfigError
+from infoflow_ray.interpret import PERFECT_OUTPUTS
 from infoflow_ray.store import task_id as hash_task
 
 KINDS = ("cascade", "baseline")
@@ -164,9 +165,6 @@ class InfoPlaneSpec:
         return {"binning": {"n_bins": self.n_bins}, "kde": {"noise_var": self.noise_var}, "ksg": {"k": self.k}}[
             self.estimator
         ]
-
-
-PERFECT_OUTPUTS = ("extreme", "class_mean")  # infoflow_ray.interpret.PERFECT_OUTPUTS
 
 
 @dataclass(frozen=True)

@@ -305,8 +305,6 @@ def interpret_rows(task: Task, network: TanhNetwork, data: Dataset, epoch: int) 
     all of them up to depth 24), from a cascade of ``cascade_epochs`` epochs. ``epoch``: the training epochs the
     network had."""
     spec = task.interpret
-    was_training = network.training
-    network.eval()
     curves, measured = interpret_curves(task, network, data, epoch)
     pictures = measured
     if spec.cascade_epochs != task.cascade.epochs:
@@ -354,7 +352,6 @@ def interpret_rows(task: Task, network: TanhNetwork, data: Dataset, epoch: int) 
         for k, images in enumerate(strips(perfect))
         for j, layer in enumerate(layers)
     ]
-    network.train(was_training)
     return {**curves, "retraced": retraced, "perfect_inputs": perfect_rows}
 
 
@@ -363,12 +360,10 @@ def interpret_curves(
     task: Task, network: TanhNetwork, data: Dataset, epoch: int
 ) -> tuple[Rows, cascade.TrainedCascade]:
     """``trained_curves`` and ``trained_cutoffs`` rows of ``network`` after ``epoch`` epochs of training (a cascade
-    with the grid's settings), and that cascade."""
-    was_training = network.training
-    network.eval()
+    with the grid's settings), and that cascade. (The tanh network has no dropout or batch norm: its training and
+    evaluation modes compute the same, so the training loop's mode is left as it is.)"""
     measured = cascade.train_cascade(network, data.train_x, task.cascade, task.seed)
     rows = cascade_rows(task, evaluate(network, measured, data, task.cascade))
-    network.train(was_training)
     curves = {
         "trained_curves": [{**r, "epoch": epoch} for r in rows["curves"]],
         "trained_cutoffs": [{**r, "epoch": epoch} for r in rows["cutoffs"]],

@@ -1,8 +1,9 @@
 """Predict, then tune, on Ray (``jobs/predict_then_tune.py``): the prediction as an adaptive search of
 cascades, then one Ray Tune experiment per (arm, search seed) with Optuna's sampler and ASHA.
 
-Every ended trial is a row of the ``tune_trials`` table (written by a Tune callback as it ends, and again from
-the experiment's results when it finishes: the same row, so a resumed run never duplicates one). A finished
+Every ended trial is a row of the ``tune_trials`` table, written by a Tune callback as it ends; when the experiment
+finishes, the rows its results hold and the table lacks (trials that ended just before an interruption) are
+written from them (one file per trial, so a resumed run never duplicates one). A finished
 experiment's Tune state is deleted; an interrupted one is restored by ``Tuner.restore`` — its finished trials
 are not run again, its searcher continues from its saved state, and unfinished trials resume from their last
 checkpoint.
@@ -14,17 +15,14 @@ import dataclasses
 import math
 import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TextIO
 
 import optuna
 import polars as pl
 import ray
-import torch
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
@@ -35,7 +33,13 @@ from infoflow_ray.model import default_device
 from infoflow_ray.store import ResultStore
 from infoflow_ray.store import task_id as hash_config
 from infoflow_ray.sweep.adaptive import plan, read_stored
-from infoflow_ray.sweep.baselines import delete_checkpoints, delete_experiment, tune_storage
+from infoflow_ray.sweep.baselines import (
+    delete_checkpoints,
+    delete_experiment,
+    load_checkpoint,
+    report_with_checkpoint,
+    tune_storage,
+)
 from infoflow_ray.sweep.driver import connect, run_grid
 from infoflow_ray.sweep.grid import DataOptions
 from infoflow_ray.sweep.progress import Progress
@@ -43,7 +47,6 @@ from infoflow_ray.sweep.task_runner import device_name, load_task_data
 from infoflow_ray.sweep.tuning_spec import ARMS, TuningSpec, json_ready
 from infoflow_ray.training import BaselineTrainer
 
-CHECKPOINT_FILE = "trainer.pt"
 METRIC = "test_accuracy"
 
 
@@ -61,7 +64,7 @@ class Prediction:
 @dataclass
 class TuningOutcome:
     prediction: Prediction | None = None
-    experiments: dict[str, str] = field(default_factory=dict)  # experiment id → 'ran' | 'stored' | 'skipped: …'
+    experiments: dict[str, str] = field(default_factory=dict)  # experiment id → 'ran' | 'stored'
     failed_trials: int = 0
     interrupted: bool = False
     prediction_failed: str = ""
@@ -266,13 +269,15 @@ def _run_experiment(spec: TuningSpec, store: ResultStore, name: str, job: dict, 
             ),
         )
     results = tuner.fit()
+    written = set(store.scan("tune_trials").filter(pl.col("experiment_id") == name).collect()["trial_id"])
     for result in results:  # rows of trials whose callback did not write them (ended before an interruption)
         trial_id = result.metrics.get("trial_id") if result.metrics else None
-        if trial_id is None:
+        if trial_id is None or trial_id in written:
             continue
         row = trial_row(job, trial_id, result.config, result.metrics, errored=result.error is not None)
         store.write_tune_trial(name, trial_id, job["dataset"], row)
-    if stored_trials(store).get(name, 0) >= spec.trials:
+        written.add(trial_id)
+    if len(written) >= spec.trials:
         delete_experiment(storage, name)
     return len(results.errors)
 
@@ -331,8 +336,7 @@ def tuning_trainable(config: dict) -> None:
     setup = time.perf_counter() - t0
     checkpoint = tune.get_checkpoint()
     if checkpoint:
-        with checkpoint.as_directory() as folder:
-            saved = torch.load(Path(folder) / CHECKPOINT_FILE, map_location=device)
+        saved = load_checkpoint(checkpoint, device)
         trainer.load_state_dict(saved["trainer"])
         ended, setup = saved["ended"], saved["setup_seconds"] + setup
     every = context["checkpoint_every_epochs"]
@@ -352,10 +356,7 @@ def tuning_trainable(config: dict) -> None:
             "device": device_name(device),
         }
         if record.epoch % every == 0 or reason:
-            with tempfile.TemporaryDirectory() as folder:
-                state = {"trainer": trainer.state_dict(), "ended": ended, "setup_seconds": setup}
-                torch.save(state, Path(folder) / CHECKPOINT_FILE)
-                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+            report_with_checkpoint(metrics, {"trainer": trainer.state_dict(), "ended": ended, "setup_seconds": setup})
         else:
             tune.report(metrics)
 
