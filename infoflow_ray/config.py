@@ -63,11 +63,14 @@ class NetworkSpec:
             self.sigma_b2,
             "a finite number >= 0",
         )
+        # The named profiles end in a fixed head (e.g. wide's 784 -> 400 -> 10) and need MIN_DEPTH layers; an
+        # explicit tuple may be as shallow as one layer (seed 002's 12-5-1 network has depth 2).
+        min_depth = MIN_DEPTH if isinstance(self.widths, str) else 1
         _require(
-            isinstance(self.depth, int) and not isinstance(self.depth, bool) and self.depth >= MIN_DEPTH,
+            isinstance(self.depth, int) and not isinstance(self.depth, bool) and self.depth >= min_depth,
             "depth",
             self.depth,
-            f"an integer >= {MIN_DEPTH}",
+            f"an integer >= {min_depth}",
         )
         _positive_int("n_inputs", self.n_inputs)
         _positive_int("n_outputs", self.n_outputs)

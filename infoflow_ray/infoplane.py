@@ -31,7 +31,7 @@ from infoflow_ray.errors import ConfigError
 LN2 = math.log(2.0)
 """Nats per bit: an information in nats divided by LN2 is in bits."""
 
-ESTIMATORS = ("binning", "kde", "ksg")
+ESTIMATORS = ("binning", "kde", "ksg", "adaptive", "bspline", "dcor", "density")
 ROW_ESTIMATORS = ESTIMATORS + ("binning_extended",)
 ROW_KEYS = ("task_id", "dataset", "profile", "sigma_w2", "sigma_b2", "depth", "seed")
 
@@ -288,17 +288,33 @@ def layer_mi(
 ) -> list[tuple[float, float]]:
     """[(I(X;T_l), I(T_l;Y))] in nats for each tensor of ``activations`` (hidden layers T_1..T_L, in order).
 
-    estimator: 'binning' (params of ``binned_mi``), 'kde' (of ``kde_mi``) or 'ksg' (``k``; needs ``inputs``,
-    the network's input X (N, d)). Pass ``TanhNetwork.activations(x)[1:]``: a_0 = x is not a layer.
+    estimator: 'binning' (params of ``binned_mi``), 'kde' (of ``kde_mi``), 'ksg' (``k``; needs ``inputs``,
+    the network's input X (N, d)), 'adaptive' (``dependence.equal_mass_binned_mi``), 'bspline'
+    (``dependence.bspline_layer_mi``), 'dcor' (``dependence.dcor_layer``: dCor(X,T), dCor(T,Y), unitless, not
+    nats; needs ``inputs``) or 'density' (``density.density_mi``: two autoregressive models per layer, seed 004).
+    Pass ``TanhNetwork.activations(x)[1:]``: a_0 = x is not a layer.
     """
     if estimator == "binning":
         return [binned_mi(a, labels, **params) for a in activations]
     if estimator == "kde":
         return [kde_mi(a, labels, **params) for a in activations]
+    if estimator in ("ksg", "dcor") and inputs is None:
+        raise ConfigError(f"estimator '{estimator}' needs inputs=X, the network's input (N, d)")
     if estimator == "ksg":
-        if inputs is None:
-            raise ConfigError("estimator 'ksg' needs inputs=X, the network's input (N, d)")
         return [ksg_layer_mi(a, inputs, labels, **params) for a in activations]
+    if estimator in ("adaptive", "bspline", "dcor"):
+        from infoflow_ray import dependence  # it builds on this module's discrete entropies
+
+        if estimator == "dcor":
+            return [dependence.dcor_layer(a, labels, inputs) for a in activations]
+        layer = dependence.equal_mass_binned_mi if estimator == "adaptive" else dependence.bspline_layer_mi
+        return [layer(a, labels, **params) for a in activations]
+    if estimator == "density":
+        from infoflow_ray import density
+
+        spec = density.DensitySpec(**{k: v for k, v in params.items() if k != "seed"})
+        with torch.enable_grad():  # callers probe under no_grad; the density models train
+            return [density.density_mi(a, labels, spec, seed=params.get("seed", 0)) for a in activations]
     raise ConfigError(f"estimator must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
 
 
@@ -329,6 +345,7 @@ def info_plane_rows(
     params: dict,
     *,
     n_samples: int,
+    phase: str | None = None,
 ) -> list[dict]:
     """Rows of the ``info_plane`` table (``store.TABLES['info_plane']``), one per layer, layer 1 first.
 
@@ -336,7 +353,8 @@ def info_plane_rows(
     I(T_l;Y)) in nats for l = 1, 2, … (``layer_mi``'s result). epoch None = the untrained network (phase
     'untrained', epoch 0); an int = a point of a training run (phase 'training'). seconds: wall seconds of
     estimating all these layers, repeated on every row. params: the estimator's parameters, written as
-    'name=value' joined by ';' (e.g. 'n_bins=30'). n_samples: the N the estimates used.
+    'name=value' joined by ';' (e.g. 'n_bins=30'). n_samples: the N the estimates used. phase: overrides the
+    phase (``jobs/info_plane.py`` writes 'sgd_steps', with ``epoch`` the SGD steps done).
     """
     missing = [k for k in ROW_KEYS if k not in keys]
     if missing:
@@ -347,7 +365,7 @@ def info_plane_rows(
         raise ConfigError(f"epoch must be None (untrained) or an integer >= 0, got {epoch!r}")
     param = ";".join(f"{name}={_param_text(value)}" for name, value in sorted(params.items()))
     base = {k: keys[k] for k in ROW_KEYS}
-    base.update(phase="untrained" if epoch is None else "training", epoch=0 if epoch is None else epoch)
+    base.update(phase=phase or ("untrained" if epoch is None else "training"), epoch=0 if epoch is None else epoch)
     return [
         {
             **base,

@@ -16,6 +16,8 @@ one (dataset, profile, σb²): pass ``dataset=``, ``profile=``, ``sigma_b2=`` wh
 10. ``retraced_strips``    test images and their reconstructions by depth of a trained network (paper fig. 5 a, b)
 11. ``perfect_inputs_grid`` every class's perfect input for an ordered, a near-critical and a chaotic σw² (fig. 5 c)
 12. ``trained_vs_untrained`` reconstruction-entropy curves of the trained networks against the untrained ones
+13. ``ib_trajectories``    an information-plane experiment (jobs/info_plane.py): every layer's path over SGD steps,
+                           one panel per estimator (seed 002's picture)
 """
 
 from __future__ import annotations
@@ -902,4 +904,68 @@ def trained_vs_untrained(trained_curves, curves, measure: str = "kl_mean", datas
     ax.set_ylabel(MEASURE_LABELS.get(measure, measure) + " (nats)")
     ax.set_title(f"Reconstruction entropy of trained vs untrained networks\n{_title(key)}")
     ax.legend(fontsize=8)
+    return fig
+
+
+ESTIMATOR_TITLES = {
+    "binning": "binning, one network (seed 002's simple estimator)",
+    "binning_extended": "binning over the copies (seed 002's extended estimator)",
+    "density": "density models (seed 004)",
+    "adaptive": "equal-mass bins (seed 003)",
+    "bspline": "B-spline (seed 003)",
+    "kde": "KDE bound (Kolchinsky & Tracey)",
+    "ksg": "KSG (k nearest neighbours)",
+    "dcor": "distance correlation (seed 003)",
+}
+
+
+def ib_trajectories(traj, experiment: str | None = None) -> Figure:
+    """I(X;T_ℓ) against I(T_ℓ;Y) of every layer over the SGD steps of one experiment, one panel per estimator.
+
+    traj: ``analysis.info_plane.trajectories`` (one experiment, or pass ``experiment``). Each layer is a line
+    through its snapshots in step order, in the layer's colour; the markers' colour is the step (dark = early).
+    Binning panels mark ln N, the ceiling of I(X;T) over N distinct inputs. Nats; 'dcor' in [0, 1].
+    """
+    frame = traj.lazy().collect() if isinstance(traj, pl.LazyFrame) else traj
+    if experiment is not None:
+        frame = frame.filter(pl.col("experiment") == experiment)
+    if frame.is_empty():
+        raise ConfigError(f"no information-plane trajectories for experiment {experiment!r}")
+    experiment = frame.get_column("experiment")[0]
+    estimators = frame.get_column("estimator").unique(maintain_order=True).to_list()
+    fig = Figure(figsize=(5.2 * len(estimators), 4.6), layout="constrained")
+    axes = fig.subplots(1, len(estimators), squeeze=False)[0]
+    steps = frame.get_column("step")
+    norm = Normalize(vmin=float(steps.min()), vmax=max(float(steps.max()), float(steps.min()) + 1))
+    layers = sorted(frame.get_column("layer").unique().to_list())
+    colours = matplotlib.colormaps["tab10"]
+    for ax, estimator in zip(axes, estimators):
+        part = frame.filter(pl.col("estimator") == estimator)
+        for i, layer in enumerate(layers):
+            path = part.filter(pl.col("layer") == layer).sort("step")
+            if path.is_empty():
+                continue
+            x, y = path.get_column("i_xt").to_numpy(), path.get_column("i_ty").to_numpy()
+            ax.plot(x, y, color=colours(i % 10), lw=1.0, alpha=0.7, label=f"layer {layer}")
+            ax.scatter(
+                x,
+                y,
+                c=path.get_column("step").to_numpy(),
+                cmap="viridis",
+                norm=norm,
+                s=14,
+                zorder=3,
+                edgecolors=colours(i % 10),
+                linewidths=0.6,
+            )
+        if estimator.startswith("binning"):
+            ax.axvline(float(np.log(part.get_column("n_samples")[0])), color="grey", ls="--", lw=0.8)
+        is_dcor = estimator == "dcor"
+        ax.set_xlabel("dCor(X, T) (unitless)" if is_dcor else f"{IXT} (nats)")
+        ax.set_ylabel("dCor(T, Y) (unitless)" if is_dcor else f"{ITY} (nats)")
+        ax.set_title(ESTIMATOR_TITLES.get(estimator, estimator), fontsize=9)
+    axes[0].legend(fontsize=7, loc="lower right")
+    fig.colorbar(ScalarMappable(norm=norm, cmap="viridis"), ax=list(axes), label="SGD step", shrink=0.9)
+    first = frame.row(0, named=True)
+    fig.suptitle(f"{experiment}: {first['dataset']}, network {first['profile']}; dashed: ln N")
     return fig

@@ -158,12 +158,15 @@ TABLES: dict[str, pa.Schema] = {
     "info_plane": pa.schema(
         _TASK
         + [  # one row per (phase, epoch, layer) point; see infoplane.info_plane_rows
-            ("phase", pa.string()),  # 'untrained' (the network at init) | 'training' (a baseline trial)
-            ("epoch", pa.int64()),  # 0 for untrained; training epochs count from 1 (0 = before the first)
-            ("layer", pa.int64()),  # hidden layer T_l, 1-based
-            ("estimator", pa.string()),  # 'binning' | 'kde' | 'ksg' | 'binning_extended'
+            # 'untrained' (the network at init) | 'training' (a baseline trial) | 'sgd_steps' (jobs/info_plane.py)
+            ("phase", pa.string()),
+            # 0 for untrained; training epochs count from 1 (0 = before the first); 'sgd_steps': SGD steps done
+            ("epoch", pa.int64()),
+            ("layer", pa.int64()),  # layer T_l, 1-based (the output layer L included where the writer says so)
+            # 'binning' | 'kde' | 'ksg' | 'adaptive' | 'bspline' | 'dcor' | 'density' | 'binning_extended'
+            ("estimator", pa.string()),
             ("i_xt", pa.float64()),
-            ("i_ty", pa.float64()),  # I(X;T_l), I(T_l;Y) in nats
+            ("i_ty", pa.float64()),  # I(X;T_l), I(T_l;Y) in nats; for 'dcor' dCor(X,T_l), dCor(T_l,Y) in [0, 1]
             ("n_samples", pa.int64()),  # N, the samples the estimate used
             ("param", pa.string()),  # the estimator's parameters, 'name=value' joined by ';', e.g. 'n_bins=30'
             ("seconds", pa.float64()),  # wall seconds of estimating all layers of this point

@@ -261,3 +261,34 @@ def test_ordered_networks_lose_the_input_with_depth_and_critical_ones_keep_it(mn
     assert ordered[-1] < 0.1 * ordered[0]  # all inputs collapse onto one point
     assert ordered[17] < 0.75 * log_n  # already in the last 784-wide layer, not only in the 10-wide output
     assert min(critical[15:]) > 0.95 * log_n  # at the edge of chaos the deep layers still tell images apart
+
+
+# --- seed 003's and 004's estimators through the per-layer front end and the grid ---------------------------
+
+
+def test_layer_mi_runs_the_new_estimators_as_their_modules_do():
+    from infoflow_ray import dependence
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(300, 6, generator=g, dtype=torch.float64)
+    layers = [torch.tanh(x[:, :4]), torch.tanh(x[:, :2] @ torch.randn(2, 3, generator=g, dtype=torch.float64))]
+    y = (x[:, 0] > 0).long()
+    assert infoplane.layer_mi(layers, y, "adaptive", n_bins=5) == [
+        dependence.equal_mass_binned_mi(a, y, n_bins=5) for a in layers
+    ]
+    assert infoplane.layer_mi(layers, y, "bspline", n_bins=6) == [
+        dependence.bspline_layer_mi(a, y, n_bins=6) for a in layers
+    ]
+    assert infoplane.layer_mi(layers, y, "dcor", inputs=x) == [dependence.dcor_layer(a, y, x) for a in layers]
+    with pytest.raises(ConfigError, match="estimator 'dcor' needs inputs=X"):
+        infoplane.layer_mi(layers, y, "dcor")
+
+
+def test_the_grid_takes_the_new_estimators_and_refuses_bspline_on_wide_layers():
+    from infoflow_ray.sweep.grid import resolve_grid
+
+    for estimator in ("adaptive", "dcor", "density"):
+        grid = resolve_grid("tiny", overrides={"info_plane": {"enabled": True, "estimator": estimator}})
+        assert all(t.info_plane.estimator == estimator for t in grid.tasks())
+    with pytest.raises(ConfigError, match="info_plane.estimator must be an estimator for layers of at most 8 units"):
+        resolve_grid("tiny", overrides={"info_plane": {"enabled": True, "estimator": "bspline"}})

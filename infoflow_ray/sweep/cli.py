@@ -13,6 +13,7 @@ import sys
 import threading
 from typing import Any
 
+from infoflow_ray import infoplane
 from infoflow_ray.errors import InfoflowError
 from infoflow_ray.sweep.grid import PRESETS, resolve_grid, value_range
 
@@ -75,7 +76,7 @@ def parser() -> argparse.ArgumentParser:
         "--info-plane",
         nargs="?",
         const="binning",
-        choices=["binning", "kde", "ksg"],
+        choices=list(infoplane.ESTIMATORS),
         help="also measure the information plane I(X;T_l), I(T_l;Y) (estimator, default binning)",
     )
     p.add_argument(

@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from infoflow_ray import infoplane
 from infoflow_ray.config import CascadeSpec, NetworkSpec, TrainSpec, _is_number, _require
 from infoflow_ray.data import DATASET_NAMES
+from infoflow_ray.dependence import BSPLINE_MAX_UNITS
 from infoflow_ray.errors import ConfigError
 from infoflow_ray.interpret import PERFECT_OUTPUTS
 from infoflow_ray.store import task_id as hash_task
@@ -132,10 +134,10 @@ class InfoPlaneSpec:
     def __post_init__(self) -> None:
         _require(isinstance(self.enabled, bool), "info_plane.enabled", self.enabled, "true or false")
         _require(
-            self.estimator in ("binning", "kde", "ksg"),
+            self.estimator in infoplane.ESTIMATORS,
             "info_plane.estimator",
             self.estimator,
-            "one of binning, kde, ksg",
+            f"one of {', '.join(infoplane.ESTIMATORS)}",
         )
         _require(self.stopper in ("threshold", "mi"), "info_plane.stopper", self.stopper, "threshold or mi")
         for name in ("n_bins", "k", "samples", "every_epochs", "patience"):
@@ -161,10 +163,18 @@ class InfoPlaneSpec:
 
     @property
     def params(self) -> dict:
-        """The chosen estimator's own parameters."""
-        return {"binning": {"n_bins": self.n_bins}, "kde": {"noise_var": self.noise_var}, "ksg": {"k": self.k}}[
-            self.estimator
-        ]
+        """The chosen estimator's own parameters ('adaptive': bins per unit; 'bspline': the spline's bins; 'dcor'
+        and 'density' have none here: the density models keep ``density.DensitySpec``'s defaults)."""
+        bins = {"n_bins": self.n_bins}
+        return {
+            "binning": bins,
+            "adaptive": bins,
+            "bspline": bins,
+            "kde": {"noise_var": self.noise_var},
+            "ksg": {"k": self.k},
+            "dcor": {},
+            "density": {},
+        }[self.estimator]
 
 
 @dataclass(frozen=True)
@@ -410,6 +420,19 @@ class GridSpec:
         )
         if self.search.enabled:
             self._check_search()
+        if self.info_plane.enabled and self.info_plane.estimator == "bspline":
+            widest = max(
+                max(self.network(ds, self.sigma_w2[0], depth, self.sigma_b2[0]).layer_widths[1:])
+                for ds in self.datasets
+                for depth in self.depths
+            )
+            _require(
+                widest <= BSPLINE_MAX_UNITS,
+                "info_plane.estimator",
+                "bspline",
+                f"an estimator for layers of at most {BSPLINE_MAX_UNITS} units (order^n joint cells per sample); "
+                f"this grid has layers of {widest}: use binning, adaptive, kde, ksg, dcor or density",
+            )
         self.tasks()  # every network of the grid is validated here, before any work starts
 
     def _check_search(self) -> None:
