@@ -14,6 +14,9 @@ from typing import Literal
 from infoflow_ray.errors import ConfigError
 
 WIDTH_PROFILES = ("wide", "shrinking")
+ARCHITECTURES = ("mlp", "cnn", "resnet", "resmlp")
+CONV_ARCHITECTURES = ("cnn", "resnet")
+CONV_MIN_DEPTH = 5  # the stem's 3 convolutions, at least one body layer, the head
 WIDE_PENULTIMATE_WIDTH = 400  # the reference's 784 -> 400 -> 10 head of the `wide` profile
 MIN_DEPTH = 3
 LOSSES = ("logits", "softmax_twice")
@@ -46,6 +49,13 @@ class NetworkSpec:
 
     ``depth`` is the number of linear layers L; ``widths`` is a profile name or an explicit tuple of L+1 widths
     (input first, output last). Weights are drawn ``W_ij ~ N(0, sigma_w2 / fan_in)``, biases ``b_i ~ N(0, sigma_b2)``.
+
+    ``architecture`` (``infoflow_ray.families``): 'mlp' (this tanh MLP), 'resmlp' (the same widths with
+    a_l = a_{l−1} + tanh(W a_{l−1} + b) wherever fan_in = fan_out), or the convolutional 'cnn' / 'resnet' on
+    square images: a stem of three 3×3 convolutions of ``channels`` channels (the last two of stride 2), then
+    depth − 4 body layers (3×3 convolutions, or residual blocks x + conv(tanh(conv(x)))), then average pooling
+    and a linear head — depth counts every layer, stem and head included (as ``wide`` counts its head), and
+    fan_in = C_in·3² for a convolution. ``widths`` does not apply to them.
     """
 
     sigma_w2: float
@@ -54,8 +64,30 @@ class NetworkSpec:
     widths: WidthProfile = "wide"
     n_inputs: int = 784
     n_outputs: int = 10
+    architecture: str = "mlp"
+    channels: int = 64
 
     def __post_init__(self) -> None:
+        _require(
+            self.architecture in ARCHITECTURES, "architecture", self.architecture, f"one of {', '.join(ARCHITECTURES)}"
+        )
+        _positive_int("channels", self.channels)
+        if self.architecture in CONV_ARCHITECTURES:
+            side = math.isqrt(self.n_inputs) if isinstance(self.n_inputs, int) and self.n_inputs > 0 else 0
+            _require(
+                side * side == self.n_inputs and side % 4 == 0,
+                "n_inputs",
+                self.n_inputs,
+                f"a square image of side divisible by 4 (e.g. 784 = 28², 1024 = 32²) for the architecture "
+                f"'{self.architecture}': its stem halves the side twice",
+            )
+            _require(
+                isinstance(self.depth, int) and not isinstance(self.depth, bool) and self.depth >= CONV_MIN_DEPTH,
+                "depth",
+                self.depth,
+                f"an integer >= {CONV_MIN_DEPTH} for the architecture '{self.architecture}' (3 stem layers, a body "
+                "layer, the head)",
+            )
         _positive_float("sigma_w2", self.sigma_w2)
         _require(
             isinstance(self.sigma_b2, (int, float)) and math.isfinite(self.sigma_b2) and self.sigma_b2 >= 0,
@@ -107,6 +139,9 @@ class NetworkSpec:
     def layer_widths(self) -> tuple[int, ...]:
         """Widths n_0..n_L (n_0 = inputs, n_L = outputs), length depth+1."""
         L, n_in, n_out = self.depth, self.n_inputs, self.n_outputs
+        if self.architecture in CONV_ARCHITECTURES:  # flattened sizes C·side² of the activations
+            side, c = math.isqrt(n_in), self.channels
+            return (n_in, c * side**2, c * (side // 2) ** 2) + (c * (side // 4) ** 2,) * (L - 3) + (n_out,)
         if self.widths == "wide":
             return (n_in,) * (L - 1) + (WIDE_PENULTIMATE_WIDTH, n_out)
         if self.widths == "shrinking":
@@ -115,8 +150,12 @@ class NetworkSpec:
 
     @property
     def profile_name(self) -> str:
-        """A short label of the width profile, for tables: 'wide', 'shrinking' or 'custom'."""
-        return self.widths if isinstance(self.widths, str) else "custom"
+        """A short label of the architecture and width profile, for tables (the ``profile`` column): 'wide',
+        'shrinking' or 'custom' for the MLP; 'resmlp-wide', …; 'cnn-c64', 'resnet-c64' (channels)."""
+        if self.architecture in CONV_ARCHITECTURES:
+            return f"{self.architecture}-c{self.channels}"
+        name = self.widths if isinstance(self.widths, str) else "custom"
+        return name if self.architecture == "mlp" else f"{self.architecture}-{name}"
 
     def cutoff_last_layer(self, layer_range: str = "constant_width") -> int:
         """Deepest layer the cutoff is taken over.
@@ -124,6 +163,8 @@ class NetworkSpec:
         ``constant_width`` follows the reference: for ``wide`` the 784->400 and 400->10 head layers are
         dropped (L-2); other profiles have no constant-width run, so all layers are used. ``all`` uses all L.
         """
+        if layer_range == "constant_width" and self.architecture in CONV_ARCHITECTURES:
+            return self.depth - 1  # the head (pooling + linear) changes the shape
         if layer_range == "constant_width" and self.widths == "wide":
             return self.depth - 2
         return self.depth

@@ -56,6 +56,11 @@ MEASURE_STYLES = {
 PHASE_COLOURS = {"ordered": "tab:blue", "near-critical": "tab:green", "chaotic": "tab:red"}
 
 
+def is_residual(profile: str) -> bool:
+    """Whether a ``profile`` names a residual architecture ('resnet-c64', 'resmlp-wide', …)."""
+    return profile.split("-")[0] in ("resnet", "resmlp")
+
+
 def save(fig: Figure, out_dir: str | Path, name: str) -> list[Path]:
     """Write ``fig`` as ``out_dir/name.png`` (150 dpi) and ``out_dir/name.pdf``; return both paths."""
     out = Path(out_dir)
@@ -188,6 +193,9 @@ def phase_diagram(
     """
     acc, key = _pick(accuracy, dataset, profile, sigma_b2, "accuracy frame")
     select = dict(zip(("dataset", "profile", "sigma_b2"), key))
+    residual = is_residual(key[1])
+    if residual:  # no ordered/chaotic transition of the mean-field kind: draw no 6ξ_c and no critical σw²
+        mean_field, critical = None, None
     xs, depths, grid = _grid(acc, "sigma_w2", "depth", "best_test_accuracy")
     fig = Figure(figsize=(8.5, 6.2), layout="constrained")
     ax = fig.add_subplot()
@@ -230,7 +238,8 @@ def phase_diagram(
     ax.set_xlim(_edges(xs)[0], _edges(xs)[-1])
     ax.set_xlabel(f"weight variance {SW2}")
     ax.set_ylabel(r"depth $L$ (trained) / layer $\ell$ (cutoff)")
-    ax.set_title(f"Trainability phase diagram\n{_title(key)}")
+    note = "\nresidual network: the mean-field ordered/chaotic picture does not apply (no 6ξ_c, no critical σw²)"
+    ax.set_title(f"Trainability phase diagram\n{_title(key)}" + (note if residual else ""))
     handles, labels = ax.get_legend_handles_labels()
     if cutoffs is not None:
         handles.append(Line2D([], [], ls="", marker="o", mfc="white", mec="0.3"))

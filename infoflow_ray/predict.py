@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from infoflow_ray import cascade, cutoff, entropy
+from infoflow_ray import cascade, cutoff, entropy, families
 from infoflow_ray.config import CascadeSpec, NetworkSpec
 from infoflow_ray.data import Dataset
 from infoflow_ray.model import TanhNetwork
@@ -83,7 +83,7 @@ def measure(
     kl = [torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)]
     de = [entropy.differential_entropy(x, spec.sigma_floor_rel)]
     chunk = cascade.layers_per_chunk(x.shape[0], network.spec.layer_widths, memory_budget_bytes)
-    for first, recon in cascade.reconstruct_in_chunks(network, trained.decoders, x, chunk):
+    for first, recon in families.reconstruct_in_chunks(network, trained.decoders, x, chunk):
         kl.append(entropy.kl_per_image(x, recon))
         for i, layer_recon in enumerate(recon):
             de.append(entropy.differential_entropy(layer_recon, spec.sigma_floor_rel))
@@ -141,8 +141,8 @@ def predict_trainabilities(
     """
     device = torch.device(device) if device is not None else data.train_x.device
     data = data.to(device)
-    networks = [TanhNetwork(spec, seed, device) for spec, seed in zip(network_specs, seeds)]
-    trained = cascade.train_cascades(networks, data.train_x, cascade_spec, seeds, progress)
+    networks = [families.build(spec, seed, device) for spec, seed in zip(network_specs, seeds)]
+    trained = families.train_cascades(networks, data.train_x, cascade_spec, seeds, progress)
     return [evaluate(network, t, data, cascade_spec) for network, t in zip(networks, trained)]
 
 

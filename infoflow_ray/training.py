@@ -17,10 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from infoflow_ray import seeding
+from infoflow_ray import families, seeding
 from infoflow_ray.config import NetworkSpec, TrainSpec
 from infoflow_ray.data import Dataset
-from infoflow_ray.model import TanhNetwork
 
 STOP_REASONS = ("threshold", "budget", "diverged")
 
@@ -68,7 +67,7 @@ class BaselineTrainer:
         self.data = data.to(self.device)
         self.spec = train_spec
         self.seed = seed
-        self.network = TanhNetwork(network_spec, seed, self.device)
+        self.network = families.build(network_spec, seed, self.device)
         self.optimizer = make_optimizer(train_spec, self.network.parameters())
         self.history: list[EpochRecord] = []
 

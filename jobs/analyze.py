@@ -22,7 +22,7 @@ import numpy as np
 import polars as pl
 
 from infoflow_ray import analysis, plots, search_frames, theory
-from infoflow_ray.analysis import interpret, tuning
+from infoflow_ray.analysis import info_plane, interpret, tuning
 from infoflow_ray.errors import ConfigError, ResultsError
 
 
@@ -160,6 +160,11 @@ def run(store, out: Path) -> Analysis:
             lambda: plots.critical_line(peaks, search_frames.critical_line(peaks["sigma_b2"].to_list())),
         )
     tuned = tuning_figures(store, a) if inventory.rows.get("tune_trials", 0) else None
+    experiments = (
+        a.frame("info-plane experiments", lambda: info_plane.trajectories(store)) if points is not None else None
+    )
+    for name in experiments["experiment"].unique(maintain_order=True) if experiments is not None else []:
+        a.figure(f"info_plane_{name}", {"trajectories": experiments}, lambda: plots.ib_trajectories(experiments, name))
     trained = (
         a.frame("trained networks", lambda: interpret.trained_networks(store))
         if inventory.rows.get("perfect_inputs")
@@ -172,7 +177,33 @@ def run(store, out: Path) -> Analysis:
         a.sections.insert(2, tuning_section(*tuned))
     if trained is not None:
         a.sections.insert(2, interpret_section(trained))
+    if experiments is not None and experiments.height:
+        a.sections.insert(2, info_plane_section(experiments))
     return a
+
+
+def info_plane_section(experiments: pl.DataFrame) -> str:
+    """jobs/info_plane.py's experiments: per experiment, estimator and layer, whether fitting and compression show."""
+    summary = info_plane.phases(experiments).select(
+        "experiment",
+        "estimator",
+        "layer",
+        "xt_first",
+        "xt_peak",
+        "step_xt_peak",
+        "xt_last",
+        "compression",
+        "ty_first",
+        "ty_max",
+        "ty_last",
+    )
+    return (
+        "## Information-plane experiments (jobs/info_plane.py)\n\n"
+        "Nats ('dcor': distance correlation in [0, 1]). xt_*: I(X;T) at the first snapshot, its peak (at step "
+        "step_xt_peak) and the last; compression = (peak − last) / peak; ty_*: I(T;Y) first, max, last.\n\n"
+        + markdown_table(summary)
+        + "\n"
+    )
 
 
 RETRACED_CLASSES = range(5)  # the retraced-decision figure draws these classes' rows (all are in the table)
@@ -389,7 +420,15 @@ def report_sections(inventory, comparison, agreement, timing, info_cutoffs, a: A
             "## Agreement: does the cutoff predict ℓ_train?\n\nSpearman rank correlation of ℓ_c and "
             "ℓ_train over σw² (nan: one of them is constant); the σw² at which each peaks (centre of a "
             "tied maximum; – where a curve has no single peak: flat, two separate maxima, or nothing "
-            "trainable) and its distance from the mean-field critical σw².\n\n" + markdown_table(shown)
+            "trainable) and its distance from the mean-field critical σw²."
+            + (
+                " Residual architectures (profiles resnet-…, resmlp-…) have no ordered/chaotic transition of the "
+                "mean-field kind: their critical σw² and its distances are the MLP's, shown for reference only."
+                if any(plots.is_residual(p) for p in shown["profile"].to_list())
+                else ""
+            )
+            + "\n\n"
+            + markdown_table(shown)
         )
     if comparison is not None:
         shown = comparison.select(

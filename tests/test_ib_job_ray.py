@@ -2,9 +2,12 @@
 
 import math
 import shutil
+import subprocess
+import sys
 
 import polars as pl
 import pytest
+from drivers import ROOT
 
 from infoflow_ray import ib_experiments as ib
 from infoflow_ray.analysis.info_plane import phases, trajectories
@@ -108,3 +111,14 @@ def test_phases_read_fitting_and_compression_from_a_trajectory():
     row = phases(traj).row(0, named=True)
     assert row["step_xt_peak"] == 10 and row["xt_peak"] == 3.0 and row["compression"] == pytest.approx(0.5)
     assert (row["ty_first"], row["ty_max"], row["ty_last"]) == (0.1, 0.5, 0.5)
+
+
+def test_analyze_draws_the_experiments_and_reports_them_without_grid_figures(tiny_ib, tmp_path):
+    out = tmp_path / "analysis"
+    done = subprocess.run(
+        [sys.executable, "jobs/analyze.py", str(tiny_ib), "--out", str(out)], cwd=ROOT, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert {p.name for p in out.glob("*.png")} == {"info_plane_tiny-tishby.png", "info_plane_tiny-seed004.png"}
+    section = (out / "report.md").read_text().split("## Information-plane experiments", 1)[1].split("\n## ", 1)[0]
+    assert section.count("| tiny-tishby | binning_extended |") == 6 and section.count("| tiny-seed004 | density |") == 2

@@ -188,7 +188,8 @@ def missing(store: ResultStore) -> Inventory:
         if not issubclass(w.category, CorruptFileWarning):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
-    runs, summary = frames["runs"], frames["train_summary"]
+    # jobs/info_plane.py's experiments are not grid cells (they have their own figures and report section)
+    runs, summary = frames["runs"].filter(pl.col("kind") != "info_plane"), frames["train_summary"]
     seeds = pl.col("seed").n_unique().cast(pl.Int64)
     parts = [
         runs.group_by(KEYS).agg(

@@ -62,6 +62,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=_numbers(int), help="e.g. 0,1,2")
     p.add_argument("--widths", help="width profile: wide or shrinking")
     p.add_argument(
+        "--architecture",
+        type=lambda s: tuple(s.split(",")),
+        help="network families, one or several: mlp (default), resmlp, cnn, resnet",
+    )
+    p.add_argument("--channels", type=int, help="channels C of the cnn and resnet layers (default 64)")
+    p.add_argument(
         "--sigma-b2",
         type=_numbers(float),
         help="bias variances σb²: 0.05 (the default) or several, 0,0.05,0.2 (the search traces the critical line)",
@@ -136,6 +142,8 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
         "datasets": args.datasets,
         "seeds": args.seeds,
         "widths": args.widths,
+        "architecture": args.architecture,
+        "channels": args.channels,
         "sigma_b2": args.sigma_b2,
         "kinds": (args.only,) if args.only else None,
     }

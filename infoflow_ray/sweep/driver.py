@@ -17,6 +17,7 @@ from typing import TextIO
 import polars as pl
 import ray
 
+from infoflow_ray.config import CONV_ARCHITECTURES
 from infoflow_ray.data import load_dataset
 from infoflow_ray.store import ResultStore
 from infoflow_ray.sweep.baselines import run_baselines
@@ -41,6 +42,10 @@ def describe(grid: GridSpec, pending: list[Task], finished: set[str], out: TextI
     tasks = grid.tasks()
     res = grid.resources
     print(f"grid '{grid.name}' → {grid.results}", file=out)
+    conv = [a for a in grid.architecture if a in CONV_ARCHITECTURES]
+    print(
+        f"  architectures: {', '.join(grid.architecture)}" + (f" ({grid.channels} channels)" if conv else ""), file=out
+    )
     for kind in grid.kinds:
         of_kind = [t for t in tasks if t.kind == kind]
         done = sum(t.task_id in finished for t in of_kind)
@@ -278,18 +283,19 @@ def execute(
 
 
 def print_summary(store: ResultStore, out: TextIO) -> None:
-    """Per (dataset, σw²): the cutoffs (mean over seeds) and the trainable depth measured so far."""
+    """Per (dataset, profile, σb², σw²): the cutoffs (mean over seeds) and the trainable depth measured so far."""
+    keys = ["dataset", "profile", "sigma_b2", "sigma_w2"]
     cutoffs = (
         store.scan("cutoffs")
         .filter(pl.col("measure").is_in(["kl_mean", "diff_entropy"]))
-        .group_by("dataset", "sigma_w2", "measure")
+        .group_by(*keys, "measure")
         .agg(pl.col("cutoff_layer").mean())
         .collect()
-        .pivot(on="measure", index=["dataset", "sigma_w2"], values="cutoff_layer")
+        .pivot(on="measure", index=keys, values="cutoff_layer")
     )
     trained = (
         store.scan("train_summary")
-        .group_by("dataset", "sigma_w2")
+        .group_by(*keys)
         .agg(
             pl.col("depth").filter(pl.col("reached_threshold")).max().alias("trainable_depth"),
             pl.col("depth").max().alias("deepest_trained"),
@@ -304,6 +310,6 @@ def print_summary(store: ResultStore, out: TextIO) -> None:
     elif trained.is_empty():
         table = cutoffs
     else:
-        table = cutoffs.join(trained, on=["dataset", "sigma_w2"], how="full", coalesce=True)
+        table = cutoffs.join(trained, on=keys, how="full", coalesce=True)
     with pl.Config(tbl_rows=200, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
-        print(table.sort("dataset", "sigma_w2"), file=out)
+        print(table.sort(keys), file=out)

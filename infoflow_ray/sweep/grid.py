@@ -19,7 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from infoflow_ray import infoplane
-from infoflow_ray.config import CascadeSpec, NetworkSpec, TrainSpec, _is_number, _require
+from infoflow_ray.config import (
+    ARCHITECTURES,
+    CONV_ARCHITECTURES,
+    CascadeSpec,
+    NetworkSpec,
+    TrainSpec,
+    _is_number,
+    _require,
+)
 from infoflow_ray.data import DATASET_NAMES
 from infoflow_ray.dependence import BSPLINE_MAX_UNITS
 from infoflow_ray.errors import ConfigError
@@ -311,6 +319,10 @@ class Task:
         out["network"]["widths"] = (
             list(self.network.widths) if not isinstance(self.network.widths, str) else self.network.widths
         )
+        if self.network.architecture == "mlp":  # the architecture only when not the MLP: older ids stay valid
+            del out["network"]["architecture"]
+        if self.network.architecture not in CONV_ARCHITECTURES:  # channels only where they apply
+            del out["network"]["channels"]
         if self.cascade is not None:
             out["cascade"] = {
                 k: v
@@ -366,7 +378,9 @@ class GridSpec:
 
     ``sigma_b2`` is an axis like ``sigma_w2``: one value or several (the search then traces the critical line
     σw²(σb²)). With ``search.enabled`` the grid's values are the allowed values of an adaptive search
-    (``infoflow_ray.sweep.adaptive``) instead of a list of tasks that all run.
+    (``infoflow_ray.sweep.adaptive``) instead of a list of tasks that all run. ``architecture`` is an axis too
+    (``config.ARCHITECTURES``: 'mlp', 'resmlp', 'cnn', 'resnet'; ``channels`` C for the convolutional ones); it is
+    written into the tables' ``profile`` column ('wide', 'resmlp-wide', 'cnn-c64', …).
     """
 
     name: str
@@ -386,9 +400,11 @@ class GridSpec:
     info_plane: InfoPlaneSpec = field(default_factory=InfoPlaneSpec)
     interpret: InterpretSpec = field(default_factory=InterpretSpec)
     search: SearchSpec = field(default_factory=SearchSpec)
+    architecture: tuple[str, ...] = ("mlp",)
+    channels: int = 64
 
     def __post_init__(self) -> None:
-        for name in ("sigma_w2", "sigma_b2", "depths", "datasets", "seeds", "kinds"):
+        for name in ("sigma_w2", "sigma_b2", "depths", "datasets", "seeds", "kinds", "architecture"):
             object.__setattr__(self, name, _tuple(getattr(self, name)))
             _require(len(getattr(self, name)) > 0, name, list(getattr(self, name)), "a non-empty list")
         for d in self.datasets:
@@ -399,7 +415,28 @@ class GridSpec:
             _require(isinstance(s, int) and not isinstance(s, bool) and s >= 0, "seeds", s, "integers >= 0")
         for b in self.sigma_b2:
             _require(_is_number(b) and math.isfinite(b) and b >= 0, "sigma_b2", b, "finite numbers >= 0")
-        for name in ("sigma_w2", "sigma_b2", "depths", "seeds"):
+        for a in self.architecture:
+            _require(a in ARCHITECTURES, "architecture", a, f"one of {', '.join(ARCHITECTURES)}")
+        _require(
+            isinstance(self.channels, int) and not isinstance(self.channels, bool) and self.channels >= 1,
+            "channels",
+            self.channels,
+            "an integer >= 1",
+        )
+        others = [a for a in self.architecture if a != "mlp"]
+        if others:
+            for flag, on in (
+                ("search.enabled", self.search.enabled),
+                ("interpret.enabled", self.interpret.enabled),
+                ("resources.baseline_group > 1", self.resources.baseline_group > 1),
+            ):
+                _require(
+                    not on,
+                    "architecture",
+                    list(self.architecture),
+                    f"['mlp'] with {flag} (not built for {others[0]} yet)",
+                )
+        for name in ("sigma_w2", "sigma_b2", "depths", "seeds", "architecture"):
             values = getattr(self, name)
             _require(len(set(values)) == len(values), name, list(values), "a list without repeated values")
         _require(
@@ -464,23 +501,34 @@ class GridSpec:
     def deepest(self) -> int:
         return self.cascade_depth or max(self.depths)
 
-    def network(self, dataset: str, sigma_w2: float, depth: int, sigma_b2: float) -> NetworkSpec:
+    def network(
+        self, dataset: str, sigma_w2: float, depth: int, sigma_b2: float, architecture: str | None = None
+    ) -> NetworkSpec:
         n_in, n_out = DATASET_SHAPES.get(dataset, (self.data.synthetic_inputs, 10))
-        return NetworkSpec(
-            sigma_w2=float(sigma_w2),
-            depth=depth,
-            sigma_b2=float(sigma_b2),
-            widths=self.widths,
-            n_inputs=n_in,
-            n_outputs=n_out,
-        )
+        architecture = architecture or self.architecture[0]
+        try:
+            return NetworkSpec(
+                sigma_w2=float(sigma_w2),
+                depth=depth,
+                sigma_b2=float(sigma_b2),
+                widths=self.widths,
+                n_inputs=n_in,
+                n_outputs=n_out,
+                architecture=architecture,
+                channels=self.channels,
+            )
+        except ConfigError as e:
+            if architecture == "mlp":
+                raise
+            raise ConfigError(f"architecture '{architecture}' on {dataset} at depth {depth}: {e}") from None
 
     def tasks(self) -> list[Task]:
         """All tasks of the grid, cascades first (so predictions arrive long before the ground truth)."""
         out = []
         if "cascade" in self.kinds:
             out += [
-                self.cascade_task(ds, s, b, seed)
+                self.cascade_task(ds, s, b, seed, arch)
+                for arch in self.architecture
                 for ds in self.datasets
                 for b in self.sigma_b2
                 for s in self.sigma_w2
@@ -488,7 +536,8 @@ class GridSpec:
             ]
         if "baseline" in self.kinds:
             out += [
-                self.baseline_task(ds, s, b, depth, seed)
+                self.baseline_task(ds, s, b, depth, seed, arch)
+                for arch in self.architecture
                 for ds in self.datasets
                 for b in self.sigma_b2
                 for s in self.sigma_w2
@@ -497,20 +546,24 @@ class GridSpec:
             ]
         return out
 
-    def cascade_task(self, dataset: str, sigma_w2: float, sigma_b2: float, seed: int) -> Task:
+    def cascade_task(
+        self, dataset: str, sigma_w2: float, sigma_b2: float, seed: int, architecture: str | None = None
+    ) -> Task:
         """The cascade task of one (dataset, σw², σb², seed) on the grid's deepest network."""
         info = self.info_plane if self.info_plane.enabled else None
         return Task(
             "cascade",
             dataset,
-            self.network(dataset, sigma_w2, self.deepest, sigma_b2),
+            self.network(dataset, sigma_w2, self.deepest, sigma_b2, architecture),
             seed,
             self.data,
             cascade=self.cascade,
             info_plane=info,
         )
 
-    def baseline_task(self, dataset: str, sigma_w2: float, sigma_b2: float, depth: int, seed: int) -> Task:
+    def baseline_task(
+        self, dataset: str, sigma_w2: float, sigma_b2: float, depth: int, seed: int, architecture: str | None = None
+    ) -> Task:
         """The baseline training of one (dataset, σw², σb², depth, seed); with ``interpret`` on it also carries the
         cascade settings its trained network's cascade uses."""
         info = self.info_plane if self.info_plane.enabled else None
@@ -518,7 +571,7 @@ class GridSpec:
         return Task(
             "baseline",
             dataset,
-            self.network(dataset, sigma_w2, depth, sigma_b2),
+            self.network(dataset, sigma_w2, depth, sigma_b2, architecture),
             seed,
             self.data,
             cascade=self.cascade if interpret else None,

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 import infoflow_ray
-from infoflow_ray import cascade, infoplane, interpret, seeding
+from infoflow_ray import cascade, families, infoplane, interpret, seeding
 from infoflow_ray.data import Dataset, load_dataset
 from infoflow_ray.model import TanhNetwork
 from infoflow_ray.predict import Prediction, evaluate, predict_trainabilities, stored_layer_indices
@@ -233,7 +233,7 @@ def _cascade_result(
     summary["seconds"] = sum(prediction.seconds.values())
     rows = cascade_rows(task, prediction)
     if task.info_plane is not None:
-        network = TanhNetwork(task.network, task.seed, device)
+        network = families.build(task.network, task.seed, device)
         rows["info_plane"] = info_plane_point(task, network, data, epoch=None)
         if task.info_plane.extended_networks > 1:
             rows["info_plane"] += extended_info_plane(task, data, device)
@@ -252,7 +252,8 @@ def info_plane_point(task: Task, network: TanhNetwork, data: Dataset, epoch: int
     start = time.perf_counter()
     was_training = network.training
     network.eval()
-    per_layer = infoplane.layer_mi(network.activations(x)[1:], y, spec.estimator, inputs=x, **spec.params)
+    layers = [a.flatten(1) for a in network.activations(x)[1:]]  # a convolutional layer's units as one vector
+    per_layer = infoplane.layer_mi(layers, y, spec.estimator, inputs=x, **spec.params)
     network.train(was_training)
     return infoplane.info_plane_rows(
         _keys(task), per_layer, spec.estimator, epoch, time.perf_counter() - start, spec.params, n_samples=x.shape[0]
@@ -268,7 +269,7 @@ def extended_info_plane(task: Task, data: Dataset, device: torch.device | str) -
     seeds = [task.seed] + [
         seeding.derived_seed(task.seed, "extended-network", i) for i in range(1, spec.extended_networks)
     ]
-    family = [TanhNetwork(task.network, s, device).activations(x)[1:] for s in seeds]
+    family = [[a.flatten(1) for a in families.build(task.network, s, device).activations(x)[1:]] for s in seeds]
     per_layer = infoplane.extended_binned_mi(family, y, spec.n_bins, seed=task.seed)
     params = {"n_bins": spec.n_bins, "networks": spec.extended_networks}
     return infoplane.info_plane_rows(

@@ -1,0 +1,77 @@
+"""The fully connected residual variant: a_l = a_{l−1} + tanh(W_l a_{l−1} + b_l) wherever n_l = n_{l−1}.
+
+Layers whose width changes (the 'wide' profile's 784 → 400 → 10 head) stay plain, a_l = tanh(W_l a_{l−1} + b_l).
+Init as the MLP (``model.TanhNetwork``): W ~ N(0, σw²/fan_in), b ~ N(0, σb²), from the seeded stream "network",
+so a residual MLP and the MLP of the same spec and seed have the same weights. The residual stream is not
+bounded, so the decoder of a residual layer is its mirror a ↦ a + tanh(V a + c) (linear output), and a plain
+layer's decoder is tanh(V a + c) when its target is a tanh output, V a + c when the target is the stream.
+Mean-field theory's ordered/chaotic picture does not apply to the residual layers (no exponential depth scale).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from infoflow_ray.config import NetworkSpec
+from infoflow_ray.model import TanhNetwork
+
+
+class ResidualMLP(TanhNetwork):
+    """The MLP of ``spec`` with identity shortcuts around every equal-width layer."""
+
+    def __init__(self, spec: NetworkSpec, seed: int, device: torch.device | str = "cpu"):
+        super().__init__(spec, seed, device)
+        self.residual = [layer.in_features == layer.out_features for layer in self.layers]
+
+    @property
+    def depth(self) -> int:
+        return len(self.layers)
+
+    def bounded(self, layer: int) -> bool:
+        return layer == 0 or not self.residual[layer - 1]
+
+    def forward(self, x: Tensor) -> Tensor:
+        for layer in range(1, self.depth + 1):
+            x = self._layer(layer, x)
+        return x
+
+    def _layer(self, layer: int, a_prev: Tensor) -> Tensor:
+        out = torch.tanh(self.layers[layer - 1](a_prev))
+        return a_prev + out if self.residual[layer - 1] else out
+
+    @torch.no_grad()
+    def activations(self, x: Tensor) -> list[Tensor]:
+        out = [x]
+        for layer in range(1, self.depth + 1):
+            out.append(self._layer(layer, out[-1]))
+        return out
+
+    @torch.no_grad()
+    def next_activation(self, layer: int, a_prev: Tensor) -> Tensor:
+        return self._layer(layer, a_prev)
+
+    def decoder(self, layer: int) -> nn.Module:
+        linear = self.layers[layer - 1]
+        if self.residual[layer - 1]:
+            return _ResidualDecoder(linear.out_features)
+        return _Plain(nn.Linear(linear.out_features, linear.in_features), tanh=self.bounded(layer - 1))
+
+
+class _ResidualDecoder(nn.Module):
+    def __init__(self, n: int):
+        super().__init__()
+        self.linear = nn.Linear(n, n)
+
+    def forward(self, a: Tensor) -> Tensor:
+        return a + torch.tanh(self.linear(a))
+
+
+class _Plain(nn.Module):
+    def __init__(self, linear: nn.Linear, tanh: bool):
+        super().__init__()
+        self.linear, self.tanh = linear, tanh
+
+    def forward(self, a: Tensor) -> Tensor:
+        out = self.linear(a)
+        return torch.tanh(out) if self.tanh else out
