@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from infoflow_ray import seeding
 from infoflow_ray.config import NetworkSpec
+from infoflow_ray.families.layered import Layered
 
 
 def _conv(c_in: int, c_out: int, stride: int) -> nn.Conv2d:
@@ -66,7 +67,7 @@ class _Tanh(nn.Module):
         return torch.tanh(self.inner(x))
 
 
-class ConvNetwork(nn.Module):
+class ConvNetwork(Layered, nn.Module):
     """The 'cnn' or 'resnet' network of ``spec`` (module docstring); ``forward`` returns a_D, (B, n_out)."""
 
     def __init__(self, spec: NetworkSpec, seed: int, device: torch.device | str = "cpu"):
@@ -99,23 +100,6 @@ class ConvNetwork(nn.Module):
         if layer == 1:
             a_prev = a_prev.view(-1, 1, self.side, self.side)
         return self.layers[layer - 1](a_prev)
-
-    def forward(self, x: Tensor) -> Tensor:
-        for layer in range(1, self.depth + 1):
-            x = self._layer(layer, x)
-        return x
-
-    @torch.no_grad()
-    def activations(self, x: Tensor) -> list[Tensor]:
-        """[a_0 = x (B, s²), a_1 (B, C, s, s), …, a_D (B, n_out)] of the frozen network."""
-        out = [x]
-        for layer in range(1, self.depth + 1):
-            out.append(self._layer(layer, out[-1]))
-        return out
-
-    @torch.no_grad()
-    def next_activation(self, layer: int, a_prev: Tensor) -> Tensor:
-        return self._layer(layer, a_prev)
 
     def decoder(self, layer: int) -> nn.Module:
         """A fresh decoder a_layer → a_{layer−1} (module docstring); the caller seeds the default init."""

@@ -14,10 +14,11 @@ import torch
 from torch import Tensor, nn
 
 from infoflow_ray.config import NetworkSpec
+from infoflow_ray.families.layered import Layered
 from infoflow_ray.model import TanhNetwork
 
 
-class ResidualMLP(TanhNetwork):
+class ResidualMLP(Layered, TanhNetwork):
     """The MLP of ``spec`` with identity shortcuts around every equal-width layer."""
 
     def __init__(self, spec: NetworkSpec, seed: int, device: torch.device | str = "cpu"):
@@ -31,25 +32,9 @@ class ResidualMLP(TanhNetwork):
     def bounded(self, layer: int) -> bool:
         return layer == 0 or not self.residual[layer - 1]
 
-    def forward(self, x: Tensor) -> Tensor:
-        for layer in range(1, self.depth + 1):
-            x = self._layer(layer, x)
-        return x
-
     def _layer(self, layer: int, a_prev: Tensor) -> Tensor:
         out = torch.tanh(self.layers[layer - 1](a_prev))
         return a_prev + out if self.residual[layer - 1] else out
-
-    @torch.no_grad()
-    def activations(self, x: Tensor) -> list[Tensor]:
-        out = [x]
-        for layer in range(1, self.depth + 1):
-            out.append(self._layer(layer, out[-1]))
-        return out
-
-    @torch.no_grad()
-    def next_activation(self, layer: int, a_prev: Tensor) -> Tensor:
-        return self._layer(layer, a_prev)
 
     def decoder(self, layer: int) -> nn.Module:
         linear = self.layers[layer - 1]

@@ -627,6 +627,18 @@ PRESETS: dict[str, dict[str, Any]] = {
         interpret=dict(enabled=True),
         results="results/paper-fig5",
     ),
+    # The architecture axis on a CPU: the MLP, the CNN and the ResNet (16 channels) side by side at an ordered,
+    # two near-critical and a chaotic σw², same budget as the default (README, benchmarks/RESULTS.md).
+    "architectures": dict(
+        sigma_w2=(0.5, 1.0, 1.76, 3.0),
+        depths=(6, 12, 18),
+        architecture=("mlp", "cnn", "resnet"),
+        channels=16,
+        data=dict(max_train_samples=4000),
+        cascade=dict(eval_samples=500),
+        train=dict(max_epochs=5),
+        results="results/architectures",
+    ),
     # The paper's grids (fig. 3): σw² 0.1..4 step 0.1, depths to 200, 200 epochs. GPU clusters.
     "paper-mnist-wide": dict(
         sigma_w2=value_range(0.1, 4.0, 0.1),

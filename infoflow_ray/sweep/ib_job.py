@@ -73,6 +73,20 @@ class Point:
     def task_id(self) -> str:
         return task_id(self.config)
 
+    @property
+    def keys(self) -> dict[str, Any]:
+        """The columns that say which task and network a row belongs to (``store._TASK``)."""
+        spec = self.spec
+        return {
+            "task_id": self.task_id,
+            "dataset": spec.data,
+            "profile": spec.profile,
+            "sigma_w2": spec.sigma_w2,
+            "sigma_b2": spec.sigma_b2,
+            "depth": spec.depth,
+            "seed": spec.seed,
+        }
+
 
 def points(spec: ib.ExperimentSpec, chunk: int) -> list[Point]:
     """Every store task of ``spec``, in the order they are submitted."""
@@ -232,19 +246,9 @@ def _run_experiment(
 def _rows(
     point: Point, step: int, per_layer: list, seconds: float, n_samples: int, first_layer: int | None = None
 ) -> list[dict]:
-    spec = point.spec
-    keys = {
-        "task_id": point.task_id,
-        "dataset": spec.data,
-        "profile": spec.profile,
-        "sigma_w2": spec.sigma_w2,
-        "sigma_b2": spec.sigma_b2,
-        "depth": spec.depth,
-        "seed": spec.seed,
-    }
-    params = ib.estimator_params(spec, point.estimator)
+    params = ib.estimator_params(point.spec, point.estimator)
     rows = infoplane.info_plane_rows(
-        keys, per_layer, point.estimator, step, seconds, params, n_samples=n_samples, phase=PHASE
+        point.keys, per_layer, point.estimator, step, seconds, params, n_samples=n_samples, phase=PHASE
     )
     if first_layer is not None:
         rows = [{**row, "layer": row["layer"] + first_layer - 1} for row in rows]
@@ -252,17 +256,10 @@ def _rows(
 
 
 def _runs_row(point: Point, seconds: float, device: str, finished_at) -> dict:
-    spec = point.spec
     return {
-        "task_id": point.task_id,
+        **point.keys,
         "kind": KIND,
-        "grid_name": spec.name,
-        "dataset": spec.data,
-        "profile": spec.profile,
-        "sigma_w2": spec.sigma_w2,
-        "sigma_b2": spec.sigma_b2,
-        "depth": spec.depth,
-        "seed": spec.seed,
+        "grid_name": point.spec.name,
         "status": "ok",
         "config_json": json.dumps(point.config, sort_keys=True),
         **software_versions(),
