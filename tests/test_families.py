@@ -132,3 +132,16 @@ def test_mlp_task_ids_do_not_change_and_architectures_get_their_own():
     assert {t.task_id for t in again} <= {t.task_id for t in mixed}
     assert {t.network.profile_name for t in mixed} == {"wide", "cnn-c64", "resnet-c64"}
     assert len({t.task_id for t in mixed}) == len(mixed) == 3 * len(again)
+
+
+def test_a_gpu_trains_the_cnn_body_as_one_grouped_convolution_with_the_same_decoders(mnist):
+    """``lockstep`` (what 'auto' picks on CUDA) stacks the equal body decoders into one grouped transposed
+    convolution; run here on the CPU, it must give the decoders ``layerwise`` gives one by one."""
+    net = families.build(spec("cnn", depth=9), 0)
+    x = mnist.train_x[:640]
+    one_by_one = train_module_cascade(net, x, CascadeSpec(strategy="layerwise"), seed=0)
+    grouped = train_module_cascade(net, x, CascadeSpec(strategy="lockstep"), seed=0)
+    assert (one_by_one.strategy, grouped.strategy) == ("module", "module-grouped")
+    for p, q in zip(one_by_one.decoders.parameters(), grouped.decoders.parameters()):
+        assert torch.allclose(p, q, atol=1e-6)
+    assert torch.allclose(one_by_one.decoder_loss, grouped.decoder_loss, rtol=1e-5)

@@ -24,8 +24,8 @@ def three_families(tmp_path_factory, ray_local):
             "architecture": ["mlp", "cnn", "resnet"],
             "channels": 4,
             "sigma_w2": [0.5, 1.76],
-            "depths": [5, 6],
-            "data": {"max_train_samples": 1500},
+            "depths": [5],
+            "data": {"max_train_samples": 1000},
             "cascade": {"eval_samples": 100},
             "train": {"max_epochs": 1},
         },
@@ -38,15 +38,15 @@ def three_families(tmp_path_factory, ray_local):
 def test_every_architecture_writes_its_cascades_and_trainings_keyed_by_profile(three_families):
     store = ResultStore.open(str(three_families), create=False)
     runs = store.scan("runs").collect()
-    assert runs.group_by("profile", "kind").len().sort("profile", "kind")["len"].to_list() == [4, 2] * 3
+    assert runs.group_by("profile", "kind").len().sort("profile", "kind")["len"].to_list() == [2, 2] * 3
     assert set(runs["profile"]) == PROFILES
     curves = store.scan("curves").filter(pl.col("measure") == "kl_mean").collect()
-    # every cascade measures layers 0..6 (stem, body, head for the convolutional ones), KL 0 at the input
-    assert curves.group_by("task_id").agg(pl.col("layer").max())["layer"].to_list() == [6] * 6
+    # every cascade measures layers 0..5 (stem, body, head for the convolutional ones), KL 0 at the input
+    assert curves.group_by("task_id").agg(pl.col("layer").max())["layer"].to_list() == [5] * 6
     assert curves.filter(pl.col("layer") == 0)["value"].abs().max() == 0
     assert curves.filter(pl.col("layer") > 0)["value"].min() > 0
     cutoffs = store.scan("cutoffs").filter(pl.col("measure") == "kl_mean").collect()
-    assert cutoffs.filter(pl.col("profile").str.starts_with("cnn"))["last_layer"].unique().to_list() == [5]
+    assert cutoffs.filter(pl.col("profile").str.starts_with("cnn"))["last_layer"].unique().to_list() == [4]
     images = store.scan("reconstructions").collect()
     assert images.filter(pl.col("profile") == "cnn-c4")["pixels"].list.len().unique().to_list() == [784]
 

@@ -19,6 +19,8 @@ def test_python_api_example_runs_and_says_what_it_claims(capsys):
     assert p.depth == 30 and p.kl_mean.shape == (31,) and p.kl_mean[0] == 0.0  # layer 0: the input itself
     assert 1 <= p.per_image_cutoff_mean <= p.cutoff_last_layer == 28
     assert r.stop_reason == "threshold" and r.epochs[-1].test_accuracy >= 0.4  # depth 5 at criticality trains
+    c = names["c"]
+    assert c.kl_mean.shape == (11,) and 1 <= c.per_image_cutoff_mean <= c.cutoff_last_layer == 9
     out = capsys.readouterr().out.splitlines()
     assert out[-2].startswith("1.76") and out[-1] == "4"  # ≈ 1.761; the search confirms one depth shallower
 

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from infoflow_ray import seeding
-from infoflow_ray.cascade import ProgressFn, TrainedCascade
+from infoflow_ray.cascade import ProgressFn, TrainedCascade, resolve_strategy
 from infoflow_ray.config import CascadeSpec
 
 
@@ -41,23 +41,65 @@ class ModuleDecoders(nn.Module):
         return self.decoders[layer - 1](a)
 
 
+class _Grouped(nn.Module):
+    """G equal decoders tanh(convT(a)) (C → C, 3×3, stride 1) as one grouped transposed convolution: decoder g
+    owns channels g·C … (g+1)·C − 1 of the weight and bias, so each still sees only its own layer."""
+
+    def __init__(self, convs: list[nn.ConvTranspose2d]):
+        super().__init__()
+        c, g = convs[0].in_channels, len(convs)
+        self.conv = nn.ConvTranspose2d(g * c, g * c, 3, padding=1, groups=g).to(convs[0].weight.device)
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.cat([m.weight for m in convs]))
+            self.conv.bias.copy_(torch.cat([m.bias for m in convs]))
+
+    def forward(self, a: Tensor) -> Tensor:  # (B, G·C, h, w): the G layers' activations side by side
+        return torch.tanh(self.conv(a))
+
+    @torch.no_grad()
+    def write_back(self, convs: list[nn.ConvTranspose2d]) -> None:
+        for conv, weight, bias in zip(convs, self.conv.weight.chunk(len(convs)), self.conv.bias.chunk(len(convs))):
+            conv.weight.copy_(weight)
+            conv.bias.copy_(bias)
+
+
 def train_module_cascade(
     network, train_x: Tensor, spec: CascadeSpec, seed: int, progress: ProgressFn | None = None
 ) -> TrainedCascade:
     """Train every decoder of ``network`` (frozen) on ``train_x`` (N, n_0), on its device; the last epoch's mean
-    MSE per decoder, (L,)."""
+    MSE per decoder, (L,).
+
+    With the ``lockstep`` strategy (``CascadeSpec.strategy``; 'auto' picks it on CUDA) the decoders of the layers
+    ``network.equal_decoder_layers()`` names (the CNN's body: equal transposed convolutions) train as one grouped
+    convolution, a kernel per step instead of one per layer; the decoders are the same (``layerwise`` runs them
+    one by one: what a CPU prefers).
+    """
     start = time.perf_counter()
     device, n = train_x.device, train_x.shape[0]
     decoders = ModuleDecoders(network, seed, device)
     L = decoders.depth
-    optimizer = torch.optim.Adam(decoders.parameters(), lr=spec.lr)
+    grouped = []
+    if resolve_strategy(spec.strategy, device) == "lockstep" and hasattr(network, "equal_decoder_layers"):
+        grouped = network.equal_decoder_layers()
+    grouped = grouped if len(grouped) > 1 else []
+    alone = [layer for layer in range(1, L + 1) if layer not in grouped]
+    group = _Grouped([decoders.decoders[layer - 1].inner for layer in grouped]) if grouped else None
+    parameters = [p for layer in alone for p in decoders.decoders[layer - 1].parameters()]
+    optimizer = torch.optim.Adam(parameters + (list(group.parameters()) if group else []), lr=spec.lr)
     last_epoch_loss = torch.zeros(L, dtype=torch.float64)
     for epoch in range(spec.epochs):
         order = seeding.permutation(n, seed, "cascade-batches", epoch, device)
         epoch_loss = torch.zeros(L, dtype=torch.float64, device=device)
         for batch in order.split(spec.batch_size):
             acts = network.activations(train_x[batch])  # frozen: no graph
-            losses = torch.stack([F.mse_loss(decoders.decode(i, acts[i]), acts[i - 1]) for i in range(1, L + 1)])
+            losses = torch.zeros(L, device=device)
+            losses[[i - 1 for i in alone]] = torch.stack(
+                [F.mse_loss(decoders.decode(i, acts[i]), acts[i - 1]) for i in alone]
+            )
+            if group is not None:
+                targets = torch.stack([acts[i - 1] for i in grouped], dim=1)  # (B, G, C, h, w)
+                out = group(torch.cat([acts[i] for i in grouped], dim=1)).view_as(targets)
+                losses[[i - 1 for i in grouped]] = (out - targets).square().mean(dim=(0, 2, 3, 4))
             optimizer.zero_grad(set_to_none=True)
             losses.sum().backward()  # disjoint parameters: each decoder gets its own loss's gradient
             optimizer.step()
@@ -65,8 +107,11 @@ def train_module_cascade(
         last_epoch_loss = (epoch_loss / n).cpu()
         if progress:
             progress((epoch + 1) * L, L * spec.epochs)
+    if group is not None:
+        group.write_back([decoders.decoders[layer - 1].inner for layer in grouped])
     decoders.requires_grad_(False)
-    return TrainedCascade(decoders, last_epoch_loss, "module", time.perf_counter() - start)
+    strategy = "module-grouped" if group is not None else "module"
+    return TrainedCascade(decoders, last_epoch_loss, strategy, time.perf_counter() - start)
 
 
 @torch.no_grad()

@@ -101,6 +101,11 @@ class ConvNetwork(Layered, nn.Module):
             a_prev = a_prev.view(-1, 1, self.side, self.side)
         return self.layers[layer - 1](a_prev)
 
+    def equal_decoder_layers(self) -> list[int]:
+        """The layers whose decoders are equal transposed convolutions (the 'cnn' body, 4..D−1): a GPU trains
+        them as one grouped convolution (``families.cascade``)."""
+        return list(range(4, self.depth)) if self.spec.architecture == "cnn" else []
+
     def decoder(self, layer: int) -> nn.Module:
         """A fresh decoder a_layer → a_{layer−1} (module docstring); the caller seeds the default init."""
         c, side = self.spec.channels, self.side
