@@ -36,21 +36,21 @@ def _fit(spec, train, probe, train_y, probe_y, conditional, seed):
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--epochs", type=int, default=20, help="density-model epochs (seed 004's preset: 20)")
-    p.add_argument("--hidden", type=int, default=256)
+    p.add_argument("--epochs", type=int, help="density-model epochs (default: the seed004 preset's, 40)")
+    p.add_argument("--hidden", type=int, help="hidden units (default: the preset's, 256)")
     p.add_argument("--points", type=int, default=4, help="(layer, snapshot) points: layers 1, 2 of snapshots")
     p.add_argument("--steps", default="0,1000", help="snapshots (SGD steps) the points come from")
     p.add_argument("--cpus-per-task", type=float, default=1.0)
     args = p.parse_args()
     steps = tuple(int(s) for s in args.steps.split(","))
-    spec = dataclasses.replace(
-        SEED004[0], steps=max(steps), record=steps, density={"epochs": args.epochs, "hidden": args.hidden}
-    )
+    changes = {k: v for k, v in (("epochs", args.epochs), ("hidden", args.hidden)) if v is not None}
+    spec = dataclasses.replace(SEED004[0], steps=max(steps), record=steps, density={**SEED004[0].density, **changes})
+    dspec = spec.density_spec()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     device = default_device()
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {os.cpu_count()} cores"
     print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit}, {platform.processor() or platform.machine()}")
-    print(f"device {name}; torch {torch.__version__}; density models: hidden {args.hidden}, {args.epochs} epochs")
+    print(f"device {name}; torch {torch.__version__}; density models: {dspec}")
     data = ib.experiment_data(spec)
     start = time.perf_counter()
     snaps = ib.train_copy(spec, 0, data)

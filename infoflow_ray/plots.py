@@ -941,15 +941,16 @@ def ib_trajectories(traj, experiment: str | None = None) -> Figure:
     if frame.is_empty():
         raise ConfigError(f"no information-plane trajectories for experiment {experiment!r}")
     experiment = frame.get_column("experiment")[0]
-    estimators = frame.get_column("estimator").unique(maintain_order=True).to_list()
-    fig = Figure(figsize=(5.2 * len(estimators), 4.6), layout="constrained")
-    axes = fig.subplots(1, len(estimators), squeeze=False)[0]
+    panels = frame.select("estimator", "param").unique(maintain_order=True).rows()
+    several = {e for e, _ in panels if sum(e == other for other, _ in panels) > 1}  # settings side by side
+    fig = Figure(figsize=(5.2 * len(panels), 4.6), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
     steps = frame.get_column("step")
     norm = Normalize(vmin=float(steps.min()), vmax=max(float(steps.max()), float(steps.min()) + 1))
     layers = sorted(frame.get_column("layer").unique().to_list())
     colours = matplotlib.colormaps["tab10"]
-    for ax, estimator in zip(axes, estimators):
-        part = frame.filter(pl.col("estimator") == estimator)
+    for ax, (estimator, param) in zip(axes, panels):
+        part = frame.filter((pl.col("estimator") == estimator) & (pl.col("param") == param))
         for i, layer in enumerate(layers):
             path = part.filter(pl.col("layer") == layer).sort("step")
             if path.is_empty():
@@ -972,7 +973,8 @@ def ib_trajectories(traj, experiment: str | None = None) -> Figure:
         is_dcor = estimator == "dcor"
         ax.set_xlabel("dCor(X, T) (unitless)" if is_dcor else f"{IXT} (nats)")
         ax.set_ylabel("dCor(T, Y) (unitless)" if is_dcor else f"{ITY} (nats)")
-        ax.set_title(ESTIMATOR_TITLES.get(estimator, estimator), fontsize=9)
+        title = ESTIMATOR_TITLES.get(estimator, estimator)
+        ax.set_title(title + (f"\n{param}" if estimator in several else ""), fontsize=8 if estimator in several else 9)
     axes[0].legend(fontsize=7, loc="lower right")
     fig.colorbar(ScalarMappable(norm=norm, cmap="viridis"), ax=list(axes), label="SGD step", shrink=0.9)
     first = frame.row(0, named=True)

@@ -102,6 +102,7 @@ def test_phases_read_fitting_and_compression_from_a_trajectory():
         {
             "experiment": ["e"] * 4,
             "estimator": ["binning"] * 4,
+            "param": ["n_bins=50"] * 4,
             "layer": [1] * 4,
             "step": [0, 10, 20, 30],
             "i_xt": [1.0, 3.0, 2.0, 1.5],

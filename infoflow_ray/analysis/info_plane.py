@@ -53,7 +53,7 @@ def phases(traj: pl.DataFrame) -> pl.DataFrame:
     last snapshot; the seed-002 picture is fitting followed by compression (xt_peak before the last snapshot,
     compression > 0 while I(T;Y) stays near its maximum).
     """
-    by = ["experiment", "estimator", "layer"]
+    by = ["experiment", "estimator", "param", "layer"]
     return (
         traj.sort(by + ["step"])
         .group_by(by, maintain_order=True)
