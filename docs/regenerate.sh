@@ -5,6 +5,7 @@
 #   docs/predict-then-tune/  jobs/predict_then_tune.py's cpu preset (the README's tuning figure), its own folder
 #   docs/paper-fig5/         the paper-fig5 preset with --interpret (perfect inputs, retraced decisions)
 #   docs/info-plane/         jobs/info_plane.py's seed002, seed003 and seed004 presets in one folder (its figures/)
+#   docs/architectures/      the architectures preset (mlp, cnn, resnet side by side)
 # ≈ 42 minutes on a 2-core CPU (measured 2026-12-02: 22 min 38 s for the first two, 13 min and 4.5 min for the others).
 # Usage: bash docs/regenerate.sh [RESULTS_FOLDER]   (default results/docs-default; the tuning job: RESULTS_FOLDER-tune)
 set -euo pipefail
@@ -20,7 +21,9 @@ rm -rf docs/default-full-grid && "$python" jobs/analyze.py "$results" --out docs
 rm -rf docs/predict-then-tune && "$python" jobs/analyze.py "$results-tune" --out docs/predict-then-tune
 "$python" jobs/full_grid.py --preset paper-fig5 --results "$results-fig5"
 rm -rf docs/paper-fig5 && "$python" jobs/analyze.py "$results-fig5" --out docs/paper-fig5
+"$python" jobs/full_grid.py --preset architectures --results "$results-arch"
+rm -rf docs/architectures && "$python" jobs/analyze.py "$results-arch" --out docs/architectures
 for preset in seed002 seed003 seed004; do "$python" jobs/info_plane.py --preset "$preset" --results "$results-ib"; done
 rm -rf docs/info-plane && cp -r "$results-ib/figures" docs/info-plane
-rm -f docs/info-plane/*.pdf docs/default/*.pdf docs/default-full-grid/*.pdf docs/predict-then-tune/*.pdf docs/paper-fig5/*.pdf   # PNGs only
-echo "regenerated: docs/default, docs/default-full-grid, docs/predict-then-tune, docs/paper-fig5, docs/info-plane (report.md in each)"
+rm -f docs/architectures/*.pdf docs/info-plane/*.pdf docs/default/*.pdf docs/default-full-grid/*.pdf docs/predict-then-tune/*.pdf docs/paper-fig5/*.pdf   # PNGs only
+echo "regenerated: docs/default, docs/default-full-grid, docs/predict-then-tune, docs/paper-fig5, docs/architectures, docs/info-plane (report.md in each)"
