@@ -6,7 +6,8 @@
 #   docs/paper-fig5/         the paper-fig5 preset with --interpret (perfect inputs, retraced decisions)
 #   docs/info-plane/         jobs/info_plane.py's seed002, seed003 and seed004 presets in one folder (its figures/)
 #   docs/architectures/      the architectures preset (mlp, cnn, resnet side by side)
-# ≈ 42 minutes on a 2-core CPU (measured 2026-12-02: 22 min 38 s for the first two, 13 min and 4.5 min for the others).
+# ≈ 1.5 hours on a 2-core CPU (measured 2026-12-02: 22 min 38 s for the first two, 13 min and 4.5 min for the next two,
+# 16 min for architectures and 31 min for seed004 while sharing the cores with each other, 1.5 min for seed002 + seed003).
 # Usage: bash docs/regenerate.sh [RESULTS_FOLDER]   (default results/docs-default; the tuning job: RESULTS_FOLDER-tune)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -167,6 +167,17 @@ PRESET_CONTENT = {
         baselines=3,
         search=False,
     ),
+    "architectures": dict(
+        sigma_w2=(0.5, 1.0, 1.76, 3.0),
+        depths=(6, 12, 18),
+        dataset="mnist_t10k",
+        widths="wide",
+        max_epochs=8,
+        cascades=12,
+        baselines=36,
+        search=False,
+        architecture=("mlp", "cnn", "resnet"),
+    ),
     "paper-mnist-wide": dict(
         sigma_w2=tuple(round(0.1 * i, 1) for i in range(1, 41)),
         depths=tuple(range(10, 201, 10)),
@@ -214,6 +225,11 @@ def test_every_preset_is_valid():
         baselines = [(t.network.sigma_w2, t.network.depth) for t in tasks if t.kind == "baseline"]
         assert (len(cascades), len(baselines)) == (want["cascades"], want["baselines"]), name
         deepest = want.get("cascade_depth", max(want["depths"]))
-        assert sorted(cascades) == [(s, deepest) for s in want["sigma_w2"]], name
-        assert sorted(baselines) == [(s, d) for s in want["sigma_w2"] for d in want["depths"]], name
+        architectures = want.get("architecture", ("mlp",))
+        assert grid.architecture == architectures, name
+        copies = len(architectures)  # every (σw², depth) once per architecture
+        assert sorted(cascades) == [(s, deepest) for s in want["sigma_w2"] for _ in range(copies)], name
+        assert sorted(baselines) == [(s, d) for s in want["sigma_w2"] for d in want["depths"] for _ in range(copies)], (
+            name
+        )
         assert all(t.dataset == want["dataset"] and t.network.widths == want["widths"] for t in tasks), name
