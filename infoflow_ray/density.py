@@ -77,6 +77,7 @@ from torch import Tensor, nn
 
 from infoflow_ray import seeding
 from infoflow_ray.errors import ConfigError
+from infoflow_ray.infoplane import bin_indices
 
 EVAL_BATCH = 2048
 """Samples per forward pass when scoring (no gradients): bounds memory at EVAL_BATCH·n·K logits."""
@@ -155,16 +156,13 @@ class DensityFit:
 
 
 def discretise(activations: Tensor, n_bins: int = 32, range: tuple[float, float] = (-1.0, 1.0)) -> Tensor:
-    """Each activation's bin, (N, n) int64 codes 0..n_bins−1, among ``n_bins`` equal bins over ``range``.
+    """Each activation's bin, (N, n) int64 codes 0..n_bins−1, among ``n_bins`` equal bins over ``range``
+    (``infoplane.bin_indices``, the binning estimator's bins, with a range that must be given and not empty).
 
     Bin b holds [lo + b·w, lo + (b+1)·w), w = (hi − lo)/n_bins; hi itself goes to the last bin and values
     outside the range to the edge bins. NaN has no bin: callers check finiteness first (``density_mi`` does).
     """
-    if not _is_int(n_bins) or n_bins < 1:
-        raise ConfigError(f"n_bins must be an integer >= 1, got {n_bins!r}")
-    lo, hi = _check_range(range)
-    scaled = (activations.double() - lo) * (n_bins / (hi - lo))
-    return scaled.floor_().clamp_(0, n_bins - 1).long()
+    return bin_indices(activations, n_bins, _check_range(range)).long()
 
 
 def split_indices(n_samples: int, test_fraction: float, seed: int) -> tuple[Tensor, Tensor]:

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from infoflow_ray.errors import ConfigError
-from infoflow_ray.infoplane import _as_rows, _check_layer, _codes, _discrete_mi, _entropy
+from infoflow_ray.infoplane import _as_rows, _check_layer, _check_n_bins, _codes, _discrete_mi, _entropy
 
 BSPLINE_MAX_UNITS = 8
 """The widest layer ``bspline_layer_mi`` takes by default: 3^8 = 6,561 joint cells per sample at order 3."""
@@ -112,7 +112,7 @@ def equal_mass_bin_indices(activations: Tensor, n_bins: int = 30) -> Tensor:
     """
     if activations.dim() != 2:
         raise ConfigError(f"activations must be (N, n), got shape {tuple(activations.shape)}")
-    _check_bins(n_bins)
+    _check_n_bins(n_bins)
     columns = activations.double().T.contiguous()  # (n, N)
     below = torch.searchsorted(columns.sort(dim=1).values, columns)  # (n, N): values strictly below each value
     return (below * n_bins).div_(activations.shape[0], rounding_mode="floor").T
@@ -127,7 +127,7 @@ def equal_mass_binned_mi(activations: Tensor, labels: Tensor, n_bins: int = 30) 
     I(T;Y) = H(T) − H(T|Y); plug-in entropies, no bias correction. Non-finite activations give (nan, nan).
     """
     _check_layer(activations, labels)
-    _check_bins(n_bins)
+    _check_n_bins(n_bins)
     if not torch.isfinite(activations).all():
         return math.nan, math.nan
     t = _codes(equal_mass_bin_indices(activations, n_bins))
@@ -282,11 +282,6 @@ def _check_pair(x: Tensor, y: Tensor) -> int:
     if x.shape[0] < 2:
         raise ConfigError(f"x and y need at least 2 samples, got {x.shape[0]}")
     return x.shape[0]
-
-
-def _check_bins(n_bins: int) -> None:
-    if not (isinstance(n_bins, int) and n_bins >= 1):
-        raise ConfigError(f"n_bins must be an integer >= 1, got {n_bins!r}")
 
 
 def _check_spline(n_bins: int, order: int) -> None:

@@ -42,11 +42,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from infoflow_ray import seeding
+from infoflow_ray import infoplane, seeding
 from infoflow_ray.config import NetworkSpec
 from infoflow_ray.data import DATASET_NAMES, load_dataset
 from infoflow_ray.errors import ConfigError
-from infoflow_ray.infoplane import ROW_ESTIMATORS
 from infoflow_ray.model import TanhNetwork
 
 WARMUP_WIDTHS = (12, 5, 1)
@@ -171,9 +170,9 @@ class ExperimentSpec:
             require(self.widths[-1] == 1, "widths", "a tuple ending with 1 output for the 'mse' loss (binary task)")
         object.__setattr__(self, "estimators", tuple(self.estimators))
         require(
-            len(self.estimators) > 0 and set(self.estimators) <= set(ROW_ESTIMATORS),
+            len(self.estimators) > 0 and set(self.estimators) <= set(infoplane.ROW_ESTIMATORS),
             "estimators",
-            f"a non-empty list of {', '.join(ROW_ESTIMATORS)}",
+            f"a non-empty list of {', '.join(infoplane.ROW_ESTIMATORS)}",
         )
         if "binning_extended" in self.estimators:
             require(self.copies >= 2, "copies", "at least 2 for the estimator 'binning_extended'")
@@ -354,8 +353,6 @@ def estimate_snapshot(
     seed of (spec.seed, step). 'density' is not estimated here: its two models train as separate tasks
     (``fit_density_model``).
     """
-    from infoflow_ray import infoplane
-
     params = estimator_params(spec, estimator)
     if estimator == "density":
         raise ConfigError("estimate_snapshot does not run 'density'; use fit_density_model")
@@ -389,5 +386,4 @@ def fit_density_model(
     if conditional:
         n_classes = int(max(train_y.max(), probe_y.max())) + 1
         labels = {"labels_train": train_y, "labels_test": probe_y, "n_classes": n_classes}
-    with torch.enable_grad():
-        return density.fit_entropy(train_codes, probe_codes, dspec, seed, device=device, **labels)
+    return density.fit_entropy(train_codes, probe_codes, dspec, seed, device=device, **labels)

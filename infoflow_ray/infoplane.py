@@ -64,8 +64,7 @@ def bin_indices(activations: Tensor, n_bins: int = 30, range: tuple[float, float
     -1 and 1"). Values outside the range go to the edge bins, the maximum to the last bin; a layer with
     min = max has a single bin.
     """
-    if not (isinstance(n_bins, int) and n_bins >= 1):
-        raise ConfigError(f"n_bins must be an integer >= 1, got {n_bins!r}")
+    _check_n_bins(n_bins)
     a = activations.double()
     if range is None:
         lo, hi = a.min(), a.max()
@@ -312,9 +311,8 @@ def layer_mi(
     if estimator == "density":
         from infoflow_ray import density
 
-        spec = density.DensitySpec(**{k: v for k, v in params.items() if k != "seed"})
-        with torch.enable_grad():  # callers probe under no_grad; the density models train
-            return [density.density_mi(a, labels, spec, seed=params.get("seed", 0)) for a in activations]
+        spec = density.DensitySpec(**params)
+        return [density.density_mi(a, labels, spec) for a in activations]  # trains under no_grad too
     raise ConfigError(f"estimator must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
 
 
@@ -393,6 +391,11 @@ def _check_layer(activations: Tensor, labels: Tensor) -> int:
     if labels.shape != (n_samples,):
         raise ConfigError(f"labels must have shape ({n_samples},), got {tuple(labels.shape)}")
     return n_samples
+
+
+def _check_n_bins(n_bins: int) -> None:
+    if not (isinstance(n_bins, int) and n_bins >= 1):
+        raise ConfigError(f"n_bins must be an integer >= 1, got {n_bins!r}")
 
 
 def _check_k(k: int, n_samples: int) -> None:

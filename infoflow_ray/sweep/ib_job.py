@@ -13,8 +13,6 @@ copies (deterministic given the experiment) only when some point of the experime
 
 from __future__ import annotations
 
-import json
-import socket
 import sys
 import time
 from dataclasses import dataclass, field
@@ -29,7 +27,7 @@ from infoflow_ray.model import default_device
 from infoflow_ray.store import ResultStore, task_id
 from infoflow_ray.sweep.driver import connect
 from infoflow_ray.sweep.progress import Progress
-from infoflow_ray.sweep.task_runner import device_name, software_versions, utc_now
+from infoflow_ray.sweep.task_runner import device_name, run_record, utc_now
 
 KIND = "info_plane"
 PHASE = "sgd_steps"
@@ -200,7 +198,8 @@ def _run_experiment(
     for point in todo:
         progress.started("estimate")
         if point.estimator != "density":
-            layers = [[snap.probe[index[s]] for snap in snapshots] for s in point.steps]
+            copies = snapshots if point.estimator == "binning_extended" else snapshots[:1]  # the others use copy 0
+            layers = [[snap.probe[index[s]] for snap in copies] for s in point.steps]
             running[_estimate.remote(spec, point.estimator, point.steps, layers, data_ref)] = (point, "all")
             continue
         key = (index[point.steps[0]], point.layer)
@@ -255,27 +254,22 @@ def _rows(
     return rows
 
 
-def _runs_row(point: Point, seconds: float, device: str, finished_at) -> dict:
-    return {
-        **point.keys,
-        "kind": KIND,
-        "grid_name": point.spec.name,
-        "status": "ok",
-        "config_json": json.dumps(point.config, sort_keys=True),
-        **software_versions(),
-        "hostname": socket.gethostname(),
-        "node_id": "",
-        "device": device,
-        "started_at": finished_at,
-        "finished_at": finished_at,
-        "seconds": seconds,
-        "attempts": 1,
-    }
-
-
 def _store(point, rows, store, progress, outcome, *, seconds: float, device: str) -> None:
     now = utc_now()
-    store.write_task(point.task_id, point.spec.data, {"runs": [_runs_row(point, seconds, device, now)], KIND: rows})
+    run = run_record(
+        point.keys,
+        KIND,
+        point.config,
+        grid_name=point.spec.name,
+        status="ok",
+        started_at=now,
+        finished_at=now,
+        seconds=seconds,
+        attempts=1,
+        node_id="",
+        device=device,
+    )
+    store.write_task(point.task_id, point.spec.data, {"runs": [run], KIND: rows})
     outcome.written += 1
     where = f"layer {point.layer} " if point.layer is not None else ""
     span = f"step {point.steps[0]}" if len(point.steps) == 1 else f"steps {point.steps[0]}–{point.steps[-1]}"

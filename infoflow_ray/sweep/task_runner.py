@@ -126,12 +126,42 @@ def runs_row(
     device: str,
 ) -> dict[str, Any]:
     """The ``runs`` row of a finished task: its config, versions, hardware and timing."""
+    return run_record(
+        _keys(task),
+        task.kind,
+        task.config(),
+        grid_name=grid_name,
+        status=status,
+        started_at=started_at,
+        finished_at=finished_at,
+        seconds=seconds,
+        attempts=attempts,
+        node_id=node_id,
+        device=device,
+    )
+
+
+def run_record(
+    keys: dict[str, Any],
+    kind: str,
+    config: dict[str, Any],
+    *,
+    grid_name: str,
+    status: str,
+    started_at: datetime,
+    finished_at: datetime,
+    seconds: float,
+    attempts: int,
+    node_id: str,
+    device: str,
+) -> dict[str, Any]:
+    """A ``runs`` row from a task's key columns (``store._TASK``), kind and config, whatever job ran it."""
     return {
-        **_keys(task),
-        "kind": task.kind,
+        **keys,
+        "kind": kind,
         "grid_name": grid_name,
         "status": status,
-        "config_json": json.dumps(task.config(), sort_keys=True),
+        "config_json": json.dumps(config, sort_keys=True),
         **software_versions(),
         "hostname": socket.gethostname(),
         "node_id": node_id,
