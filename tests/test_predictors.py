@@ -1,0 +1,200 @@
+"""Trainability predictors (infoflow_ray.predictors) on cases with known answers; no Ray."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from infoflow_ray import families, predictors, theory
+from infoflow_ray.config import NetworkSpec
+from infoflow_ray.errors import ConfigError
+from infoflow_ray.predictors import mean_field, ntk, signal, zero_cost
+
+
+def _mlp(sigma_w2: float, widths: tuple[int, ...], sigma_b2: float = 0.05, seed: int = 0):
+    spec = NetworkSpec(
+        sigma_w2=sigma_w2,
+        depth=len(widths) - 1,
+        sigma_b2=sigma_b2,
+        widths=widths,
+        n_inputs=widths[0],
+        n_outputs=widths[-1],
+    )
+    return spec, families.build(spec, seed)
+
+
+@pytest.mark.parametrize("sigma_w2", [0.5, 1.2, 1.76, 3.0])
+def test_mean_field_predictors_are_theory_closed_forms(sigma_w2):
+    spec, net = _mlp(sigma_w2, (8, 8, 8, 4))
+    x, y = torch.zeros(2, 8), torch.zeros(2, dtype=torch.int64)
+    six = predictors.run("mean_field_6xi", net, spec, x, y)
+    xi_c = float(theory.xi_c(sigma_w2, 0.05))
+    assert six.score == pytest.approx(xi_c, rel=1e-12) and six.predicted_depth == pytest.approx(6 * xi_c, rel=1e-12)
+    grad = predictors.run("mean_field_grad", net, spec, x, y, factor=2.0)
+    chi1 = float(theory.chi_1(sigma_w2, 0.05))
+    assert grad.score == pytest.approx(1 / abs(math.log(chi1)), rel=1e-12)
+    assert grad.predicted_depth == pytest.approx(2 / abs(math.log(chi1)), rel=1e-12)
+    xiao = predictors.run("xiao2020", net, spec, x, y)
+    if chi1 < 1:  # ordered: ξ_1 = −1/ln χ1, equal to ξ_c there (χ_c* = χ1)
+        assert xiao.score == pytest.approx(-1 / math.log(chi1), rel=1e-12)
+        assert xiao.score == pytest.approx(xi_c, rel=1e-6)
+    else:  # chaotic: ξ_* = −1/(ln χ_c* − ln χ1), shorter than ξ_c there
+        chic = float(theory.chi_c(sigma_w2, 0.05))
+        assert xiao.score == pytest.approx(-1 / (math.log(chic) - math.log(chi1)), rel=1e-12)
+        assert xiao.score < xi_c
+    assert six.higher_is_better and grad.higher_is_better and xiao.higher_is_better
+
+
+def test_xiao_scales_are_infinite_on_the_other_side():
+    ordered, chaotic = mean_field.xiao_scales(0.8, 0.05)
+    assert math.isfinite(ordered) and chaotic == math.inf
+    ordered, chaotic = mean_field.xiao_scales(3.0, 0.05)
+    assert ordered == math.inf and math.isfinite(chaotic)
+
+
+@pytest.mark.parametrize("sigma_w2", [0.8, 1.5, 2.5])
+def test_apjn_of_a_wide_mlp_is_mean_field_chi1_per_layer(sigma_w2):
+    # Inputs with per-unit variance s² such that σw² s² + σb² = q*: every layer's pre-activations start at q*
+    q = float(theory.q_star(sigma_w2, 0.05))
+    width = 512
+    spec, net = _mlp(sigma_w2, (width,) * 13 + (10,))
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(32, width, generator=g) * math.sqrt((q - 0.05) / sigma_w2)
+    chi_hat = signal.chi_per_layer(net, spec, x, early=1, late=12)
+    chi1 = float(theory.chi_1(sigma_w2, 0.05))
+    assert chi_hat == pytest.approx(chi1, rel=0.03)
+    result = predictors.run("apjn", net, spec, x, torch.zeros(32, dtype=torch.int64), early=1, late=12)
+    assert result.score == pytest.approx(1 / abs(math.log(chi_hat)), rel=1e-6)
+    assert result.predicted_depth == pytest.approx(6 * result.score)
+
+
+@pytest.mark.parametrize("architecture", ["resmlp", "cnn", "resnet"])
+def test_apjn_runs_on_every_family(architecture):
+    spec = NetworkSpec(sigma_w2=1.5, depth=6, n_inputs=64, architecture=architecture, channels=4, widths="wide")
+    net = families.build(spec, 0)
+    x = torch.rand(8, 64, generator=torch.Generator().manual_seed(0))
+    result = predictors.run("apjn", net, spec, x, torch.zeros(8, dtype=torch.int64), probes=2)
+    assert math.isfinite(result.score) and result.score > 0
+    if architecture == "cnn":  # the stem's 3 layers come first: the default early layer is 3
+        assert signal.layer_range(spec, None, None) == (3, 5)
+
+
+def test_ntk_condition_of_a_linear_layer_is_that_of_the_gram_matrix():
+    # f(x) = W x + b: ∂Σ_k f_k/∂W = 1 ⊗ x, so Θ = n_out · X Xᵀ and κ = (s_max / s_min)² of X
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(5, 9, generator=g, dtype=torch.float64)
+    net = nn.Linear(9, 3)
+    theta = ntk.ntk_gram(net, x)
+    torch.testing.assert_close(theta, 3 * x @ x.T)
+    s = torch.linalg.svdvals(x)
+    assert ntk.condition_number(theta) == pytest.approx(float((s[0] / s[-1]) ** 2), rel=1e-9)
+
+
+def test_ntk_of_a_two_layer_linear_network_matches_its_closed_form():
+    # f = W2 (W1 x + b1) + b2: Θ = ‖W2ᵀ1‖² X Xᵀ + n_out · H Hᵀ with H = X W1ᵀ + b1 (weights only, biases not)
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(4, 5, generator=g, dtype=torch.float64)  # 4 images of 5 pixels: Θ has full rank
+    net = nn.Sequential(nn.Linear(5, 7), nn.Linear(7, 3)).double()
+    w1, b1, w2 = net[0].weight.detach(), net[0].bias.detach(), net[1].weight.detach()
+    h = x @ w1.T + b1
+    expected = (w2.T @ torch.ones(3, dtype=torch.float64)).square().sum() * x @ x.T + 3 * h @ h.T
+    torch.testing.assert_close(ntk.ntk_gram(net, x), expected)
+    result = predictors.run("ntk_condition", net, None, x.float(), None)
+    eig = torch.linalg.eigvalsh(expected)
+    assert result.score == pytest.approx(float(eig[-1] / eig[0]), rel=1e-4)
+    assert not result.higher_is_better and result.predicted_depth is None
+
+
+def test_ntk_gram_of_a_cnn_matches_per_image_autograd():
+    spec = NetworkSpec(sigma_w2=1.5, depth=5, n_inputs=64, architecture="resnet", channels=2)
+    net = families.build(spec, 0).double()
+    x = torch.rand(4, 64, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    weights = [p for p in net.parameters() if p.dim() > 1]
+    rows = []
+    for i in range(4):  # the reference's way: one backward pass per image
+        grads = torch.autograd.grad(net.forward(x[i : i + 1]).sum(), weights)
+        rows.append(torch.cat([gr.flatten() for gr in grads]))
+    g = torch.stack(rows)
+    torch.testing.assert_close(ntk.ntk_gram(net, x), g @ g.T)
+
+
+def test_naswot_kernel_counts_agreements_on_hand_made_patterns():
+    c1 = torch.tensor([[1, 0, 1], [1, 1, 0], [0, 0, 1]])
+    c2 = torch.tensor([[1, 1], [0, 1], [1, 1]])
+    k = zero_cost.naswot_kernel([c1, c2])
+    # agreements: images 0,1 agree on unit 0 of c1 and unit 1 of c2 → 2; 0,2: units 1,2 of c1 + both of c2 → 4;
+    # 1,2: unit 1 of c1... (1 vs 0) no, unit 0 (1 vs 0) no, unit 2 (0 vs 1) no, + unit 1 of c2 → 1
+    expected = torch.tensor([[5, 2, 4], [2, 5, 1], [4, 1, 5]], dtype=torch.float64)
+    torch.testing.assert_close(k, expected)
+    assert zero_cost.log_det(k) == pytest.approx(math.log(float(torch.linalg.det(expected))))
+    assert zero_cost.log_det(torch.ones(2, 2, dtype=torch.float64)) == -math.inf  # identical patterns
+
+
+def test_naswot_uses_tanh_sign_patterns_of_the_hidden_layers():
+    spec, net = _mlp(1.5, (6, 5, 5, 3))
+    x = torch.rand(4, 6, generator=torch.Generator().manual_seed(0))
+    acts = net.activations(x)
+    expected = zero_cost.naswot_kernel([acts[1] > 0, acts[2] > 0])
+    result = predictors.run("naswot", net, spec, x, None)
+    assert result.score == pytest.approx(zero_cost.log_det(expected))
+
+
+def test_gradnorm_matches_gradients_taken_by_hand():
+    spec, net = _mlp(1.5, (6, 5, 4))
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(7, 6, generator=g, dtype=torch.float64), torch.tensor([0, 1, 2, 3, 0, 1, 2])
+    net = net.double()
+    w1, b1 = net.layers[0].weight.detach(), net.layers[0].bias.detach()
+    w2, b2 = net.layers[1].weight.detach(), net.layers[1].bias.detach()
+    a1 = torch.tanh(x @ w1.T + b1)
+    f = torch.tanh(a1 @ w2.T + b2)
+    d_f = (torch.softmax(f, 1) - nn.functional.one_hot(y, 4)) / 7  # ∂(mean CE)/∂f
+    d_z2 = d_f * (1 - f**2)
+    d_z1 = (d_z2 @ w2) * (1 - a1**2)
+    expected = float((d_z1.T @ x).norm() + (d_z2.T @ a1).norm())
+    result = predictors.run("gradnorm", net, spec, x, y)
+    assert result.score == pytest.approx(expected, rel=1e-10)
+
+
+def test_zico_score_on_hand_made_gradients():
+    # two batches; layer A: θ0 gradients 1, 3 (mean|g| 2, std 1) and θ1 gradients 3, 3 (std 0: left out) → ln 2;
+    # layer B: θ0 −2, 2 (mean|g| 2, std 2) and θ1 1, 3 (2, 1) → ln(1 + 2)
+    per_batch = [
+        [torch.tensor([1.0, 3.0]), torch.tensor([-2.0, 1.0])],
+        [torch.tensor([3.0, 3.0]), torch.tensor([2.0, 3.0])],
+    ]
+    assert zero_cost.zico_score(per_batch) == pytest.approx(math.log(2) + math.log(3))
+
+
+def test_zico_runs_on_a_network():
+    spec, net = _mlp(1.5, (6, 5, 5, 3))
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(8, 6, generator=g), torch.randint(0, 3, (8,), generator=g)
+    result = predictors.run("zico", net, spec, x, y, batch=8)
+    assert math.isfinite(result.score) and result.settings == {"batch": 8, "splits": 2}
+
+
+def test_bad_predictor_name_or_setting_fails_in_one_line():
+    with pytest.raises(ConfigError, match=r"unknown predictor 'nope'; choose one of .*apjn.*ntk_condition") as e:
+        predictors.get("nope")
+    assert "\n" not in str(e.value)
+    spec, net = _mlp(1.5, (6, 5, 5, 3))
+    with pytest.raises(ConfigError, match=r"predictor 'apjn' has no setting 'probez'; its settings: batch, probes"):
+        predictors.run("apjn", net, spec, torch.rand(4, 6), None, probez=3)
+    with pytest.raises(ConfigError, match=r"apjn needs layers 0 <= early < late <= depth=3, got early=2, late=2"):
+        predictors.run("apjn", net, spec, torch.rand(4, 6), None, early=2, late=2)
+    with pytest.raises(ConfigError, match="read from the cutoffs table"):
+        predictors.run("kl_per_image", net, spec, torch.rand(4, 6), None)
+
+
+def test_registry_lists_every_predictor_with_its_direction():
+    assert set(predictors.names("cascade")) == {"kl_per_image", "kl_mean", "diff_entropy"}
+    assert set(predictors.names("closed_form")) == {"mean_field_6xi", "mean_field_grad", "xiao2020"}
+    assert set(predictors.names("network")) == {"apjn", "ntk_condition", "naswot", "gradnorm", "zico"}
+    lower = [n for n in predictors.names() if not predictors.get(n).higher_is_better]
+    assert lower == ["ntk_condition"]
+    assert np.all([predictors.get(n).gives_depth for n in ("apjn", "mean_field_6xi", "kl_mean")])
