@@ -1,7 +1,7 @@
 """Datasets by name -> train / test tensors, small enough to stay resident on one device.
 
-`mnist_t10k` (the default) is bundled with the package and works offline; `synthetic` is generated from a
-seed; `mnist`, `fashion_mnist` and `cifar10_gray` come from torchvision, downloaded at most once per node
+`mnist_t10k` (the default) is bundled with the package and works offline; `digits` (scikit-learn's bundled
+8×8 handwritten digits, 1,797 images) also needs no download; `synthetic` is generated from a seed; `mnist`, `fashion_mnist` and `cifar10_gray` come from torchvision, downloaded at most once per node
 into a cache folder. Pre-download on a machine with internet:
 
     python -m infoflow_ray.data download mnist --cache-dir DIR     # then copy DIR, or set INFOFLOW_DATA_DIR
@@ -30,12 +30,14 @@ from torch import Tensor
 
 from infoflow_ray.errors import ConfigError, DatasetUnavailableError, InfoflowError
 
-DATASET_NAMES = ("mnist_t10k", "synthetic", "mnist", "fashion_mnist", "cifar10_gray")
+DATASET_NAMES = ("mnist_t10k", "digits", "synthetic", "mnist", "fashion_mnist", "cifar10_gray")
 TORCHVISION_NAMES = ("mnist", "fashion_mnist", "cifar10_gray")
 
 BUNDLED_DIR = resources.files("infoflow_ray") / "datasets" / "mnist_t10k"
 T10K_IMAGES, T10K_LABELS = "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"
 T10K_N_TRAIN = 8_000  # of the 10,000 t10k images: the first 8,000 train, the last 2,000 test
+DIGITS_N_TRAIN = 1_437  # of scikit-learn's 1,797 8×8 digits: the first 1,437 (80 %) train, the last 360 test
+DIGITS_MAX = 16.0  # its pixels are counts 0..16 (4×4 blocks of a 32×32 bitmap)
 LUMINANCE_RGB = (0.299, 0.587, 0.114)  # ITU-R BT.601 grayscale weights
 DOWNLOAD_TIMEOUT_SECONDS = 10  # per socket operation, so that an offline node fails fast
 
@@ -84,6 +86,8 @@ def load_dataset(
         y = torch.from_numpy(labels).to(torch.int64)
         n = T10K_N_TRAIN
         return Dataset(name, x[:n].clone(), y[:n].clone(), x[n:].clone(), y[n:].clone(), n_classes=10)
+    if name == "digits":
+        return _digits()
     if name == "synthetic":
         return _synthetic(seed, n_inputs, n_train, n_test, n_classes)
     if name in TORCHVISION_NAMES:
@@ -144,6 +148,19 @@ def _read_idx(raw: bytes, magic: int, n_dims: int) -> np.ndarray:
     if header[0] != magic:
         raise DatasetUnavailableError(f"IDX magic number {header[0]}, expected {magic}; reinstall infoflow-ray")
     return np.frombuffer(raw, dtype=np.uint8, offset=4 * (1 + n_dims)).reshape(tuple(header[1:])).copy()
+
+
+def _digits() -> Dataset:
+    """scikit-learn's bundled 8×8 digits (its files ship with the package: no download), pixels / 16 in [0, 1]."""
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise DatasetUnavailableError("dataset 'digits' needs scikit-learn: pip install scikit-learn") from None
+    bunch = load_digits()
+    x = torch.from_numpy(bunch.data).to(torch.float32) / DIGITS_MAX  # (1797, 64)
+    y = torch.from_numpy(bunch.target).to(torch.int64)
+    n = DIGITS_N_TRAIN
+    return Dataset("digits", x[:n].clone(), y[:n].clone(), x[n:].clone(), y[n:].clone(), n_classes=10)
 
 
 def _synthetic(seed: int, n_inputs: int, n_train: int, n_test: int, n_classes: int) -> Dataset:

@@ -113,6 +113,19 @@ def test_synthetic_refuses_bad_sizes(kwargs):
         load_dataset("synthetic", **kwargs)
 
 
+def test_digits_is_sklearns_bundled_8x8_digits_split_80_20():
+    from sklearn.datasets import load_digits
+
+    data = load_dataset("digits")
+    assert data.train_x.shape == (1437, 64) and data.test_x.shape == (360, 64) and data.n_classes == 10
+    assert data.train_x.dtype == torch.float32 and data.train_y.dtype == torch.int64
+    assert float(data.train_x.min()) == 0.0 and float(data.train_x.max()) == 1.0
+    raw = load_digits()
+    torch.testing.assert_close(data.test_x[-1], torch.tensor(raw.data[-1] / 16, dtype=torch.float32))
+    assert data.train_y[:10].tolist() == list(range(10)) and int(data.test_y[-1]) == int(raw.target[-1])
+    assert "digits" in DATASET_NAMES
+
+
 def test_unknown_dataset_is_a_one_line_config_error():
     with pytest.raises(ConfigError) as caught:
         load_dataset("foo")

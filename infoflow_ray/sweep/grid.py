@@ -35,7 +35,13 @@ from infoflow_ray.interpret import PERFECT_OUTPUTS
 from infoflow_ray.store import task_id as hash_task
 
 KINDS = ("cascade", "baseline")
-DATASET_SHAPES = {"mnist_t10k": (784, 10), "mnist": (784, 10), "fashion_mnist": (784, 10), "cifar10_gray": (1024, 10)}
+DATASET_SHAPES = {
+    "mnist_t10k": (784, 10),
+    "digits": (64, 10),
+    "mnist": (784, 10),
+    "fashion_mnist": (784, 10),
+    "cifar10_gray": (1024, 10),
+}
 """(n_inputs, n_classes) of each named dataset; ``synthetic`` takes its shape from the grid."""
 
 
