@@ -2,7 +2,8 @@
 
 `mnist_t10k` (the default) is bundled with the package and works offline; `digits` (scikit-learn's bundled
 8×8 handwritten digits, 1,797 images) also needs no download; `synthetic` is generated from a seed; `mnist`,
-`fashion_mnist` and `cifar10_gray` come from torchvision, downloaded at most once per node into a cache folder. Pre-download on a machine with internet:
+`fashion_mnist` and `cifar10_gray` come from torchvision, downloaded at most once per node into a cache folder.
+Pre-download on a machine with internet:
 
     python -m infoflow_ray.data download mnist --cache-dir DIR     # then copy DIR, or set INFOFLOW_DATA_DIR
     python -m infoflow_ray.data verify                             # check the bundled files' MD5 sums
