@@ -1,20 +1,12 @@
-"""The README's Python examples run as written (the "Reading the results" one runs in test_search_ray.py, on a
-search's results)."""
+"""The README's Python examples run as written (docs/results.md's run in test_search_ray.py and
+test_results_storage.py, on real results)."""
 
-import re
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def readme_block(heading: str) -> str:
-    text = (ROOT / "README.md").read_text()
-    return re.search(rf"## {re.escape(heading)}.*?```python\n(.*?)```", text, re.S).group(1)
+from doc_examples import python_block
 
 
 def test_python_api_example_runs_and_says_what_it_claims(capsys):
     names: dict = {}
-    exec(readme_block("Python API"), names)
+    exec(python_block("README.md", "## Python API"), names)
     p, r = names["p"], names["r"]
     assert p.depth == 30 and p.kl_mean.shape == (31,) and p.kl_mean[0] == 0.0  # layer 0: the input itself
     assert 1 <= p.per_image_cutoff_mean <= p.cutoff_last_layer == 28

@@ -11,6 +11,7 @@ import pandas as pd
 import polars as pl
 import pyarrow.dataset as ds
 import pytest
+from doc_examples import python_block
 from polars.testing import assert_frame_equal
 from results_science import science
 
@@ -94,9 +95,8 @@ def test_progress_counts_every_trial_that_runs(tmp_path, ray_local):
 
 
 def test_readme_readers_example_runs_on_the_tiny_results(tiny_results, capsys):
-    """The README's "every common reader" snippet, run as written on the tiny grid's results."""
-    text = (ROOT / "README.md").read_text()
-    block = re.search(r"every table also opens.*?```python\n(.*?)```", text, re.S).group(1)
+    """docs/results.md's "every common reader" example, run as written on the tiny grid's results."""
+    block = python_block("docs/results.md", "every table also opens")
     assert '"results/default/cutoffs"' in block
     exec(block.replace('"results/default/cutoffs"', repr(str(tiny_results / "cutoffs"))), {})
     cutoffs = ResultStore.open(str(tiny_results), create=False).scan("cutoffs").collect().height

@@ -351,11 +351,10 @@ def test_dry_run_states_the_full_grid_and_the_search_worst_case(tmp_path, capsys
 
 
 def test_readme_reading_example_runs_on_search_results(searched, capsys):
-    """The README's "Reading the results" snippet, run as written on a search's results folder."""
-    import re
+    """docs/results.md's first example, run as written on a search's results folder."""
+    from doc_examples import python_block
 
-    text = (ROOT / "README.md").read_text()
-    block = re.search(r"## Reading the results.*?```python\n(.*?)```", text, re.S).group(1)
+    block = python_block("docs/results.md", "# Reading the results")
     assert '"results/default"' in block
     names: dict = {}
     exec(block.replace('"results/default"', repr(str(searched))), names)
