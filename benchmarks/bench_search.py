@@ -22,7 +22,7 @@ import time
 
 import polars as pl
 
-from infoflow_ray import search_frames
+from infoflow_ray.analysis import search as search_frames
 from infoflow_ray.store import ResultStore
 from infoflow_ray.sweep.driver import describe_search, run_grid
 from infoflow_ray.sweep.grid import PRESETS, resolve_grid

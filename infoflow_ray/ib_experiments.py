@@ -12,8 +12,8 @@ Seed 002 (Shwartz-Ziv & Tishby's toy setting, as reproduced in seed 002):
   calls a step an "epoch" (1,000 of them for the 7-layer network); the ``info_plane`` rows' ``epoch`` column
   holds the step (phase 'sgd_steps').
 - estimates: every layer's activations binned on 50 equal bins over [−1, 1]; the "simple" estimator
-  (``infoplane.binned_mi`` of one network) and the "extended" one over 5 copies
-  (``infoplane.extended_binned_mi``: each input goes through a copy drawn at random).
+  (``estimators.binning.binned_mi`` of one network) and the "extended" one over 5 copies
+  (``estimators.binning.extended_binned_mi``: each input goes through a copy drawn at random).
 
 Seed 002's code, as written, has three properties that a reader might take for bugs; each is an option here:
 - its copies are ``copy.deepcopy`` of one network, so they start equal and differ only by their minibatches
@@ -24,8 +24,8 @@ Seed 002's code, as written, has three properties that a reader might take for b
   label depends on x_0 alone (``complicated_as_written=True``; off by default: the per-sample sum).
 
 Seed 004: MNIST (MNIST-t10k on a CPU), 784-256-256-10 tanh, snapshots at iterations 0, 5, 10, 20, 1,000 and 9,000;
-the two hidden layers and the output are estimated with density models (``infoflow_ray.density``) fitted on the
-training images' activations and evaluated on the test images', beside binning of the test activations.
+the two hidden layers and the output are estimated with density models (``infoflow_ray.estimators.density``) fitted
+on the training images' activations and evaluated on the test images', beside binning of the test activations.
 
 Initialisation: this project's Gaussian init, W ~ N(0, σw²/fan_in), b ~ N(0, σb²). Seed 002 and 004 used
 PyTorch's default uniform init; its weight variance is 1/(3·fan_in), hence the default σw² = 1/3. Units:
@@ -42,10 +42,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from infoflow_ray import infoplane, seeding
+from infoflow_ray import estimators, seeding
 from infoflow_ray.config import NetworkSpec
 from infoflow_ray.data import DATASET_NAMES, load_dataset
 from infoflow_ray.errors import ConfigError
+from infoflow_ray.estimators.density import DensityFit, DensitySpec, discretise, fit_entropy
 from infoflow_ray.model import TanhNetwork
 
 WARMUP_WIDTHS = (12, 5, 1)
@@ -100,10 +101,10 @@ class ExperimentSpec:
         loss: 'mse' on the single output against ``targets`` ('pm1': 2y − 1, '01': y), or 'cross_entropy' on the
             outputs as logits.
         copies: networks trained independently (seed 002's extended estimator needs several).
-        estimators: of ``infoplane.ROW_ESTIMATORS``; 'binning_extended' needs copies ≥ 2.
+        estimators: names of ``infoflow_ray.estimators`` (``estimators.names()``); 'binning_extended' needs copies ≥ 2.
         n_bins, bin_range: the binning estimators' bins (seed 002: 50 over [−1, 1]); 'density' uses its own
             (``density.n_bins``, 32 in seed 004).
-        density: the density-model settings (``infoflow_ray.density.DensitySpec`` as a dict), when 'density' is
+        density: the density-model settings (``estimators.density.DensitySpec`` as a dict), when 'density' is
             among the estimators.
         accumulate_gradients, copy_init, complicated_as_written: seed 002's code as written (module docstring).
     """
@@ -170,9 +171,9 @@ class ExperimentSpec:
             require(self.widths[-1] == 1, "widths", "a tuple ending with 1 output for the 'mse' loss (binary task)")
         object.__setattr__(self, "estimators", tuple(self.estimators))
         require(
-            len(self.estimators) > 0 and set(self.estimators) <= set(infoplane.ROW_ESTIMATORS),
+            len(self.estimators) > 0 and set(self.estimators) <= set(estimators.names()),
             "estimators",
-            f"a non-empty list of {', '.join(infoplane.ROW_ESTIMATORS)}",
+            f"a non-empty list of {', '.join(estimators.names())}",
         )
         if "binning_extended" in self.estimators:
             require(self.copies >= 2, "copies", "at least 2 for the estimator 'binning_extended'")
@@ -213,9 +214,7 @@ class ExperimentSpec:
             n_outputs=self.widths[-1],
         )
 
-    def density_spec(self):
-        from infoflow_ray.density import DensitySpec
-
+    def density_spec(self) -> DensitySpec:
         try:
             return DensitySpec(**self.density)
         except TypeError as e:
@@ -327,14 +326,13 @@ def train_copy(spec: ExperimentSpec, copy: int, data: ExperimentData, device: to
 
 
 def estimator_params(spec: ExperimentSpec, estimator: str) -> dict:
-    """The parameters ``estimator`` runs with in ``spec`` (they go into the rows' ``param`` and the task ids)."""
-    if estimator in ("binning", "binning_extended"):
-        return {"n_bins": spec.n_bins, "range": spec.bin_range}
-    if estimator == "adaptive":
-        return {"n_bins": spec.n_bins}
-    if estimator == "density":
-        return dataclasses.asdict(spec.density_spec())
-    return {}
+    """The parameters ``estimator`` runs with in ``spec`` (they go into the rows' ``param`` and the task ids): the
+    experiment's settings the estimator takes (``Estimator.settings``), the density settings spelt out."""
+    settings = estimators.get(estimator).settings
+    params = {name: value for name, value in (("n_bins", spec.n_bins), ("range", spec.bin_range)) if name in settings}
+    if "density" in settings:
+        params.update(dataclasses.asdict(spec.density_spec()))
+    return params
 
 
 def estimate_snapshot(
@@ -353,15 +351,11 @@ def estimate_snapshot(
     seed of (spec.seed, step). 'density' is not estimated here: its two models train as separate tasks
     (``fit_density_model``).
     """
-    params = estimator_params(spec, estimator)
     if estimator == "density":
         raise ConfigError("estimate_snapshot does not run 'density'; use fit_density_model")
-    if estimator == "binning_extended":
-        seed = seeding.derived_seed(spec.seed, "ib_extended", step)
-        return infoplane.extended_binned_mi(layers_by_copy, labels, **params, x_ids=x_ids, seed=seed)
-    if estimator == "binning":
-        return [infoplane.binned_mi(a, labels, **params, x_ids=x_ids) for a in layers_by_copy[0]]
-    return infoplane.layer_mi(layers_by_copy[0], labels, estimator, inputs=inputs, **params)
+    chosen, params = estimators.get(estimator), estimator_params(spec, estimator)
+    seed = seeding.derived_seed(spec.seed, "ib_extended", step)
+    return chosen(layers_by_copy, labels, inputs=inputs, x_ids=x_ids, seed=seed, **params)
 
 
 def fit_density_model(
@@ -373,17 +367,15 @@ def fit_density_model(
     conditional: bool,
     seed: int,
     device: torch.device | str = "cpu",
-):
+) -> DensityFit:
     """One of a (snapshot, layer)'s two density models: H(T) (``conditional`` False) or H(T|Y), in nats, as the
     mean negative log-likelihood of the probe activations under a model fitted to the training activations (both
-    discretised as seed 004: ``density.n_bins`` bins over ``density.value_range``). Returns ``density.DensityFit``."""
-    from infoflow_ray import density
-
+    discretised as seed 004: ``DensitySpec.n_bins`` bins over ``DensitySpec.value_range``)."""
     dspec = spec.density_spec()
-    train_codes = density.discretise(train_layer, dspec.n_bins, dspec.value_range)
-    probe_codes = density.discretise(probe_layer, dspec.n_bins, dspec.value_range)
+    train_codes = discretise(train_layer, dspec.n_bins, dspec.value_range)
+    probe_codes = discretise(probe_layer, dspec.n_bins, dspec.value_range)
     labels = {}
     if conditional:
         n_classes = int(max(train_y.max(), probe_y.max())) + 1
         labels = {"labels_train": train_y, "labels_test": probe_y, "n_classes": n_classes}
-    return density.fit_entropy(train_codes, probe_codes, dspec, seed, device=device, **labels)
+    return fit_entropy(train_codes, probe_codes, dspec, seed, device=device, **labels)

@@ -34,8 +34,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from infoflow_ray.analysis import GROUP, phase_of, representative_sigma_w2
 from infoflow_ray.errors import ConfigError
+from infoflow_ray.store import GROUP
+from infoflow_ray.theory import regime_of, representative_sigma_w2
 
 SW2 = r"$\sigma_w^2$"
 IXT = r"$I(X;T_\ell)$"
@@ -53,7 +54,7 @@ MEASURE_STYLES = {
     "kl_median_normalised": dict(color="tab:pink", marker="^"),
     "kl_per_image": dict(color="tab:purple", marker="D"),
 }
-PHASE_COLOURS = {"ordered": "tab:blue", "near-critical": "tab:green", "chaotic": "tab:red"}
+REGIME_COLOURS = {"ordered": "tab:blue", "near-critical": "tab:green", "chaotic": "tab:red"}
 
 
 def is_residual(profile: str) -> bool:
@@ -117,13 +118,13 @@ def _cmap(name: str):
 
 
 def _sigma_colours(chosen, critical: float | None) -> list:
-    """One colour per chosen σw²: its phase's colour when each is in a different phase, else matplotlib's cycle."""
-    phases = [phase_of(s, critical) for s in chosen] if critical is not None else []
-    return [PHASE_COLOURS[p] for p in phases] if len(set(phases)) == len(chosen) else [None] * len(chosen)
+    """One colour per chosen σw²: its regime's colour when each is in a different regime, else matplotlib's cycle."""
+    regimes = [regime_of(s, critical) for s in chosen] if critical is not None else []
+    return [REGIME_COLOURS[r] for r in regimes] if len(set(regimes)) == len(chosen) else [None] * len(chosen)
 
 
 def _sigma_label(s: float, critical: float | None) -> str:
-    return f"{SW2} = {s:g}" + (f" ({phase_of(s, critical)})" if critical is not None else "")
+    return f"{SW2} = {s:g}" + (f" ({regime_of(s, critical)})" if critical is not None else "")
 
 
 def _critical_line(ax, critical: float | None) -> None:
@@ -186,7 +187,7 @@ def phase_diagram(
 
     accuracy: ``analysis.accuracy_grid``; cutoffs: ``analysis.cutoffs_by_sigma``; mean_field:
     ``analysis.mean_field_frame`` on a fine σw² grid; trainable: ``analysis.trainable_depth``. From an adaptive
-    search (``search_frames``): brackets (``trainable_brackets``: ℓ_train's bracket up to the shallowest failing
+    search (``analysis.search``): brackets (``trainable_brackets``: ℓ_train's bracket up to the shallowest failing
     depth), interval (``interval_edges``: the σw² interval where ℓ_c ≥ L, drawn at depth L with each edge's
     uncertainty) and peak (``cutoff_peaks``: the located peak and the σw² that bracket it). All but
     ``accuracy`` are optional; cells never trained are grey.
@@ -307,8 +308,8 @@ def _search_peak(ax, peaks: pl.DataFrame) -> None:
 
 def critical_line(peaks, line) -> Figure:
     """The critical line in the (σb², σw²) plane: the cutoff peaks the search located (with their brackets)
-    against the mean-field critical σw²(σb²). peaks: ``search_frames.cutoff_peaks``; line:
-    ``search_frames.critical_line``."""
+    against the mean-field critical σw²(σb²). peaks: ``analysis.search.cutoff_peaks``; line:
+    ``analysis.search.critical_line``."""
     frame = peaks.collect() if isinstance(peaks, pl.LazyFrame) else peaks
     fig = Figure(figsize=(6.4, 4.8), layout="constrained")
     ax = fig.add_subplot()
@@ -469,8 +470,8 @@ def reconstructions_grid(
             if r == 0:
                 ax.set_title("input" if layer == 0 else rf"$\ell$ = {layer}", fontsize=9)
             if c == 0:
-                phase = f"\n{phase_of(s, critical)}" if critical is not None else ""
-                ax.set_ylabel(f"{SW2} = {s:g}{phase}\nimage {image}", fontsize=8)
+                regime = f"\n{regime_of(s, critical)}" if critical is not None else ""
+                ax.set_ylabel(f"{SW2} = {s:g}{regime}\nimage {image}", fontsize=8)
     fig.suptitle(f"Reconstructions of test images from layer $\\ell$ of the untrained network\n{_title(key)}")
     return fig
 
@@ -524,15 +525,18 @@ def timing_bars(timing, dataset=None, profile=None, sigma_b2=None) -> Figure:
     return fig
 
 
-def _info_rows(points, phase: str, estimator: str, dataset, profile, sigma_b2) -> tuple[pl.DataFrame, tuple]:
-    """The ``phase`` rows of one estimator and one (dataset, profile, σb²) of an ``info_plane_points`` frame;
-    ConfigError when there are none or when they mix estimator settings (parameters or N samples)."""
+def _info_rows(points, stage: str, estimator: str, dataset, profile, sigma_b2) -> tuple[pl.DataFrame, tuple]:
+    """The ``stage`` rows of one estimator and one (dataset, profile, σb²) of an ``info_plane_points`` frame (for
+    'training', the trajectories counted in epochs: the grid's baseline trainings); ConfigError when there are none
+    or when they mix estimator settings (parameters or N samples)."""
     frame, key = _pick(points, dataset, profile, sigma_b2, "info-plane frame")
-    frame = frame.filter((pl.col("phase") == phase) & (pl.col("estimator") == estimator))
+    frame = frame.filter((pl.col("stage") == stage) & (pl.col("estimator") == estimator))
+    if stage == "training":
+        frame = frame.filter(pl.col("epoch").is_not_null())
     what = {
         "training": "training trajectories (baseline tasks write them)",
         "untrained": "untrained-network points (cascade tasks write them)",
-    }[phase]
+    }[stage]
     if frame.is_empty():
         raise ConfigError(f"the info-plane frame has no {what} for estimator '{estimator}' in {key}")
     settings = frame.select("param", "n_samples").unique().sort("n_samples").rows()
@@ -878,9 +882,9 @@ def perfect_inputs_grid(
                 ax.set_title(f"{k} → {cells[k]['predicted']}", fontsize=8)
             else:
                 ax.axis("off")
-        phase = f" ({phase_of(s, critical)})" if critical is not None else ""
+        regime = f" ({regime_of(s, critical)})" if critical is not None else ""
         depth = int(network["depth"][0]) if network.height else 0
-        axes[r, 0].set_ylabel(f"{SW2} = {s:g}{phase}\nL = {depth}; {own}/{len(cells)} own", fontsize=8)
+        axes[r, 0].set_ylabel(f"{SW2} = {s:g}{regime}\nL = {depth}; {own}/{len(cells)} own", fontsize=8)
     kind = frame["perfect_output"][0] if frame.height else "?"
     fig.suptitle(
         f"Perfect inputs: the cascade of the trained network applied to a '{kind}' output of each label\n"

@@ -10,7 +10,7 @@ Two searches replace most of a grid's trainings (seed 001: the cutoff curves are
 - ``interval_search``: the σw² interval in which a depth-L network is predicted trainable (cutoff ℓ_c ≥ L), by
   bisecting each of its two edges — each on one monotone flank of ℓ_c(σw²) — from a coarse start down to a
   tolerance. Each step is one cascade.
-- ``locate_peak``: where the cutoffs peak in σw² (the critical point), with the bracket that holds it.
+- ``locate_tolerant_peak``: where the cutoffs peak in σw² (the critical point), with the bracket that holds it.
 
 Every function is a *replay*: it takes the outcomes known so far and returns the decisions taken, in order, and
 what it asks next (None when done). Because each decision depends only on the outcomes before it, a search that
@@ -322,8 +322,12 @@ class Peak:
     tied: int
 
 
-def locate_peak(points: Mapping[float, float], tie: float = 0.5) -> Peak | None:
-    """The peak of σw² → cutoff (finite values only); None when there are none."""
+def locate_tolerant_peak(points: Mapping[float, float], tie: float = 0.5) -> Peak | None:
+    """The tolerant peak of σw² → cutoff (finite values only): every σw² within ``tie`` layers of the maximum
+    counts as tied, the estimate is the middle of the tied run and the bracket the measured σw² either side.
+    None when there are no finite values. The adaptive search steers by it; the report's agreement table uses
+    the other rule, the exact peak (``analysis.frames._exact_peaks``: ties only at the maximum itself, and no
+    peak at all where the curve is flat or has two maxima)."""
     finite = sorted((s, c) for s, c in points.items() if math.isfinite(c))
     if not finite:
         return None

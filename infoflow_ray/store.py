@@ -49,7 +49,7 @@ import pyarrow.parquet as pq
 
 from infoflow_ray.errors import ConfigError, ResultsError
 
-SCHEMA_VERSION = 2  # bump when a column of an existing table changes; a new table needs no bump
+SCHEMA_VERSION = 3  # bump when a column of an existing table changes (with a step in upgrade.py); not for a new table
 MANIFEST = "_infoflow.json"
 TEMP_PREFIX = ".tmp-"  # local writes go to {root}/.tmp-*, then are renamed into place: never in a table's folder
 PROBE_PREFIX = ".write-probe-"
@@ -57,6 +57,10 @@ UTC_US = pa.timestamp("us", tz="UTC")
 T = TypeVar("T")
 
 # The values of the `measure` column of `curves` and of `cutoffs` (see their schemas below for units).
+KEYS = ["dataset", "profile", "sigma_b2", "sigma_w2"]
+"""The keys of one point (σw², σb²) of one network profile on one dataset, over seeds (analysis frames' rows)."""
+GROUP = ["dataset", "profile", "sigma_b2"]
+"""The keys of a whole σw² axis: ``KEYS`` without sigma_w2."""
 CURVE_MEASURES = ("kl_mean", "kl_median", "diff_entropy", "clamped_pixels", "decoder_loss")
 CUTOFF_MEASURES = ("kl_mean", "kl_median_normalised", "diff_entropy", "kl_per_image")
 
@@ -157,11 +161,15 @@ TABLES: dict[str, pa.Schema] = {
     ),
     "info_plane": pa.schema(
         _TASK
-        + [  # one row per (phase, epoch, layer) point; see infoplane.info_plane_rows
-            # 'untrained' (the network at init) | 'training' (a baseline trial) | 'sgd_steps' (jobs/info_plane.py)
-            ("phase", pa.string()),
-            # 0 for untrained; training epochs count from 1 (0 = before the first); 'sgd_steps': SGD steps done
+        + [  # one row per (stage, epoch or step, layer) point; see sweep.task_runner.info_plane_rows
+            # 'untrained' (a cascade task's network at init) | 'training' (a point of a training run)
+            ("stage", pa.string()),
+            # epochs of training done (0: before the first, and 'untrained'); null when counted in steps
             ("epoch", pa.int64()),
+            (
+                "step",
+                pa.int64(),
+            ),  # SGD steps done (one minibatch each; jobs/info_plane.py); null when counted in epochs
             ("layer", pa.int64()),  # layer T_l, 1-based (the output layer L included where the writer says so)
             # 'binning' | 'kde' | 'ksg' | 'adaptive' | 'bspline' | 'dcor' | 'density' | 'binning_extended'
             ("estimator", pa.string()),
@@ -446,9 +454,11 @@ class ResultStore:
         manifest = store._read_manifest()
         if manifest is None and not create:
             raise ResultsError(f"results location '{location}' has no {MANIFEST}; it is not an infoflow results folder")
-        if manifest is not None and manifest.get("schema_version") == 1:
+        if manifest is not None and manifest.get("schema_version") in range(1, SCHEMA_VERSION):
+            version = manifest["schema_version"]
+            layout = " (hive folders dataset=…)" if version == 1 else ""
             raise ResultsError(
-                f"results location '{location}' has schema version 1 (hive folders dataset=…); this infoflow-ray "
+                f"results location '{location}' has schema version {version}{layout}; this infoflow-ray "
                 f"writes version {SCHEMA_VERSION}: convert it in place with `python -m infoflow_ray.upgrade {location}`"
             )
         if manifest is not None and manifest.get("schema_version") != SCHEMA_VERSION:

@@ -195,3 +195,21 @@ def mean_field(sigma_w2_grid, sigma_b2: float = 0.05, n_quad: int = N_QUAD) -> M
     chi = _chi_c_at(sw, q, c, n_quad)
     xi = _xi_from_chi(chi)
     return MeanField(float(sigma_b2), sw.copy(), q, _chi_1_at(sw, q, n_quad), c, chi, xi, 6.0 * xi)
+
+
+def representative_sigma_w2(values, critical: float) -> list[float]:
+    """Ordered, near-critical and chaotic σw² out of ``values``: the smallest, the closest to ``critical`` and
+    the largest (fewer when there are fewer distinct values)."""
+    values = sorted(set(float(v) for v in values))
+    if not values:
+        return []
+    near = min(values, key=lambda v: abs(v - critical))
+    return sorted({values[0], near, values[-1]})
+
+
+def regime_of(sigma_w2: float, critical: float, rtol: float = 0.05) -> str:
+    """The regime of σw²: 'near-critical' in the band within ``rtol`` (±5 %) of the critical σw², else its phase,
+    'ordered' below and 'chaotic' above. ("Phase" means only ordered or chaotic; the band is not a phase.)"""
+    if abs(sigma_w2 - critical) <= rtol * critical:
+        return "near-critical"
+    return "ordered" if sigma_w2 < critical else "chaotic"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import torch
@@ -20,6 +21,7 @@ from torch import Tensor
 from infoflow_ray import families, seeding
 from infoflow_ray.config import NetworkSpec, TrainSpec
 from infoflow_ray.data import Dataset
+from infoflow_ray.errors import ConfigError
 
 STOP_REASONS = ("threshold", "budget", "diverged")
 
@@ -155,3 +157,21 @@ def train_baseline(
         trainer.run_epoch()
     reached = any(r.test_accuracy >= train_spec.accuracy_threshold for r in trainer.history)
     return TrainResult(trainer.history, reason, reached)
+
+
+def mi_stopping(history: Sequence[float], patience: int = 3, min_delta: float = 1e-3) -> bool:
+    """Seed 002's stopper: True when the last ``patience`` values of ``history`` all fail to beat the best
+    earlier value by more than ``min_delta``.
+
+    ``history`` is one value per evaluation, oldest first: I(T;Y) of the last hidden layer, or seed 002's
+    objective I(T;Y) − β·I(X;T) of the last layer. (Seed 002 stops at the first evaluation that improves by
+    less than a relative ``tol`` — patience 1; here patience and an absolute ``min_delta``.) NaN values count
+    as no improvement; with ``patience`` or fewer values it never stops.
+    """
+    if not (isinstance(patience, int) and patience >= 1):
+        raise ConfigError(f"patience must be an integer >= 1, got {patience!r}")
+    if len(history) <= patience:
+        return False
+    earlier = [v for v in history[:-patience] if not math.isnan(v)]
+    best = max(earlier, default=-math.inf)
+    return not any(v > best + min_delta for v in history[-patience:])

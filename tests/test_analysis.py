@@ -2,7 +2,6 @@
 information-plane probes), on a hand-made results set with a known answer, and on missing, partial and corrupt
 results."""
 
-import importlib.util
 import json
 import math
 import shutil
@@ -290,8 +289,8 @@ def test_info_plane_points_have_the_documented_columns_and_every_sigma_w2(info_r
     assert points.columns == INFO_COLUMNS
     assert points.select(analysis.INFO_KEYS).null_count().sum_horizontal().item() == 0
     assert points.select(analysis.INFO_KEYS).n_unique() == points.height
-    untrained = points.filter(pl.col("phase") == "untrained")
-    training = points.filter(pl.col("phase") == "training")
+    untrained = points.filter(pl.col("stage") == "untrained")
+    training = points.filter(pl.col("stage") == "training")
     for s in (0.5, 1.76, 3.0):
         assert sorted(untrained.filter(sigma_w2=s)["layer"]) == [1, 2, 3, 4, 5, 6]  # the cascade's network, L = 6
         for depth in (3, 6):  # epoch 0 (before training) and after each of the 2 epochs, every layer
@@ -314,7 +313,7 @@ def test_information_cutoffs_sit_beside_the_re_cutoffs(info_results):
     assert frame["threshold"].to_numpy() == pytest.approx(0.5 * math.log(300))
     assert frame["re_cutoff_kl_mean"].null_count() == 0
     for row in frame.iter_rows(named=True):  # the cutoff is the first layer below the threshold, or none is below
-        curve = points.filter(phase="untrained", sigma_w2=row["sigma_w2"]).sort("layer")
+        curve = points.filter(stage="untrained", sigma_w2=row["sigma_w2"]).sort("layer")
         below = curve.filter(pl.col("i_xt_mean") < row["threshold"])["layer"]
         assert row["info_cutoff"] == (below.min() if len(below) else None)
 
@@ -328,7 +327,7 @@ def test_information_cutoff_of_a_known_curve():
             sigma_b2=0.05,
             sigma_w2=s,
             depth=8,
-            phase="untrained",
+            stage="untrained",
             estimator="binning",
             param="n_bins=30",
             n_samples=1000,
@@ -391,13 +390,6 @@ def test_analyze_job_draws_the_information_figures(info_results, tmp_path):
     assert "## Skipped" not in report
 
 
-def _analyze_module():
-    spec = importlib.util.spec_from_file_location("analyze_job", ANALYZE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_planned_grid_says_how_many_tasks_finished(info_results, tmp_path):
     copy = tmp_path / "results"
     shutil.copytree(info_results, copy)
@@ -413,7 +405,8 @@ def test_planned_grid_says_how_many_tasks_finished(info_results, tmp_path):
     assert inventory.problems() == [
         "mnist_t10k/wide σb²=0.05: σw² 1.76: 1 of 2 baseline tasks finished (missing depth(s) 6, seed(s) 0)"
     ]
-    job = _analyze_module()
+    from infoflow_ray.analysis import report as job
+
     plan = job.plan_table(inventory.plan)
     assert plan.select("sigma_w2", "cascade", "baseline", "failed", "not_run").rows() == [
         (0.5, "1 of 1", "2 of 2", 0, 0),
@@ -729,10 +722,10 @@ def test_a_truncated_file_is_skipped_counted_and_reported(tiny_copy, tmp_path):
     assert "1 unreadable (truncated or corrupt) file(s) skipped" in (out / "report.md").read_text()
 
 
-def test_representative_sigma_w2_and_phases():
+def test_representative_sigma_w2_and_regimes():
     assert analysis.representative_sigma_w2([3.0, 0.5, 1.5, 1.76, 2.0], CRITICAL) == [0.5, 1.76, 3.0]
     assert analysis.representative_sigma_w2([1.0], CRITICAL) == [1.0]
-    assert [analysis.phase_of(s, CRITICAL) for s in (0.5, 1.76, 3.0)] == ["ordered", "near-critical", "chaotic"]
+    assert [analysis.regime_of(s, CRITICAL) for s in (0.5, 1.76, 3.0)] == ["ordered", "near-critical", "chaotic"]
 
 
 def test_execution_lanes_rebuild_what_each_slot_did_from_start_and_finish_times():

@@ -11,8 +11,16 @@ import pytest
 import torch
 
 from infoflow_ray import seeding
-from infoflow_ray.density import MADE, DensityFit, DensitySpec, density_entropies, density_mi, discretise, fit_entropy
 from infoflow_ray.errors import ConfigError
+from infoflow_ray.estimators.density import (
+    MADE,
+    DensityFit,
+    DensitySpec,
+    density_entropies,
+    density_mi,
+    discretise,
+    fit_entropy,
+)
 
 K = 4  # bins (categories) per unit in the synthetic tests
 PMF = torch.tensor([0.5, 0.25, 0.15, 0.10])  # a fixed non-uniform pmf over the K categories

@@ -6,8 +6,8 @@ from collections import Counter
 import pytest
 import torch
 
-from infoflow_ray import dependence
 from infoflow_ray.errors import ConfigError
+from infoflow_ray.estimators import bspline, darbellay_vajda, dcor, equal_mass
 
 LN = math.log
 
@@ -35,20 +35,20 @@ def entropy_of_counts(counts):
 def test_darbellay_vajda_recovers_the_mutual_information_of_correlated_gaussians(rho):
     # Measured, N = 5000, seeds 0..9: ρ = 0.5: 0.133..0.147 (truth 0.144); ρ = 0.9: 0.803..0.841 (truth 0.830).
     for seed in (0, 1):
-        assert dependence.darbellay_vajda_mi(*gaussian_pair(rho, 5000, seed)) == pytest.approx(
+        assert darbellay_vajda.darbellay_vajda_mi(*gaussian_pair(rho, 5000, seed)) == pytest.approx(
             gaussian_mi(rho), abs=0.05
         )
 
 
 def test_darbellay_vajda_of_independent_variables_is_about_zero_and_depends_only_on_ranks():
     x, y = gaussian_pair(0.0, 5000, seed=2)
-    assert 0 <= dependence.darbellay_vajda_mi(x, y) < 0.01  # measured 0.0000..0.0001
+    assert 0 <= darbellay_vajda.darbellay_vajda_mi(x, y) < 0.01  # measured 0.0000..0.0001
     x, y = gaussian_pair(0.7, 2000, seed=3)
     before = (x.clone(), y.clone())
     # monotone maps of either variable change nothing (the tiling is of ranks)
-    expected = dependence.darbellay_vajda_mi(x, y)
-    assert dependence.darbellay_vajda_mi(x.exp()[:, None], y**3) == expected
-    assert dependence.darbellay_vajda_mi(-x, y) == pytest.approx(expected, abs=0.02)  # mirrored: another tiling
+    expected = darbellay_vajda.darbellay_vajda_mi(x, y)
+    assert darbellay_vajda.darbellay_vajda_mi(x.exp()[:, None], y**3) == expected
+    assert darbellay_vajda.darbellay_vajda_mi(-x, y) == pytest.approx(expected, abs=0.02)  # mirrored: another tiling
     assert torch.equal(x, before[0]) and torch.equal(y, before[1])
 
 
@@ -57,16 +57,16 @@ def test_darbellay_vajda_on_four_points_reproduces_the_hand_computed_tiling():
     # [2,4)². Each one's split puts its points in opposite subcells, counts (1, 0, 0, 1): χ² = 2 < 7.81, so both
     # are leaves with p = 1/2 and p_x = p_y = 1/2: I = 2 · ½ ln(½ / ¼) = ln 2.
     x = torch.tensor([0.3, 1.2, 2.0, 7.5])
-    assert dependence.darbellay_vajda_mi(x, x.clone()) == pytest.approx(LN(2), abs=1e-12)
-    assert dependence.darbellay_vajda_mi(x, -x) == pytest.approx(LN(2), abs=1e-12)
+    assert darbellay_vajda.darbellay_vajda_mi(x, x.clone()) == pytest.approx(LN(2), abs=1e-12)
+    assert darbellay_vajda.darbellay_vajda_mi(x, -x) == pytest.approx(LN(2), abs=1e-12)
     # a larger alpha (smaller threshold) does not help: χ² = 2 stays below every 3-df quantile above 0.57
-    assert dependence.darbellay_vajda_mi(x, x, alpha=0.4) == pytest.approx(LN(2), abs=1e-12)
+    assert darbellay_vajda.darbellay_vajda_mi(x, x, alpha=0.4) == pytest.approx(LN(2), abs=1e-12)
 
 
 def test_chi_square_quantiles_match_the_tables():
-    assert dependence._chi2_quantile(0.95, 3) == pytest.approx(7.814727903251178, abs=1e-9)
-    assert dependence._chi2_quantile(0.99, 3) == pytest.approx(11.344866730144373, abs=1e-9)
-    assert dependence._chi2_quantile(0.95, 1) == pytest.approx(3.841458820694124, abs=1e-9)
+    assert darbellay_vajda._chi2_quantile(0.95, 3) == pytest.approx(7.814727903251178, abs=1e-9)
+    assert darbellay_vajda._chi2_quantile(0.99, 3) == pytest.approx(11.344866730144373, abs=1e-9)
+    assert darbellay_vajda._chi2_quantile(0.95, 1) == pytest.approx(3.841458820694124, abs=1e-9)
 
 
 # --- equal-mass binning ----------------------------------------------------------------------------------
@@ -75,13 +75,13 @@ def test_chi_square_quantiles_match_the_tables():
 def test_equal_mass_bins_hold_equal_counts_and_equal_values_share_a_bin():
     g = torch.Generator().manual_seed(4)
     continuous = torch.randn(3000, 2, generator=g)
-    bins = dependence.equal_mass_bin_indices(continuous, n_bins=30)
+    bins = equal_mass.equal_mass_bin_indices(continuous, n_bins=30)
     for j in range(2):
         assert torch.bincount(bins[:, j], minlength=30).tolist() == [100] * 30
         order = continuous[:, j].argsort()
         assert (bins[order, j].diff() >= 0).all()  # monotone in the value
     tied = torch.tensor([[0.0], [0.0], [0.0], [0.0], [0.0], [1.0], [2.0], [2.0], [3.0], [4.0]])
-    b = dependence.equal_mass_bin_indices(tied, n_bins=5)[:, 0].tolist()
+    b = equal_mass.equal_mass_bin_indices(tied, n_bins=5)[:, 0].tolist()
     # values strictly below: 0 -> 0, 1 -> 5, 2 -> 6, 3 -> 8, 4 -> 9; bin = ⌊m·5/10⌋
     assert b == [0, 0, 0, 0, 0, 2, 3, 3, 4, 4]
 
@@ -94,12 +94,12 @@ def test_equal_mass_binning_of_a_copied_discrete_input_gives_its_entropy():
     layer = 0.5 * x.double() - 1.0  # a layer that copies X
     rows = Counter(tuple(r) for r in x.tolist())
     y = x[:, 0].clone()  # the label IS the first unit
-    i_xt, i_ty = dependence.equal_mass_binned_mi(layer, y, n_bins=30)
+    i_xt, i_ty = equal_mass.equal_mass_binned_mi(layer, y, n_bins=30)
     assert i_xt == pytest.approx(entropy_of_counts(list(rows.values())), abs=1e-12)
     assert i_ty == pytest.approx(entropy_of_counts(torch.bincount(y).tolist()), abs=1e-12)
     independent = torch.randint(0, 2, (2000,), generator=g)
-    assert dependence.equal_mass_binned_mi(layer[:, :1], independent, n_bins=30)[1] < 0.01
-    assert all(math.isnan(v) for v in dependence.equal_mass_binned_mi(layer.clone().fill_(math.inf), y))
+    assert equal_mass.equal_mass_binned_mi(layer[:, :1], independent, n_bins=30)[1] < 0.01
+    assert all(math.isnan(v) for v in equal_mass.equal_mass_binned_mi(layer.clone().fill_(math.inf), y))
 
 
 # --- B-splines -------------------------------------------------------------------------------------------
@@ -109,11 +109,11 @@ def test_bspline_weights_are_a_partition_of_unity_and_order_one_is_plain_binning
     g = torch.Generator().manual_seed(6)
     v = torch.randn(1000, generator=g, dtype=torch.float64)
     for n_bins, order in ((10, 3), (10, 2), (7, 4), (5, 5)):
-        w = dependence.bspline_weights(v, n_bins, order)
+        w = bspline.bspline_weights(v, n_bins, order)
         assert w.shape == (1000, n_bins)
         assert (w >= 0).all() and torch.allclose(w.sum(1), torch.ones(1000, dtype=torch.float64), atol=1e-12)
         assert ((w > 0).sum(1) <= order).all()
-    one_hot = dependence.bspline_weights(v, 10, 1)
+    one_hot = bspline.bspline_weights(v, 10, 1)
     lo, hi = v.min(), v.max()
     index = ((v - lo) / (hi - lo) * 10).floor().clamp(max=9).long()  # 10 equal bins, the maximum in the last
     assert torch.equal(one_hot, torch.nn.functional.one_hot(index, 10).double())
@@ -123,7 +123,7 @@ def test_quadratic_bspline_weights_are_the_textbook_basis():
     # n_bins=10, order=3: z = v·8/8 for v in [0, 8]. Inside (interval m ≥ 2 from both ends) a point z = m + f has
     # weights ½(1−f)², ½ + f(1−f), ½f² on bins m, m+1, m+2; at the clamped ends B_0(z) = (1−z)² on [0, 1].
     v = torch.tensor([0.0, 0.25, 3.5, 4.2, 8.0], dtype=torch.float64)
-    w = dependence.bspline_weights(v, 10, 3)
+    w = bspline.bspline_weights(v, 10, 3)
     assert w[0, 0] == 1 and w[4, 9] == 1
     assert w[1, :3].tolist() == pytest.approx([0.75**2, 2 * 0.25 - 1.5 * 0.25**2, 0.25**2 / 2], abs=1e-12)
     for row, m, f in ((2, 3, 0.5), (3, 4, 0.2)):
@@ -137,18 +137,18 @@ def test_bspline_mi_of_correlated_gaussians_underestimates_as_measured(rho):
     # M=30, k=3: 1.03..1.10 (ρ = 0.5, the small-sample bias now dominates) and 0.91..0.95 (ρ = 0.9).
     ratios = {0.5: (0.58, 0.72, 0.98, 1.15), 0.9: (0.43, 0.55, 0.88, 0.98)}[rho]
     x, y = gaussian_pair(rho, 5000, seed=0)
-    assert ratios[0] < dependence.bspline_mi(x, y) / gaussian_mi(rho) < ratios[1]
-    assert ratios[2] < dependence.bspline_mi(x, y, n_bins=30) / gaussian_mi(rho) < ratios[3]
+    assert ratios[0] < bspline.bspline_mi(x, y) / gaussian_mi(rho) < ratios[1]
+    assert ratios[2] < bspline.bspline_mi(x, y, n_bins=30) / gaussian_mi(rho) < ratios[3]
 
 
 def test_bspline_mi_of_independent_variables_is_about_zero():
     x, y = gaussian_pair(0.0, 5000, seed=7)
-    assert 0 <= dependence.bspline_mi(x, y) < 0.005  # measured 0.0009..0.0015
+    assert 0 <= bspline.bspline_mi(x, y) < 0.005  # measured 0.0009..0.0015
 
 
 def bspline_layer_dense(t, labels, n_bins, order):
     """The two-unit B-spline estimate written out densely: p(a, b) = mean of the outer products."""
-    w1, w2 = (dependence.bspline_weights(t[:, j], n_bins, order) for j in range(2))
+    w1, w2 = (bspline.bspline_weights(t[:, j], n_bins, order) for j in range(2))
     n = t.shape[0]
 
     def h(p):
@@ -168,13 +168,13 @@ def test_bspline_layer_mi_equals_the_dense_two_unit_computation_and_obeys_the_bo
     labels = torch.randint(0, 3, (600,), generator=g)
     t = torch.tanh(labels[:, None].double() + 0.8 * torch.randn(600, 2, generator=g, dtype=torch.float64))
     before = t.clone()
-    i_xt, i_ty = dependence.bspline_layer_mi(t, labels, n_bins=10, order=3)
+    i_xt, i_ty = bspline.bspline_layer_mi(t, labels, n_bins=10, order=3)
     assert (i_xt, i_ty) == pytest.approx(bspline_layer_dense(t, labels, 10, 3), abs=1e-10)
     assert 0 < i_ty <= entropy_of_counts(torch.bincount(labels).tolist())
     assert i_ty < i_xt <= LN(600)
     assert torch.equal(t, before)
     # order 1: plain binning, a deterministic T: H(T|X) = 0, so I(X;T) = H(T)
-    i_xt1, _ = dependence.bspline_layer_mi(t, labels, n_bins=10, order=1)
+    i_xt1, _ = bspline.bspline_layer_mi(t, labels, n_bins=10, order=1)
     assert i_xt1 == pytest.approx(bspline_layer_dense(t, labels, 10, 1)[0], abs=1e-10)
 
 
@@ -182,14 +182,14 @@ def test_bspline_layer_mi_of_labels_independent_of_the_layer_is_about_zero_and_w
     g = torch.Generator().manual_seed(9)
     t = torch.randn(3000, 3, generator=g)
     labels = torch.randint(0, 2, (3000,), generator=g)
-    i_xt, i_ty = dependence.bspline_layer_mi(t, labels)
+    i_xt, i_ty = bspline.bspline_layer_mi(t, labels)
     assert abs(i_ty) < 0.02  # measured 0.011: the plug-in bias of a 1000-cell joint at N = 3000
     assert 0 < i_xt <= LN(3000)
     with pytest.raises(ConfigError, match=r"max_units=8.* 9 units"):
-        dependence.bspline_layer_mi(torch.randn(50, 9), torch.zeros(50, dtype=torch.long))
+        bspline.bspline_layer_mi(torch.randn(50, 9), torch.zeros(50, dtype=torch.long))
     with pytest.raises(ConfigError, match="4 units"):
-        dependence.bspline_layer_mi(t[:50].repeat(1, 2)[:, :4], labels[:50], max_units=3)
-    assert all(math.isnan(v) for v in dependence.bspline_layer_mi(t.clone().fill_(math.nan), labels))
+        bspline.bspline_layer_mi(t[:50].repeat(1, 2)[:, :4], labels[:50], max_units=3)
+    assert all(math.isnan(v) for v in bspline.bspline_layer_mi(t.clone().fill_(math.nan), labels))
 
 
 # --- distance correlation --------------------------------------------------------------------------------
@@ -218,24 +218,24 @@ def test_distance_correlation_reproduces_the_hand_computed_value():
     x, y = [1.0, 2.0, 3.0, 4.0], [1.0, 3.0, 2.0, 4.0]
     expected = hand_dcor(x, y)
     assert 0.83 < expected < 0.84  # 0.8321: a guard that the reference itself is sensible
-    assert dependence.distance_correlation(torch.tensor(x), torch.tensor(y)) == pytest.approx(expected, abs=1e-12)
+    assert dcor.distance_correlation(torch.tensor(x), torch.tensor(y)) == pytest.approx(expected, abs=1e-12)
 
 
 def test_distance_correlation_is_one_for_similarities_and_about_zero_for_independent_samples():
     g = torch.Generator().manual_seed(10)
     x = torch.randn(500, generator=g, dtype=torch.float64)
-    assert dependence.distance_correlation(x, 3 * x + 2) == pytest.approx(1.0, abs=1e-9)
+    assert dcor.distance_correlation(x, 3 * x + 2) == pytest.approx(1.0, abs=1e-9)
     xs = torch.randn(500, 3, generator=g, dtype=torch.float64)
     rotation = torch.linalg.qr(torch.randn(3, 3, generator=g, dtype=torch.float64))[0]
     before = xs.clone()
-    assert dependence.distance_correlation(xs, xs @ rotation) == pytest.approx(1.0, abs=1e-9)
+    assert dcor.distance_correlation(xs, xs @ rotation) == pytest.approx(1.0, abs=1e-9)
     assert torch.equal(xs, before)
     a, b = torch.randn(2000, 2, generator=g), torch.rand(2000, generator=g)
     # The V-statistic is biased up by O(N^-1/2): measured 0.045 here, 0.036..0.052 over 20 seeds at N = 2000
     # (0.026..0.065 for two scalars), so 0.05 would sit inside the sampling spread; 0.07 does not.
-    assert 0 <= dependence.distance_correlation(a, b) < 0.07
-    assert dependence.distance_correlation(a, b + 0.3 * a[:, 0]) > 0.2  # a dependence stands out
-    assert dependence.distance_correlation(a, torch.zeros(2000)) == 0.0  # zero distance variance
+    assert 0 <= dcor.distance_correlation(a, b) < 0.07
+    assert dcor.distance_correlation(a, b + 0.3 * a[:, 0]) > 0.2  # a dependence stands out
+    assert dcor.distance_correlation(a, torch.zeros(2000)) == 0.0  # zero distance variance
 
 
 def test_dcor_layer_returns_dependences_in_the_unit_interval():
@@ -243,11 +243,11 @@ def test_dcor_layer_returns_dependences_in_the_unit_interval():
     inputs = torch.randn(400, 5, generator=g)
     labels = (inputs[:, 0] > 0).long()
     layer = torch.tanh(inputs @ torch.randn(5, 4, generator=g))
-    d_xt, d_ty = dependence.dcor_layer(layer, labels, inputs)
+    d_xt, d_ty = dcor.dcor_layer(layer, labels, inputs)
     assert 0 < d_xt <= 1 and 0 < d_ty <= 1
     # T = the one-hot label itself: dCor(T, Y) = 1
     one_hot = torch.nn.functional.one_hot(labels).double()
-    assert dependence.dcor_layer(one_hot, labels, inputs)[1] == pytest.approx(1.0, abs=1e-9)
+    assert dcor.dcor_layer(one_hot, labels, inputs)[1] == pytest.approx(1.0, abs=1e-9)
 
 
 # --- bad input -------------------------------------------------------------------------------------------
@@ -256,18 +256,18 @@ def test_dcor_layer_returns_dependences_in_the_unit_interval():
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda: dependence.darbellay_vajda_mi(torch.randn(10), torch.randn(11)), "same number of samples"),
-        (lambda: dependence.darbellay_vajda_mi(torch.randn(10, 2), torch.randn(10)), r"x must be \(N,\)"),
-        (lambda: dependence.darbellay_vajda_mi(torch.randn(10), torch.randn(10), alpha=1.5), "alpha"),
-        (lambda: dependence.darbellay_vajda_mi(torch.randn(10), torch.randn(10), min_count=1), "min_count"),
-        (lambda: dependence.bspline_mi(torch.randn(10), torch.randn(9)), "same number of samples"),
-        (lambda: dependence.bspline_mi(torch.randn(10), torch.randn(10), n_bins=2, order=3), "n_bins must be"),
-        (lambda: dependence.bspline_weights(torch.randn(10), n_bins=5, order=0), "order must be"),
-        (lambda: dependence.bspline_layer_mi(torch.randn(10), torch.zeros(10)), "activations must be"),
-        (lambda: dependence.bspline_layer_mi(torch.randn(10, 2), torch.zeros(9)), "labels must have shape"),
-        (lambda: dependence.equal_mass_binned_mi(torch.randn(10, 2), torch.zeros(10), n_bins=0), "n_bins"),
-        (lambda: dependence.distance_correlation(torch.randn(10, 2), torch.randn(8)), "same number of samples"),
-        (lambda: dependence.dcor_layer(torch.randn(10, 2), torch.zeros(10), torch.randn(9, 3)), "inputs must have"),
+        (lambda: darbellay_vajda.darbellay_vajda_mi(torch.randn(10), torch.randn(11)), "same number of samples"),
+        (lambda: darbellay_vajda.darbellay_vajda_mi(torch.randn(10, 2), torch.randn(10)), r"x must be \(N,\)"),
+        (lambda: darbellay_vajda.darbellay_vajda_mi(torch.randn(10), torch.randn(10), alpha=1.5), "alpha"),
+        (lambda: darbellay_vajda.darbellay_vajda_mi(torch.randn(10), torch.randn(10), min_count=1), "min_count"),
+        (lambda: bspline.bspline_mi(torch.randn(10), torch.randn(9)), "same number of samples"),
+        (lambda: bspline.bspline_mi(torch.randn(10), torch.randn(10), n_bins=2, order=3), "n_bins must be"),
+        (lambda: bspline.bspline_weights(torch.randn(10), n_bins=5, order=0), "order must be"),
+        (lambda: bspline.bspline_layer_mi(torch.randn(10), torch.zeros(10)), "activations must be"),
+        (lambda: bspline.bspline_layer_mi(torch.randn(10, 2), torch.zeros(9)), "labels must have shape"),
+        (lambda: equal_mass.equal_mass_binned_mi(torch.randn(10, 2), torch.zeros(10), n_bins=0), "n_bins"),
+        (lambda: dcor.distance_correlation(torch.randn(10, 2), torch.randn(8)), "same number of samples"),
+        (lambda: dcor.dcor_layer(torch.randn(10, 2), torch.zeros(10), torch.randn(9, 3)), "inputs must have"),
     ],
 )
 def test_bad_input_raises_a_one_line_config_error(call, message):

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from infoflow_ray import ib_experiments as ib
-from infoflow_ray import infoplane
 from infoflow_ray.errors import ConfigError
+from infoflow_ray.estimators import binning
 from infoflow_ray.sweep.ib_cli import PRESETS
 
 
@@ -42,7 +42,7 @@ def test_a_layer_that_copies_the_input_carries_the_inputs_entropy():
     ids = torch.unique(x[:, :3], dim=0, return_inverse=True)[1]
     counts = torch.unique(ids, return_counts=True)[1].double()
     h_input = -(counts / 400 * (counts / 400).log()).sum().item()
-    i_xt, i_ty = infoplane.binned_mi(layer, y, n_bins=50, range=(-1, 1), x_ids=ids)
+    i_xt, i_ty = binning.binned_mi(layer, y, n_bins=50, range=(-1, 1), x_ids=ids)
     assert i_xt == pytest.approx(h_input, abs=1e-12)
     assert 0 < i_ty < h_input
 

@@ -10,7 +10,7 @@ import pytest
 from drivers import ROOT
 
 from infoflow_ray import ib_experiments as ib
-from infoflow_ray.analysis.info_plane import phases, trajectories
+from infoflow_ray.analysis.info_plane import fitting_and_compression, trajectories
 from infoflow_ray.store import ResultStore
 from infoflow_ray.sweep.ib_cli import PRESETS, main
 
@@ -62,7 +62,7 @@ def test_a_rerun_stores_nothing_twice_and_fills_a_lost_point(tiny_ib, tmp_path, 
     lost_id = (
         store.scan("info_plane")
         .filter(
-            (pl.col("estimator") == "density") & (pl.col("epoch") == lost["step"]) & (pl.col("layer") == lost["layer"])
+            (pl.col("estimator") == "density") & (pl.col("step") == lost["step"]) & (pl.col("layer") == lost["layer"])
         )
         .collect()
         .get_column("task_id")[0]
@@ -109,7 +109,7 @@ def test_phases_read_fitting_and_compression_from_a_trajectory():
             "i_ty": [0.1, 0.4, 0.5, 0.5],
         }
     )
-    row = phases(traj).row(0, named=True)
+    row = fitting_and_compression(traj).row(0, named=True)
     assert row["step_xt_peak"] == 10 and row["xt_peak"] == 3.0 and row["compression"] == pytest.approx(0.5)
     assert (row["ty_first"], row["ty_max"], row["ty_last"]) == (0.1, 0.5, 0.5)
 

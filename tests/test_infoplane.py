@@ -6,12 +6,14 @@ import pyarrow as pa
 import pytest
 import torch
 
-from infoflow_ray import infoplane
+from infoflow_ray import estimators, training
 from infoflow_ray.config import NetworkSpec
 from infoflow_ray.data import load_dataset
 from infoflow_ray.errors import ConfigError
+from infoflow_ray.estimators import binning, bspline, dcor, equal_mass, kde, ksg
 from infoflow_ray.model import TanhNetwork
 from infoflow_ray.store import TABLES
+from infoflow_ray.sweep import task_runner
 
 LN = math.log
 
@@ -37,19 +39,19 @@ def entropy_of_counts(counts):
 
 @pytest.mark.parametrize("rho", [0.75, 0.9, 0.99])
 def test_ksg_recovers_the_mutual_information_of_correlated_gaussians(rho):
-    estimates = [infoplane.ksg_mi(*gaussian_pair(rho, 2000, seed), k=3) for seed in (0, 1)]
+    estimates = [ksg.ksg_mi(*gaussian_pair(rho, 2000, seed), k=3) for seed in (0, 1)]
     assert sum(estimates) / 2 == pytest.approx(-0.5 * LN(1 - rho**2), rel=0.05)
 
 
 def test_ksg_in_several_dimensions_adds_independent_pairs():
     x, y = gaussian_pair(0.8, 2000, seed=3, dims=2)
-    assert infoplane.ksg_mi(x, y, k=3) == pytest.approx(-LN(1 - 0.8**2), rel=0.05)
+    assert ksg.ksg_mi(x, y, k=3) == pytest.approx(-LN(1 - 0.8**2), rel=0.05)
 
 
 def test_ksg_of_independent_variables_is_about_zero():
     g = torch.Generator().manual_seed(4)
     x, y = torch.randn(2000, 3, generator=g), torch.rand(2000, 2, generator=g)
-    assert abs(infoplane.ksg_mi(x, y, k=3)) < 0.05
+    assert abs(ksg.ksg_mi(x, y, k=3)) < 0.05
 
 
 def test_ross_recovers_the_information_a_gaussian_mixture_carries_about_its_component():
@@ -60,19 +62,19 @@ def test_ross_recovers_the_information_a_gaussian_mixture_carries_about_its_comp
     grid = torch.linspace(-14, 14, 100_001, dtype=torch.float64)
     p = 0.5 * (torch.exp(-((grid - 2) ** 2) / 2) + torch.exp(-((grid + 2) ** 2) / 2)) / math.sqrt(2 * math.pi)
     truth = (-(p * p.log()).sum() * (grid[1] - grid[0])).item() - 0.5 * LN(2 * math.pi * math.e)
-    assert infoplane.ross_mi(t, y, k=3) == pytest.approx(truth, abs=0.03)
-    assert abs(infoplane.ross_mi(torch.randn(3000, 2, generator=g), y, k=3)) < 0.05
+    assert ksg.ross_mi(t, y, k=3) == pytest.approx(truth, abs=0.03)
+    assert abs(ksg.ross_mi(torch.randn(3000, 2, generator=g), y, k=3)) < 0.05
 
 
 def test_ksg_and_ross_on_four_points_reproduce_the_hand_computed_digammas():
     # ψ(1) = −γ, ψ(n+1) = ψ(n) + 1/n. KSG, y = x on a grid, k=1: ε_i = 1, n_x = n_y = 0 -> ψ(4) − ψ(1).
     x = torch.tensor([0.0, 1.0, 2.0, 3.0])
-    assert infoplane.ksg_mi(x, x.clone(), k=1) == pytest.approx(1 + 1 / 2 + 1 / 3, abs=1e-12)
+    assert ksg.ksg_mi(x, x.clone(), k=1) == pytest.approx(1 + 1 / 2 + 1 / 3, abs=1e-12)
     # Ross, labels alternating, k=1: d_i = 2 for all, m = 2, 3, 3, 2 (self included), N_y = 2:
     # ψ(4) − ψ(2) + ψ(1) − (ψ(2) + ψ(3))/2 = 11/6 − 1 − 0 − (1 + 3/2)/2 = −5/12
-    assert infoplane.ross_mi(x, torch.tensor([0, 1, 0, 1]), k=1) == pytest.approx(-5 / 12, abs=1e-12)
+    assert ksg.ross_mi(x, torch.tensor([0, 1, 0, 1]), k=1) == pytest.approx(-5 / 12, abs=1e-12)
     # separated pairs: d_i = 1, m = 1, -> ψ(4) − ψ(2) = 1/2 + 1/3
-    assert infoplane.ross_mi(torch.tensor([0.0, 1.0, 10.0, 11.0]), torch.tensor([0, 0, 1, 1]), k=1) == pytest.approx(
+    assert ksg.ross_mi(torch.tensor([0.0, 1.0, 10.0, 11.0]), torch.tensor([0, 0, 1, 1]), k=1) == pytest.approx(
         5 / 6, abs=1e-12
     )
 
@@ -80,10 +82,10 @@ def test_ksg_and_ross_on_four_points_reproduce_the_hand_computed_digammas():
 def test_ksg_layer_mi_pairs_ksg_for_inputs_with_ross_for_labels():
     x, t = gaussian_pair(0.9, 500, seed=6)
     y = (t[:, 0] > 0).long()
-    assert infoplane.ksg_layer_mi(t, x, y, k=3) == (infoplane.ksg_mi(x, t, 3), infoplane.ross_mi(t, y, 3))
-    assert infoplane.layer_mi([t], y, "ksg", inputs=x, k=3) == [infoplane.ksg_layer_mi(t, x, y, 3)]
+    assert ksg.ksg_layer_mi(t, x, y, k=3) == (ksg.ksg_mi(x, t, 3), ksg.ross_mi(t, y, 3))
+    assert estimators.layer_mi([t], y, "ksg", inputs=x, k=3) == [ksg.ksg_layer_mi(t, x, y, 3)]
     with pytest.raises(ConfigError, match="inputs"):
-        infoplane.layer_mi([t], y, "ksg")
+        estimators.layer_mi([t], y, "ksg")
 
 
 # --- binning ---------------------------------------------------------------------------------------------
@@ -96,11 +98,11 @@ def test_binning_of_a_deterministic_discrete_map_gives_the_entropies():
     t, y = 2.0 * bits - 1, x % 3
     h_y = entropy_of_counts([3, 3, 2])
     for x_ids in (None, x):  # X as the sample identity (800 inputs), or as the 8 input patterns
-        i_xt, i_ty = infoplane.binned_mi(t, y, n_bins=30, x_ids=x_ids)
+        i_xt, i_ty = binning.binned_mi(t, y, n_bins=30, x_ids=x_ids)
         assert i_xt == pytest.approx(LN(8), abs=1e-12)  # H(T) = H(X) = ln 8: T is invertible
         assert i_ty == pytest.approx(h_y, abs=1e-12)  # Y is a function of T
     # keeping two of the three bits merges X's states in pairs: I(X;T) = ln 4
-    assert infoplane.binned_mi(t[:, :2], y, n_bins=2, x_ids=x)[0] == pytest.approx(LN(4), abs=1e-12)
+    assert binning.binned_mi(t[:, :2], y, n_bins=2, x_ids=x)[0] == pytest.approx(LN(4), abs=1e-12)
 
 
 def test_binning_of_a_tiny_network_reproduces_the_hand_computed_value():
@@ -111,10 +113,10 @@ def test_binning_of_a_tiny_network_reproduces_the_hand_computed_value():
     y = torch.tensor([0, 0, 1, 1, 1, 1])
     h_t = 0.5 * LN(2) + LN(6) / 6 + LN(3) / 3  # p = 3/6, 1/6, 2/6
     h_t_given_y = 4 / 6 * 1.5 * LN(2)  # Y=0: one state; Y=1: states 1/4, 1/4, 1/2
-    i_xt, i_ty = infoplane.binned_mi(t, y, n_bins=2, range=(-1.0, 1.0))
+    i_xt, i_ty = binning.binned_mi(t, y, n_bins=2, range=(-1.0, 1.0))
     assert i_xt == pytest.approx(h_t, abs=1e-12)
     assert i_ty == pytest.approx(h_t - h_t_given_y, abs=1e-12)
-    assert infoplane.layer_mi([t, t[:, :1]], y, "binning", n_bins=2, range=(-1.0, 1.0)) == [
+    assert estimators.layer_mi([t, t[:, :1]], y, "binning", n_bins=2, range=(-1.0, 1.0)) == [
         (i_xt, i_ty),
         pytest.approx((LN(2), LN(2) - 4 / 6 * entropy_of_counts([1, 3])), abs=1e-12),
     ]
@@ -124,7 +126,7 @@ def test_binning_of_independent_variables_is_about_zero_and_inputs_are_untouched
     g = torch.Generator().manual_seed(7)
     t, y = torch.rand(5000, 1, generator=g), torch.randint(0, 2, (5000,), generator=g)
     before = t.clone()
-    i_xt, i_ty = infoplane.binned_mi(t, y, n_bins=10)
+    i_xt, i_ty = binning.binned_mi(t, y, n_bins=10)
     assert abs(i_ty) < 0.05
     assert i_xt == pytest.approx(LN(10), abs=0.01)  # ten nearly equally filled bins
     assert torch.equal(t, before)
@@ -133,9 +135,9 @@ def test_binning_of_independent_variables_is_about_zero_and_inputs_are_untouched
 def test_binning_uses_the_layers_own_range_by_default_and_flags_non_finite_values():
     t = torch.tensor([[0.0], [1.0], [2.0], [3.0]])
     y = torch.tensor([0, 0, 1, 1])
-    assert infoplane.binned_mi(t, y, n_bins=2) == pytest.approx((LN(2), LN(2)))  # bins [0,1.5), [1.5,3]
-    assert infoplane.binned_mi(t, y, n_bins=2, range=(-10.0, 10.0))[0] == pytest.approx(0.0)
-    assert all(math.isnan(v) for v in infoplane.binned_mi(t.clone().fill_(math.nan), y))
+    assert binning.binned_mi(t, y, n_bins=2) == pytest.approx((LN(2), LN(2)))  # bins [0,1.5), [1.5,3]
+    assert binning.binned_mi(t, y, n_bins=2, range=(-10.0, 10.0))[0] == pytest.approx(0.0)
+    assert all(math.isnan(v) for v in binning.binned_mi(t.clone().fill_(math.nan), y))
 
 
 # --- KDE bound -------------------------------------------------------------------------------------------
@@ -158,25 +160,25 @@ def test_kde_bounds_bracket_the_true_information_and_vanish_with_noise():
     y = (h[:, 0] > 0).long()
     for noise_var in (1e-2, 1e-1, 1.0):
         truth = mixture_mi(h, noise_var)
-        upper = infoplane.kde_mi(h, y, noise_var)[0]
-        lower = infoplane.kde_mi(h, y, noise_var, bound="lower")[0]
+        upper = kde.kde_mi(h, y, noise_var)[0]
+        lower = kde.kde_mi(h, y, noise_var, bound="lower")[0]
         assert lower < truth < upper < LN(300)
-    uppers = [infoplane.kde_mi(h, y, v, chunk_size=64)[0] for v in (1.0, 1e2, 1e4)]
+    uppers = [kde.kde_mi(h, y, v, chunk_size=64)[0] for v in (1.0, 1e2, 1e4)]
     assert uppers[0] > uppers[1] > uppers[2] and uppers[2] < 1e-3
 
 
 def test_kde_of_two_points_is_the_hand_computed_bound():
     # h = 0 and 1, σ² = 1/2: upper K_01 = exp(−1/(2σ²)) = e^−1, lower exp(−1/(8σ²)) = e^−1/4; I = −ln((1 + K)/2)
     h, y = torch.tensor([[0.0], [1.0]]), torch.tensor([0, 1])
-    assert infoplane.kde_mi(h, y, noise_var=0.5) == pytest.approx((LN(2 / (1 + math.exp(-1))),) * 2, abs=1e-12)
-    assert infoplane.kde_mi(h, y, 0.5, "lower")[0] == pytest.approx(LN(2 / (1 + math.exp(-0.25))), abs=1e-12)
+    assert kde.kde_mi(h, y, noise_var=0.5) == pytest.approx((LN(2 / (1 + math.exp(-1))),) * 2, abs=1e-12)
+    assert kde.kde_mi(h, y, 0.5, "lower")[0] == pytest.approx(LN(2 / (1 + math.exp(-0.25))), abs=1e-12)
 
 
 def test_kde_of_well_separated_labelled_clusters_gives_the_label_entropy():
     g = torch.Generator().manual_seed(9)
     y = torch.tensor([0] * 50 + [1] * 30 + [2] * 20)
     h = 10.0 * y[:, None].double() + 0.1 * torch.randn(100, 2, generator=g, dtype=torch.float64)
-    i_xt, i_ty = infoplane.kde_mi(h, y, noise_var=1e-1, chunk_size=32)
+    i_xt, i_ty = kde.kde_mi(h, y, noise_var=1e-1, chunk_size=32)
     assert i_ty == pytest.approx(entropy_of_counts([50, 30, 20]), abs=1e-9)
     assert entropy_of_counts([50, 30, 20]) < i_xt < LN(100)
 
@@ -188,10 +190,10 @@ def test_extended_estimator_of_one_network_equals_the_single_network_estimator()
     g = torch.Generator().manual_seed(10)
     layers = [torch.tanh(torch.randn(200, 5, generator=g)), torch.tanh(torch.randn(200, 3, generator=g))]
     y = torch.randint(0, 4, (200,), generator=g)
-    single = flat(infoplane.layer_mi(layers, y, "binning", n_bins=4))
+    single = flat(estimators.layer_mi(layers, y, "binning", n_bins=4))
     for assignment in ("random", "pooled"):
         for family in ([layers], [layers, layers]):  # identical copies of one network are one network
-            got = infoplane.extended_binned_mi(family, y, n_bins=4, assignment=assignment)
+            got = binning.extended_binned_mi(family, y, n_bins=4, assignment=assignment)
             assert flat(got) == pytest.approx(single, abs=1e-12)
 
 
@@ -200,39 +202,43 @@ def test_pooled_extended_estimator_counts_disagreeing_networks_as_noise():
     a = torch.tensor([[-0.9], [-0.5], [-0.1], [0.3]])
     b = torch.full((4, 1), 0.9)
     y = torch.tensor([0, 0, 1, 1])
-    [(i_xt, i_ty)] = infoplane.extended_binned_mi([[a], [b]], y, n_bins=5, range=(-1.0, 1.0), assignment="pooled")
+    [(i_xt, i_ty)] = binning.extended_binned_mi([[a], [b]], y, n_bins=5, range=(-1.0, 1.0), assignment="pooled")
     assert i_xt == pytest.approx(LN(2), abs=1e-12)  # H(T) = 2 ln 2, H(T|X) = ln 2
     assert i_ty == pytest.approx(2 * LN(2) - 1.5 * LN(2), abs=1e-12)  # H(T|Y=y) = 1.5 ln 2
-    [(random_xt, _)] = infoplane.extended_binned_mi([[a], [b]], y, n_bins=5, range=(-1.0, 1.0), seed=1)
+    [(random_xt, _)] = binning.extended_binned_mi([[a], [b]], y, n_bins=5, range=(-1.0, 1.0), seed=1)
     assert 0 <= random_xt <= LN(4)
 
 
 def test_mi_stopping_waits_for_patience_evaluations_without_improvement():
-    assert not infoplane.mi_stopping([0.1, 0.2, 0.3, 0.4], patience=3)
-    assert not infoplane.mi_stopping([0.5, 0.5, 0.5], patience=3)  # too short to judge
-    assert infoplane.mi_stopping([0.1, 0.5, 0.5, 0.5004, 0.4], patience=3, min_delta=1e-3)
-    assert not infoplane.mi_stopping([0.1, 0.5, 0.5, 0.5004, 0.52], patience=3, min_delta=1e-3)
-    assert infoplane.mi_stopping([0.1, 0.5, 0.49, math.nan], patience=2)
-    assert infoplane.mi_stopping([0.2, 0.1], patience=1)
-    assert not infoplane.mi_stopping([math.nan, math.nan], patience=2)
+    assert not training.mi_stopping([0.1, 0.2, 0.3, 0.4], patience=3)
+    assert not training.mi_stopping([0.5, 0.5, 0.5], patience=3)  # too short to judge
+    assert training.mi_stopping([0.1, 0.5, 0.5, 0.5004, 0.4], patience=3, min_delta=1e-3)
+    assert not training.mi_stopping([0.1, 0.5, 0.5, 0.5004, 0.52], patience=3, min_delta=1e-3)
+    assert training.mi_stopping([0.1, 0.5, 0.49, math.nan], patience=2)
+    assert training.mi_stopping([0.2, 0.1], patience=1)
+    assert not training.mi_stopping([math.nan, math.nan], patience=2)
 
 
 def test_rows_have_the_info_plane_schema():
     keys = dict(task_id="abc", dataset="mnist_t10k", profile="wide", sigma_w2=1.5, sigma_b2=0.05, depth=3, seed=0)
-    rows = infoplane.info_plane_rows(
+    rows = task_runner.info_plane_rows(
         keys, [(2.0, 1.0), (1.5, 0.5)], "binning", None, 0.25, {"n_bins": 30}, n_samples=100
     )
-    rows += infoplane.info_plane_rows(
+    rows += task_runner.info_plane_rows(
         keys, [(1.0, 0.9)], "kde", 4, 0.5, {"noise_var": 0.1, "bound": "upper"}, n_samples=100
     )
+    rows += task_runner.info_plane_rows(keys, [(0.5, 0.25)], "binning", None, 0.1, {}, n_samples=100, step=7)
     table = pa.Table.from_pylist(rows, schema=TABLES["info_plane"])
-    assert table.schema.names == list(rows[0]) and table.num_rows == 3
-    assert table.column("layer").to_pylist() == [1, 2, 1]
-    assert table.column("phase").to_pylist() == ["untrained", "untrained", "training"]
-    assert table.column("epoch").to_pylist() == [0, 0, 4]
-    assert table.column("param").to_pylist() == ["n_bins=30", "n_bins=30", "bound=upper;noise_var=0.1"]
+    assert table.schema.names == list(rows[0]) and table.num_rows == 4
+    assert table.column("layer").to_pylist() == [1, 2, 1, 1]
+    assert table.column("stage").to_pylist() == ["untrained", "untrained", "training", "training"]
+    assert table.column("epoch").to_pylist() == [0, 0, 4, None]  # SGD steps are not epochs
+    assert table.column("step").to_pylist() == [None, None, None, 7]
+    assert table.column("param").to_pylist() == ["n_bins=30", "n_bins=30", "bound=upper;noise_var=0.1", ""]
+    with pytest.raises(ConfigError, match="not both"):
+        task_runner.info_plane_rows(keys, [(1.0, 1.0)], "kde", 3, 0.1, {}, n_samples=1, step=3)
     with pytest.raises(ConfigError, match="seed"):
-        infoplane.info_plane_rows(
+        task_runner.info_plane_rows(
             {k: v for k, v in keys.items() if k != "seed"}, [(1.0, 1.0)], "kde", None, 0.1, {}, n_samples=1
         )
 
@@ -248,7 +254,7 @@ def mnist_test():
 
 def binned_ixt(sigma_w2, images, labels):
     layers = TanhNetwork(NetworkSpec(sigma_w2=sigma_w2, depth=20), seed=0).activations(images)[1:]
-    return [i_xt for i_xt, _ in infoplane.layer_mi(layers, labels, "binning", n_bins=30)]
+    return [i_xt for i_xt, _ in estimators.layer_mi(layers, labels, "binning", n_bins=30)]
 
 
 def test_ordered_networks_lose_the_input_with_depth_and_critical_ones_keep_it(mnist_test):
@@ -267,21 +273,19 @@ def test_ordered_networks_lose_the_input_with_depth_and_critical_ones_keep_it(mn
 
 
 def test_layer_mi_runs_the_new_estimators_as_their_modules_do():
-    from infoflow_ray import dependence
-
     g = torch.Generator().manual_seed(0)
     x = torch.randn(300, 6, generator=g, dtype=torch.float64)
     layers = [torch.tanh(x[:, :4]), torch.tanh(x[:, :2] @ torch.randn(2, 3, generator=g, dtype=torch.float64))]
     y = (x[:, 0] > 0).long()
-    assert infoplane.layer_mi(layers, y, "adaptive", n_bins=5) == [
-        dependence.equal_mass_binned_mi(a, y, n_bins=5) for a in layers
+    assert estimators.layer_mi(layers, y, "adaptive", n_bins=5) == [
+        equal_mass.equal_mass_binned_mi(a, y, n_bins=5) for a in layers
     ]
-    assert infoplane.layer_mi(layers, y, "bspline", n_bins=6) == [
-        dependence.bspline_layer_mi(a, y, n_bins=6) for a in layers
+    assert estimators.layer_mi(layers, y, "bspline", n_bins=6) == [
+        bspline.bspline_layer_mi(a, y, n_bins=6) for a in layers
     ]
-    assert infoplane.layer_mi(layers, y, "dcor", inputs=x) == [dependence.dcor_layer(a, y, x) for a in layers]
+    assert estimators.layer_mi(layers, y, "dcor", inputs=x) == [dcor.dcor_layer(a, y, x) for a in layers]
     with pytest.raises(ConfigError, match="estimator 'dcor' needs inputs=X"):
-        infoplane.layer_mi(layers, y, "dcor")
+        estimators.layer_mi(layers, y, "dcor")
 
 
 def test_the_grid_takes_the_new_estimators_and_refuses_bspline_on_wide_layers():

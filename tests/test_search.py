@@ -174,11 +174,11 @@ def test_interval_search_replays_from_partial_results():
 # --- the peak -----------------------------------------------------------------------------------------------
 
 
-def test_locate_peak_brackets_a_single_maximum_and_a_plateau():
-    peak = search.locate_peak({0.5: 8.0, 1.0: 20.0, 1.5: 30.0, 2.0: 26.0, 3.0: 12.0})
+def test_locate_tolerant_peak_brackets_a_single_maximum_and_a_plateau():
+    peak = search.locate_tolerant_peak({0.5: 8.0, 1.0: 20.0, 1.5: 30.0, 2.0: 26.0, 3.0: 12.0})
     assert (peak.estimate, peak.low, peak.high, peak.maximum, peak.tied) == (1.5, 1.0, 2.0, 30.0, 1)
-    plateau = search.locate_peak({0.5: 8.0, 1.5: 58.0, 1.8: 58.0, 2.2: 57.8, 3.0: 40.0})
+    plateau = search.locate_tolerant_peak({0.5: 8.0, 1.5: 58.0, 1.8: 58.0, 2.2: 57.8, 3.0: 40.0})
     assert (plateau.estimate, plateau.low, plateau.high, plateau.tied) == (1.85, 0.5, 3.0, 3)
-    edge = search.locate_peak({1.0: 5.0, 2.0: 3.0, 3.0: math.nan})
+    edge = search.locate_tolerant_peak({1.0: 5.0, 2.0: 3.0, 3.0: math.nan})
     assert (edge.estimate, edge.low, edge.high) == (1.0, None, 2.0)
-    assert search.locate_peak({1.0: math.nan}) is None
+    assert search.locate_tolerant_peak({1.0: math.nan}) is None

@@ -305,7 +305,7 @@ def test_non_monotone_trainings_and_the_critical_line_are_recorded_in_the_search
     assert checks.filter(pl.col("contradiction") != "")["reason"].str.contains("just inside").all()
     assert checks.filter(pl.col("contradiction") != "").height == 3 * 2
     # what the full grid would have spent: the trained points as measured, the others at the full budget
-    from infoflow_ray import search_frames
+    from infoflow_ray.analysis import search as search_frames
 
     cost = search_frames.search_cost(store).filter(pl.col("sigma_b2") == 0.05).row(0, named=True)
     summary = store.scan("train_summary").filter(pl.col("sigma_b2") == 0.05).collect()
@@ -372,7 +372,8 @@ def test_analysis_draws_what_the_search_found(searched, tmp_path):
     sys.path.insert(0, str(ROOT / "jobs"))
     import analyze
 
-    from infoflow_ray import analysis, plots, search_frames
+    from infoflow_ray import analysis, plots
+    from infoflow_ray.analysis import search as search_frames
 
     assert analyze.main([str(searched), "--out", str(tmp_path)]) == 0
     report = (tmp_path / "report.md").read_text()

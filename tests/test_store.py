@@ -172,7 +172,7 @@ def test_files_follow_the_documented_layout(store):
         [f"{t}/mnist/aaaa.parquet" for t in task_tables("aaaa")] + ["failures/cifar10/bbbb-2.parquet", "_infoflow.json"]
     )
     manifest = json.loads(open(os.path.join(store.root, "_infoflow.json")).read())
-    assert manifest["schema_version"] == SCHEMA_VERSION == 2
+    assert manifest["schema_version"] == SCHEMA_VERSION == 3
     assert set(manifest) == {"schema_version", "created", "package_version"}
 
 
@@ -356,7 +356,7 @@ def test_the_write_probe_leaves_nothing_behind(tmp_path):
 def test_an_other_schema_version_is_refused_naming_both(tmp_path):
     ResultStore.open(str(tmp_path / "results"))
     (tmp_path / "results" / "_infoflow.json").write_text(json.dumps({"schema_version": 99}))
-    with pytest.raises(ResultsError, match=r"schema version 99 .* writes version 2; use a new results location"):
+    with pytest.raises(ResultsError, match=r"schema version 99 .* writes version 3; use a new results location"):
         ResultStore.open(str(tmp_path / "results"))
 
 
@@ -545,7 +545,7 @@ def test_a_version_1_folder_is_refused_with_the_upgrade_command_and_upgrades_in_
     assert "\n" not in str(info.value)
 
     assert upgrade_main([store.location]) == 0
-    assert "schema version 2, 12 file(s) converted" in capsys.readouterr().out  # 2 tasks × 6 tables
+    assert "schema version 3, 12 file(s) converted" in capsys.readouterr().out  # 2 tasks × 6 tables
     upgraded = ResultStore.open(store.location, create=False)
     assert upgraded.verify() == [] and upgraded.finished_task_ids() == {"aaaa", "bbbb"}  # outputs recorded anew
     for table, frame in want.items():

@@ -12,12 +12,12 @@ import pyarrow.parquet as pq
 import pytest
 from results_science import KEYS, science
 
-from infoflow_ray.infoplane import mi_stopping
 from infoflow_ray.store import TABLES, ResultStore
 from infoflow_ray.sweep.cascade_pool import PoolSize, run_cascade_pool
 from infoflow_ray.sweep.driver import run_grid
 from infoflow_ray.sweep.grid import resolve_grid
 from infoflow_ray.sweep.progress import Progress
+from infoflow_ray.training import mi_stopping
 
 
 def _tiny(results):
@@ -280,11 +280,11 @@ def test_info_plane_metrics_are_one_flag_away_and_land_in_their_table(tmp_path, 
     store = ResultStore.open(grid.results, create=False)
     info = store.scan("info_plane").collect()
     assert info.columns == TABLES["info_plane"].names
-    untrained = info.filter(pl.col("phase") == "untrained")
+    untrained = info.filter(pl.col("stage") == "untrained")
     assert untrained.group_by("task_id", "estimator").len()["len"].to_list() == [4] * 4  # 4 layers each
     assert set(untrained["estimator"]) == {"kde", "binning_extended"}
     assert (info["i_xt"] <= math.log(300) + 1e-9).all() and (info["i_xt"] >= 0).all()
-    trajectory = info.filter(pl.col("phase") == "training")
+    trajectory = info.filter(pl.col("stage") == "training")
     assert set(trajectory["layer"]) == {1, 2, 3} and set(trajectory["estimator"]) == {"kde"}
     summary = store.scan("train_summary").collect().sort("sigma_w2")
     got, expected = {}, {}

@@ -10,12 +10,10 @@ import polars as pl
 from infoflow_ray import theory
 from infoflow_ray.analysis.mean_field import mean_field_frame
 from infoflow_ray.errors import ResultsError
-from infoflow_ray.store import CURVE_MEASURES, CUTOFF_MEASURES, ResultStore
+from infoflow_ray.store import CURVE_MEASURES, CUTOFF_MEASURES, GROUP, KEYS, ResultStore
+from infoflow_ray.theory import regime_of, representative_sigma_w2  # noqa: F401  (analysis re-exports them)
 
-KEYS = ["dataset", "profile", "sigma_b2", "sigma_w2"]
-GROUP = ["dataset", "profile", "sigma_b2"]
-
-INFO_KEYS = KEYS + ["depth", "phase", "estimator", "param", "n_samples", "epoch", "layer"]
+INFO_KEYS = KEYS + ["depth", "stage", "estimator", "param", "n_samples", "epoch", "step", "layer"]
 
 _CASCADE = "cascade tasks write it: run jobs/full_grid.py without --only baseline"
 _BASELINE = "baseline trainings write it: run jobs/full_grid.py without --only cascade"
@@ -191,11 +189,12 @@ def comparison(store: ResultStore) -> pl.LazyFrame:
     return joined.join(mean_field.lazy(), on=["sigma_b2", "sigma_w2"], how="left").sort(KEYS)
 
 
-def _peaks(frame: pl.DataFrame, column: str, name: str) -> pl.DataFrame:
-    """σw² where ``column`` is largest per GROUP: the centre, low and high end of the tied maximum (the grid's
-    resolution limits the location), and the peak value. The centre is null (no single peak) where the maximum
-    is <= 0 (nothing trainable), where every σw² ties (a flat curve, e.g. every cutoff at its ceiling) or where
-    the tied σw² are not neighbours on the grid (two separate maxima)."""
+def _exact_peaks(frame: pl.DataFrame, column: str, name: str) -> pl.DataFrame:
+    """The exact peak: σw² where ``column`` is largest per GROUP, ties only at the maximum itself (the search's
+    ``search.locate_tolerant_peak`` is the other rule, ties within half a layer). Columns: the centre, low and high
+    end of the tied maximum (the grid's resolution limits the location), and the peak value. The centre is null
+    (no single peak) where the maximum is <= 0 (nothing trainable), where every σw² ties (a flat curve, e.g. every
+    cutoff at its ceiling) or where the tied σw² are not neighbours on the grid (two separate maxima)."""
     valid = frame.filter(pl.col(column).is_not_null() & pl.col(column).is_finite()).with_columns(
         n_valid=pl.len().over(GROUP), position=pl.col("sigma_w2").rank("dense").over(GROUP)
     )
@@ -224,14 +223,14 @@ def agreement(
 
     Columns: GROUP, measure, n_sigma_w2 (σw² with both a finite cutoff and a trainable depth), spearman (rank
     correlation over those σw², average ranks for ties; NaN when either side is constant), cutoff_peak_sigma_w2 /
-    _lo / _hi / cutoff_peak, trainable_peak_sigma_w2 / _lo / _hi / trainable_peak (see ``_peaks``: each curve's
-    peak over all its σw²; the centre is null where a curve has no single peak), critical_sigma_w2 (mean field),
+    _lo / _hi / cutoff_peak, trainable_peak_sigma_w2 / _lo / _hi / trainable_peak (see ``_exact_peaks``: each curve's
+    exact peak over all its σw²; the centre is null where a curve has no single peak), critical_sigma_w2 (mean field),
     cutoff_peak_minus_critical, trainable_peak_minus_critical, cutoff_peak_minus_trainable_peak.
     """
     frame = comparison_frame.lazy().collect() if isinstance(comparison_frame, pl.LazyFrame) else comparison_frame
     rows = []
     trainable = frame.select(GROUP + ["sigma_w2", pl.col("trainable_depth").cast(pl.Float64)])
-    trainable_peaks = _peaks(trainable, "trainable_depth", "trainable")
+    trainable_peaks = _exact_peaks(trainable, "trainable_depth", "trainable")
     for m in measures:
         pair = frame.select(
             GROUP
@@ -249,7 +248,7 @@ def agreement(
         groups = pair.select(GROUP).unique()
         rows.append(
             groups.join(rho, on=GROUP, how="left")
-            .join(_peaks(pair, "cutoff", "cutoff"), on=GROUP, how="left")
+            .join(_exact_peaks(pair, "cutoff", "cutoff"), on=GROUP, how="left")
             .join(trainable_peaks, on=GROUP, how="left")
             .with_columns(measure=pl.lit(m), n_sigma_w2=pl.col("n_sigma_w2").fill_null(0))
         )
@@ -287,11 +286,12 @@ def agreement(
 
 
 def info_plane_points(store: ResultStore) -> pl.LazyFrame:
-    """Information-plane points per (dataset, profile, σb², σw², depth, phase, estimator, param, n_samples, epoch,
-    layer), over seeds.
+    """Information-plane points per (dataset, profile, σb², σw², depth, stage, estimator, param, n_samples, epoch,
+    step, layer), over seeds.
 
-    phase 'untrained': each cascade task's untrained network (epoch 0; depth = the cascade's depth); 'training':
-    a baseline trajectory (epoch 0 = before training). Columns: INFO_KEYS, i_xt_mean, i_xt_std, i_ty_mean,
+    stage 'untrained': each cascade task's untrained network (epoch 0; depth = the cascade's depth); 'training':
+    a baseline trajectory (epoch 0 = before training), or a point of ``jobs/info_plane.py`` (``step``: SGD steps
+    done, ``epoch`` null). Columns: INFO_KEYS, i_xt_mean, i_xt_std, i_ty_mean,
     i_ty_std (nats; over the seeds whose two estimates are finite), n_seeds, n_nonfinite, ln_n (ln N in nats, the
     ceiling of binned I(X;T)), seconds_mean (wall seconds of estimating every layer of one point).
     """
@@ -330,7 +330,7 @@ def information_cutoffs(
     """
     untrained = (
         points.lazy()
-        .filter((pl.col("phase") == "untrained") & (pl.col("estimator") == estimator))
+        .filter((pl.col("stage") == "untrained") & (pl.col("estimator") == estimator))
         .filter(pl.col("depth") == pl.col("depth").max().over(KEYS))
     )
     threshold = fraction * pl.col("ln_n")
@@ -362,20 +362,3 @@ def information_cutoffs(
         .collect()
     )
     return frame.join(re, on=KEYS, how="left")
-
-
-def representative_sigma_w2(values, critical: float) -> list[float]:
-    """Ordered, near-critical and chaotic σw² out of ``values``: the smallest, the closest to ``critical`` and
-    the largest (fewer when there are fewer distinct values)."""
-    values = sorted(set(float(v) for v in values))
-    if not values:
-        return []
-    near = min(values, key=lambda v: abs(v - critical))
-    return sorted({values[0], near, values[-1]})
-
-
-def phase_of(sigma_w2: float, critical: float, rtol: float = 0.05) -> str:
-    """'near-critical' within rtol of the critical σw², else 'ordered' below and 'chaotic' above."""
-    if abs(sigma_w2 - critical) <= rtol * critical:
-        return "near-critical"
-    return "ordered" if sigma_w2 < critical else "chaotic"

@@ -1,7 +1,9 @@
-"""The information-plane experiments of ``jobs/info_plane.py`` (seeds 002–004): trajectories, phases, report.
+"""The information-plane experiments of ``jobs/info_plane.py`` (seeds 002–004): trajectories, fitting and
+compression, report.
 
-The job's ``info_plane`` rows (phase 'sgd_steps', ``epoch`` = SGD steps) are joined with their ``runs`` rows for
-the experiment's name (``grid_name``). Values in nats, except estimator 'dcor' (distance correlation, in [0, 1]).
+The job's ``info_plane`` rows (counted in SGD steps: ``step`` set, ``epoch`` null) are joined with their ``runs``
+rows for the experiment's name (``grid_name``). Values in nats, except estimator 'dcor' (distance correlation, in
+[0, 1]).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ def trajectories(store: ResultStore) -> pl.DataFrame:
     names = table(store, "runs").filter(pl.col("kind") == "info_plane").select("task_id", experiment="grid_name")
     return (
         table(store, "info_plane")
-        .filter(pl.col("phase") == "sgd_steps")
+        .filter(pl.col("step").is_not_null())
         .join(names, on="task_id")
         .select(
             "experiment",
@@ -33,7 +35,7 @@ def trajectories(store: ResultStore) -> pl.DataFrame:
             "estimator",
             "param",
             "layer",
-            pl.col("epoch").alias("step"),
+            "step",
             "depth",
             "i_xt",
             "i_ty",
@@ -45,7 +47,7 @@ def trajectories(store: ResultStore) -> pl.DataFrame:
     )
 
 
-def phases(traj: pl.DataFrame) -> pl.DataFrame:
+def fitting_and_compression(traj: pl.DataFrame) -> pl.DataFrame:
     """Did fitting and compression happen? One row per (experiment, estimator, layer).
 
     fitting: I(T;Y) rose from the first snapshot to its maximum (ty_first, ty_max, ty_last). compression: after
@@ -97,7 +99,7 @@ def write_report(results: str) -> list[Path]:
         frame = traj.filter(pl.col("experiment") == experiment)
         fig = plots.ib_trajectories(frame, experiment)
         written += plots.save(fig, out, f"info_plane_{experiment}")
-        summary = phases(frame)
+        summary = fitting_and_compression(frame)
         lines += [f"## {experiment}", "", f"![{experiment}](info_plane_{experiment}.png)", ""]
         lines += [
             "| estimator | layer | I(X;T) first → peak (step) → last | compression | I(T;Y) first → max → last |",

@@ -25,10 +25,10 @@ from typing import TextIO
 import polars as pl
 
 from infoflow_ray import search, theory
-from infoflow_ray.search_frames import search_cost
+from infoflow_ray.analysis.search import search_cost
 from infoflow_ray.store import ResultStore
 from infoflow_ray.store import task_id as hash_config
-from infoflow_ray.sweep.driver import GridOutcome, execute, prepare, task_records
+from infoflow_ray.sweep.execution import GridOutcome, execute, prepare, task_records
 from infoflow_ray.sweep.grid import GridSpec, Task
 from infoflow_ray.sweep.progress import Progress
 
@@ -347,7 +347,7 @@ def _next_reason(result: search.DepthSearch, prediction: float) -> str:
 
 
 def _peak(group: GroupPlan, keys: dict) -> None:
-    group.peak = search.locate_peak(group.cutoffs)
+    group.peak = search.locate_tolerant_peak(group.cutoffs)
     if group.peak is None:
         return
     p = group.peak

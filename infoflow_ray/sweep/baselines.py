@@ -18,7 +18,6 @@ import torch
 from ray import tune
 
 from infoflow_ray.batched_training import train_baselines_batched
-from infoflow_ray.infoplane import mi_stopping
 from infoflow_ray.model import default_device
 from infoflow_ray.store import ResultStore
 from infoflow_ray.sweep.grid import Task
@@ -34,7 +33,7 @@ from infoflow_ray.sweep.task_runner import (
     runs_row,
     utc_now,
 )
-from infoflow_ray.training import BaselineTrainer
+from infoflow_ray.training import BaselineTrainer, mi_stopping
 
 CHECKPOINT_FILE = "trainer.pt"
 TASK_FILE = "task_id"  # beside it: which task a checkpoint belongs to (read by latest_checkpoints)

@@ -13,7 +13,7 @@ import sys
 import threading
 from typing import Any
 
-from infoflow_ray import infoplane
+from infoflow_ray import estimators
 from infoflow_ray.errors import InfoflowError
 from infoflow_ray.sweep.grid import PRESETS, resolve_grid, value_range
 
@@ -82,7 +82,7 @@ def parser() -> argparse.ArgumentParser:
         "--info-plane",
         nargs="?",
         const="binning",
-        choices=list(infoplane.ESTIMATORS),
+        choices=list(estimators.ESTIMATORS),
         help="also measure the information plane I(X;T_l), I(T_l;Y) (estimator, default binning)",
     )
     p.add_argument(

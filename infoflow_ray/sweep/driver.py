@@ -9,32 +9,17 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-import threading
 import time
-from dataclasses import dataclass, field
 from typing import TextIO
 
 import polars as pl
-import ray
 
 from infoflow_ray.config import CONV_ARCHITECTURES
-from infoflow_ray.data import load_dataset
 from infoflow_ray.store import ResultStore
-from infoflow_ray.sweep.baselines import run_baselines
-from infoflow_ray.sweep.cascade_pool import pool_size, run_cascade_pool
+from infoflow_ray.sweep.adaptive import run_search
+from infoflow_ray.sweep.execution import GridOutcome, execute, prepare, task_records
 from infoflow_ray.sweep.grid import GridSpec, Task
 from infoflow_ray.sweep.progress import Progress
-
-
-@dataclass
-class GridOutcome:
-    """What a run of the grid did: counts per kind and the failures (task label → error)."""
-
-    total: dict[str, int] = field(default_factory=dict)
-    skipped: dict[str, int] = field(default_factory=dict)
-    failed: dict[str, str] = field(default_factory=dict)
-    interrupted: bool = False
-    seconds: float = 0.0
 
 
 def describe(grid: GridSpec, pending: list[Task], finished: set[str], out: TextIO) -> None:
@@ -105,35 +90,6 @@ def _gpus(value: float | None, auto: str) -> str:
     return auto if value is None else f"{value:g}"
 
 
-def check_datasets(grid: GridSpec) -> None:
-    """Load every dataset once on the driver, so a missing one fails before any work starts (local runs)."""
-    for name in grid.datasets:
-        load_dataset(
-            name,
-            n_inputs=grid.data.synthetic_inputs,
-            n_train=grid.data.synthetic_train,
-            n_test=grid.data.synthetic_test,
-        )
-
-
-def connect(address: str | None) -> None:
-    """Join the cluster at ``address`` (or $RAY_ADDRESS, as under ``ray job submit``), else start a local one."""
-    # Trials checkpoint every epoch by design; Tune's warning about frequent snapshots is noise here.
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    # Ctrl-C must reach the driver as KeyboardInterrupt (it stops the cascade pool too); Tune's own handler
-    # would swallow it. Trials keep their per-epoch checkpoints and Tune its state, so a re-run resumes.
-    os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
-    # Tune's "new output" prints a configuration box and result paths per experiment even at verbose=0: a
-    # search runs one experiment per round, and the driver's own progress lines say what runs. Quiet it.
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    if ray.is_initialized():
-        return
-    address = address or os.environ.get("RAY_ADDRESS")
-    ray.init(
-        address=address, log_to_driver=False, include_dashboard=None if address else False, configure_logging=False
-    )
-
-
 def run_grid(
     grid: GridSpec, *, address: str | None = None, out: TextIO | None = None, progress_interval_seconds: float = 30.0
 ) -> GridOutcome:
@@ -146,8 +102,6 @@ def run_grid(
     store = ResultStore.open(grid.results)
     with store.exclusive():
         if grid.search.enabled:
-            from infoflow_ray.sweep.adaptive import run_search
-
             return run_search(grid, store, address, out, progress_interval_seconds, start)
         return _run(grid, store, address, out, progress_interval_seconds, start)
 
@@ -186,100 +140,6 @@ def _run(
     )
     print_summary(store, out)
     return outcome
-
-
-def task_records(tasks: list[Task]) -> list[dict]:
-    """The planned-task records of ``ResultStore.write_grid``: id, kind and keys of every task."""
-    return [
-        {
-            "task_id": t.task_id,
-            "kind": t.kind,
-            "dataset": t.dataset,
-            "profile": t.network.profile_name,
-            "sigma_w2": t.network.sigma_w2,
-            "sigma_b2": t.network.sigma_b2,
-            "depth": t.network.depth,
-            "seed": t.seed,
-        }
-        for t in tasks
-    ]
-
-
-def prepare(grid: GridSpec, store: ResultStore, address: str | None) -> None:
-    """Before the first task: check the datasets (local runs), clear crashed writers' temp files, join Ray."""
-    if address is None and not os.environ.get("RAY_ADDRESS"):
-        check_datasets(grid)
-    store.remove_stale_temp_files()
-    connect(address)
-
-
-def execute(
-    grid: GridSpec, store: ResultStore, pending: list[Task], progress: Progress, all_baselines: list[Task] | None = None
-) -> bool:
-    """Run ``pending`` tasks: cascades on the actor pool (started first, so predictions arrive early), baseline
-    trainings as Tune trials beside it. ``all_baselines`` names the Tune experiment (so an interrupted set of
-    trainings resumes under the same name; default: the pending ones). Returns True when interrupted."""
-    cascades = [t for t in pending if t.kind == "cascade"]
-    baselines = [t for t in pending if t.kind == "baseline"]
-    stop = threading.Event()
-    pool_ready = threading.Event()
-    thread = None
-    res = grid.resources
-    if cascades:
-        size = pool_size(res.cascade_workers, res.cpus_per_cascade, res.gpus_per_cascade, len(cascades))
-        progress.note(f"cascade pool: {size.workers} actors × ({size.cpus:g} CPU, {size.gpus:g} GPU)")
-
-        def started(workers):
-            ray.get([w.pid.remote() for w in workers])  # placed and initialised: they hold their resources
-            pool_ready.set()
-
-        def cascade_loop():
-            try:
-                run_cascade_pool(
-                    cascades,
-                    results=grid.results,
-                    grid_name=grid.name,
-                    size=size,
-                    max_attempts=res.max_task_attempts,
-                    store=store,
-                    progress=progress,
-                    stop=stop,
-                    on_worker_started=started,
-                    group=res.cascade_group,
-                )
-            finally:
-                pool_ready.set()
-
-        thread = threading.Thread(target=cascade_loop, name="cascade-pool", daemon=True)
-        thread.start()
-        pool_ready.wait()
-    try:
-        if baselines:
-            cluster_gpus = ray.cluster_resources().get("GPU", 0)
-            gpus = res.gpus_per_trial if res.gpus_per_trial is not None else (0.25 if cluster_gpus else 0.0)
-            run_baselines(
-                all_baselines or baselines,
-                baselines,
-                results=grid.results,
-                grid_name=grid.name,
-                cpus=res.cpus_per_trial,
-                gpus=gpus,
-                max_concurrent=res.max_concurrent_trials,
-                max_attempts=res.max_task_attempts,
-                checkpoint_every_epochs=res.checkpoint_every_epochs,
-                store=store,
-                progress=progress,
-                group=res.baseline_group,
-            )
-        if thread:
-            while thread.is_alive():
-                thread.join(timeout=1.0)
-    except KeyboardInterrupt:
-        stop.set()
-        if thread:
-            thread.join(timeout=30)
-        return True
-    return False
 
 
 def print_summary(store: ResultStore, out: TextIO) -> None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from infoflow_ray import infoplane
+from infoflow_ray import estimators
 from infoflow_ray.config import (
     ARCHITECTURES,
     CONV_ARCHITECTURES,
@@ -29,8 +29,8 @@ from infoflow_ray.config import (
     _require,
 )
 from infoflow_ray.data import DATASET_NAMES
-from infoflow_ray.dependence import BSPLINE_MAX_UNITS
 from infoflow_ray.errors import ConfigError
+from infoflow_ray.estimators.bspline import BSPLINE_MAX_UNITS
 from infoflow_ray.interpret import PERFECT_OUTPUTS
 from infoflow_ray.store import task_id as hash_task
 
@@ -148,10 +148,10 @@ class InfoPlaneSpec:
     def __post_init__(self) -> None:
         _require(isinstance(self.enabled, bool), "info_plane.enabled", self.enabled, "true or false")
         _require(
-            self.estimator in infoplane.ESTIMATORS,
+            self.estimator in estimators.ESTIMATORS,
             "info_plane.estimator",
             self.estimator,
-            f"one of {', '.join(infoplane.ESTIMATORS)}",
+            f"one of {', '.join(estimators.ESTIMATORS)}",
         )
         _require(self.stopper in ("threshold", "mi"), "info_plane.stopper", self.stopper, "threshold or mi")
         for name in ("n_bins", "k", "samples", "every_epochs", "patience"):
@@ -178,7 +178,7 @@ class InfoPlaneSpec:
     @property
     def params(self) -> dict:
         """The chosen estimator's own parameters ('adaptive': bins per unit; 'bspline': the spline's bins; 'dcor'
-        and 'density' have none here: the density models keep ``density.DensitySpec``'s defaults)."""
+        and 'density' have none here: the density models keep ``estimators.density.DensitySpec``'s defaults)."""
         bins = {"n_bins": self.n_bins}
         return {
             "binning": bins,

@@ -61,7 +61,7 @@ SEED004 = (
         estimators=("binning", "density"),
         n_bins=32,
         # Measured on a 256-unit layer: at equal CPU time, MADE without direct connections for twice the epochs
-        # reaches a lower held-out NLL than with them (infoflow_ray.density.DensitySpec); and without early
+        # reaches a lower held-out NLL than with them (infoflow_ray.estimators.density.DensitySpec); and without early
         # stopping both models over-fit (step 9000, layer 1: train NLL 376 vs held-out 471 nats) and the
         # label-conditioned one more, so I(T;Y) came out at −4.3 nats; stopping after 3 epochs without a lower
         # validation NLL gave 466 / 465 nats and I(T;Y) = 1.6 nats, in a third of the time (RESULTS.md).

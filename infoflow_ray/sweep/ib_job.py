@@ -22,15 +22,14 @@ import ray
 import torch
 
 from infoflow_ray import ib_experiments as ib
-from infoflow_ray import infoplane, seeding
+from infoflow_ray import seeding
 from infoflow_ray.model import default_device
 from infoflow_ray.store import ResultStore, task_id
-from infoflow_ray.sweep.driver import connect
+from infoflow_ray.sweep.execution import connect
 from infoflow_ray.sweep.progress import Progress
-from infoflow_ray.sweep.task_runner import device_name, run_record, utc_now
+from infoflow_ray.sweep.task_runner import device_name, info_plane_rows, run_record, utc_now
 
 KIND = "info_plane"
-PHASE = "sgd_steps"
 
 
 @dataclass(frozen=True)
@@ -246,8 +245,8 @@ def _rows(
     point: Point, step: int, per_layer: list, seconds: float, n_samples: int, first_layer: int | None = None
 ) -> list[dict]:
     params = ib.estimator_params(point.spec, point.estimator)
-    rows = infoplane.info_plane_rows(
-        point.keys, per_layer, point.estimator, step, seconds, params, n_samples=n_samples, phase=PHASE
+    rows = info_plane_rows(
+        point.keys, per_layer, point.estimator, None, seconds, params, n_samples=n_samples, step=step
     )
     if first_layer is not None:
         rows = [{**row, "layer": row["layer"] + first_layer - 1} for row in rows]

@@ -14,6 +14,7 @@ import platform
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,9 @@ import numpy as np
 import torch
 
 import infoflow_ray
-from infoflow_ray import cascade, families, infoplane, interpret, seeding
+from infoflow_ray import cascade, estimators, families, interpret, seeding
 from infoflow_ray.data import Dataset, load_dataset
+from infoflow_ray.errors import ConfigError
 from infoflow_ray.model import TanhNetwork
 from infoflow_ray.predict import Prediction, evaluate, predict_trainabilities, stored_layer_indices
 from infoflow_ray.store import CURVE_MEASURES
@@ -283,9 +285,9 @@ def info_plane_point(task: Task, network: TanhNetwork, data: Dataset, epoch: int
     was_training = network.training
     network.eval()
     layers = [a.flatten(1) for a in network.activations(x)[1:]]  # a convolutional layer's units as one vector
-    per_layer = infoplane.layer_mi(layers, y, spec.estimator, inputs=x, **spec.params)
+    per_layer = estimators.layer_mi(layers, y, spec.estimator, inputs=x, **spec.params)
     network.train(was_training)
-    return infoplane.info_plane_rows(
+    return info_plane_rows(
         _keys(task), per_layer, spec.estimator, epoch, time.perf_counter() - start, spec.params, n_samples=x.shape[0]
     )
 
@@ -300,11 +302,71 @@ def extended_info_plane(task: Task, data: Dataset, device: torch.device | str) -
         seeding.derived_seed(task.seed, "extended-network", i) for i in range(1, spec.extended_networks)
     ]
     family = [[a.flatten(1) for a in families.build(task.network, s, device).activations(x)[1:]] for s in seeds]
-    per_layer = infoplane.extended_binned_mi(family, y, spec.n_bins, seed=task.seed)
+    per_layer = estimators.get("binning_extended")(family, y, seed=task.seed, n_bins=spec.n_bins)
     params = {"n_bins": spec.n_bins, "networks": spec.extended_networks}
-    return infoplane.info_plane_rows(
+    return info_plane_rows(
         _keys(task), per_layer, "binning_extended", None, time.perf_counter() - start, params, n_samples=x.shape[0]
     )
+
+
+ROW_KEYS = ("task_id", "dataset", "profile", "sigma_w2", "sigma_b2", "depth", "seed")
+
+
+def info_plane_rows(
+    keys: dict,
+    per_layer: Sequence[tuple[float, float]],
+    estimator: str,
+    epoch: int | None,
+    seconds: float,
+    params: dict,
+    *,
+    n_samples: int,
+    step: int | None = None,
+) -> list[dict]:
+    """Rows of the ``info_plane`` table (``store.TABLES['info_plane']``), one per layer, layer 1 first.
+
+    keys: the task's task_id, dataset, profile, sigma_w2, sigma_b2, depth, seed. per_layer: (I(X;T_l),
+    I(T_l;Y)) in nats for l = 1, 2, … (``estimators.layer_mi``'s result). Where in training the point lies, in one
+    of two units: ``epoch`` an int = after that many epochs of a training run (stage 'training'); ``step`` an int
+    (``epoch`` None) = after that many SGD steps, one minibatch each (stage 'training', ``epoch`` null;
+    ``jobs/info_plane.py``); neither = the untrained network (stage 'untrained', epoch 0). seconds: wall seconds of
+    estimating all these layers, repeated on every row. params: the estimator's parameters, written as
+    'name=value' joined by ';' (e.g. 'n_bins=30'). n_samples: the N the estimates used.
+    """
+    missing = [k for k in ROW_KEYS if k not in keys]
+    if missing:
+        raise ConfigError(f"info_plane rows need keys {', '.join(ROW_KEYS)}; missing {', '.join(missing)}")
+    estimators.get(estimator)  # a known name, or ConfigError listing them
+    for name, value in (("epoch", epoch), ("step", step)):
+        if value is not None and not (isinstance(value, int) and value >= 0):
+            raise ConfigError(f"{name} must be None or an integer >= 0, got {value!r}")
+    if epoch is not None and step is not None:
+        raise ConfigError(
+            f"a point is after some epochs or after some SGD steps, not both; got epoch={epoch}, step={step}"
+        )
+    param = ";".join(f"{name}={_param_text(value)}" for name, value in sorted(params.items()))
+    base = {k: keys[k] for k in ROW_KEYS}
+    untrained = epoch is None and step is None
+    base.update(stage="untrained" if untrained else "training", epoch=0 if untrained else epoch, step=step)
+    return [
+        {
+            **base,
+            "layer": layer,
+            "estimator": estimator,
+            "i_xt": float(i_xt),
+            "i_ty": float(i_ty),
+            "n_samples": int(n_samples),
+            "param": param,
+            "seconds": float(seconds),
+        }
+        for layer, (i_xt, i_ty) in enumerate(per_layer, start=1)
+    ]
+
+
+def _param_text(value: object) -> str:
+    if isinstance(value, (tuple, list)):
+        return "(" + ",".join(str(v) for v in value) + ")"
+    return str(value)
 
 
 def baseline_rows(task: Task, history: list[EpochRecord], stop_reason: str, resumed_from_epoch: int = 0) -> Rows:

@@ -40,7 +40,8 @@ from infoflow_ray.sweep.baselines import (
     report_with_checkpoint,
     tune_storage,
 )
-from infoflow_ray.sweep.driver import connect, run_grid
+from infoflow_ray.sweep.driver import run_grid
+from infoflow_ray.sweep.execution import connect
 from infoflow_ray.sweep.grid import DataOptions
 from infoflow_ray.sweep.progress import Progress
 from infoflow_ray.sweep.task_runner import device_name, load_task_data
@@ -51,7 +52,7 @@ METRIC = "test_accuracy"
 
 
 @dataclass
-class Prediction:
+class PredictedRange:
     """What the cascades predicted: the σw² range the ``predicted`` arm searches (None: no σw² reaches the
     target depth), the interval search's edges, and the cascade task-seconds it cost."""
 
@@ -63,7 +64,7 @@ class Prediction:
 
 @dataclass
 class TuningOutcome:
-    prediction: Prediction | None = None
+    prediction: PredictedRange | None = None
     experiments: dict[str, str] = field(default_factory=dict)  # experiment id → 'ran' | 'stored'
     failed_trials: int = 0
     interrupted: bool = False
@@ -81,7 +82,9 @@ def predicted_range(interval: search.IntervalSearch, space: tuple[float, float])
     return max(space[0], low), min(space[1], high)
 
 
-def predict(spec: TuningSpec, address: str | None, out: TextIO, progress_interval_seconds: float) -> Prediction | str:
+def predict(
+    spec: TuningSpec, address: str | None, out: TextIO, progress_interval_seconds: float
+) -> PredictedRange | str:
     """Run (or read back) the interval search of ``spec.prediction_grid()``; a message when it did not finish."""
     grid = spec.prediction_grid()
     outcome = run_grid(grid, address=address, out=out, progress_interval_seconds=progress_interval_seconds)
@@ -96,7 +99,7 @@ def predict(spec: TuningSpec, address: str | None, out: TextIO, progress_interva
         )
     ids = pl.Series(sorted(group.used), dtype=pl.String).implode()
     seconds = store.scan("runs").filter(pl.col("task_id").is_in(ids)).select(pl.col("seconds").sum()).collect().item()
-    return Prediction(
+    return PredictedRange(
         predicted_range(group.interval, spec.space.sigma_w2), group.interval, float(seconds or 0.0), len(group.used)
     )
 

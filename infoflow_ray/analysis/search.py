@@ -18,9 +18,8 @@ import polars as pl
 
 from infoflow_ray import search, theory
 from infoflow_ray.errors import ResultsError
-from infoflow_ray.store import ResultStore
+from infoflow_ray.store import GROUP, ResultStore
 
-GROUP = ["dataset", "profile", "sigma_b2"]
 _PRODUCER = "the adaptive search writes it: run jobs/full_grid.py --search (the default preset searches)"
 
 

@@ -1,6 +1,7 @@
-"""Density-model information plane (seed 004, SPEC §11): H(T) and H(T|Y) from an autoregressive model of T.
+"""Density-model information plane (seed 004, SPEC §11), estimator 'density': H(T) and H(T|Y) from an
+autoregressive model of T.
 
-Every quantity is in nats (natural logarithm); divide by ``infoplane.LN2`` for bits. T is a layer's activation
+Every quantity is in nats (natural logarithm); divide by ``discrete.LN2`` for bits. T is a layer's activation
 (N, n), discretised unit by unit into K = ``n_bins`` equal bins (seed 004: "discretized each element of the
 activations into 32 bins"; tanh units lie in (−1, 1)), so T is a vector of n categorical units t_i ∈ 0..K−1.
 
@@ -77,7 +78,8 @@ from torch import Tensor, nn
 
 from infoflow_ray import seeding
 from infoflow_ray.errors import ConfigError
-from infoflow_ray.infoplane import bin_indices
+from infoflow_ray.estimators.discrete import bin_indices
+from infoflow_ray.estimators.registry import register_layer
 
 EVAL_BATCH = 2048
 """Samples per forward pass when scoring (no gradients): bounds memory at EVAL_BATCH·n·K logits."""
@@ -157,7 +159,7 @@ class DensityFit:
 
 def discretise(activations: Tensor, n_bins: int = 32, range: tuple[float, float] = (-1.0, 1.0)) -> Tensor:
     """Each activation's bin, (N, n) int64 codes 0..n_bins−1, among ``n_bins`` equal bins over ``range``
-    (``infoplane.bin_indices``, the binning estimator's bins, with a range that must be given and not empty).
+    (``discrete.bin_indices``, the binning estimator's bins, with a range that must be given and not empty).
 
     Bin b holds [lo + b·w, lo + (b+1)·w), w = (hi − lo)/n_bins; hi itself goes to the last bin and values
     outside the range to the edge bins. NaN has no bin: callers check finiteness first (``density_mi`` does).
@@ -408,10 +410,15 @@ def density_mi(
     device: torch.device | str | None = None,
 ) -> tuple[float, float]:
     """(I(X;T), I(T;Y)) = (Ĥ(T), Ĥ(T) − Ĥ(T|Y)) in nats from two density models (seed 004), in the shape of
-    ``infoplane.binned_mi``. activations (N, n), labels (N,); see ``density_entropies``. I(X;T) = H(T) assumes
+    ``binning.binned_mi``. activations (N, n), labels (N,); see ``density_entropies``. I(X;T) = H(T) assumes
     a deterministic network (H(T|X) = 0). Non-finite activations give (nan, nan)."""
     h_t, h_ty = density_entropies(activations, labels, spec, seed, device)
     return h_t, h_t - h_ty
+
+
+@register_layer("density", settings=("density",))
+def _density(activations, labels, *, inputs, x_ids, **params):
+    return density_mi(activations, labels, DensitySpec(**params))  # trains under no_grad too
 
 
 # --- helpers ----------------------------------------------------------------------------------------------
