@@ -9,8 +9,8 @@ Seed 002 (Shwartz-Ziv & Tishby's toy setting, as reproduced in seed 002):
   decision function ('synthetic_complicated', see ``synthetic_task``);
 - networks: 12-5-1 (warm-up) and the Tishby-like 12-10-7-5-4-3-1, tanh after every layer (the output too);
 - training: MSE against y (warm-up) or 2y − 1, SGD at lr 0.2, one random minibatch of 101 per step. Seed 002
-  calls a step an "epoch" (1,000 of them for the 7-layer network); the ``info_plane`` rows' ``epoch`` column
-  holds the step (phase 'sgd_steps').
+  calls a step an "epoch" (1,000 of them for the 7-layer network); here an epoch is a pass over the training set,
+  and the ``info_plane`` rows hold the SGD steps in their ``step`` column (``epoch`` null).
 - estimates: every layer's activations binned on 50 equal bins over [−1, 1]; the "simple" estimator
   (``estimators.binning.binned_mi`` of one network) and the "extended" one over 5 copies
   (``estimators.binning.extended_binned_mi``: each input goes through a copy drawn at random).

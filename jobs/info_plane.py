@@ -7,7 +7,7 @@ extended estimators), seed 003's estimators side by side, seed 004's density-mod
     python jobs/info_plane.py --preset seed004 --dataset mnist --dry-run
     ray job submit --working-dir . -- python jobs/info_plane.py --preset seed004 --results s3://bucket/ib
 
-Points land in the results folder's info_plane table (phase 'sgd_steps'); figures and report.md in its
+Points land in the results folder's info_plane table (``step`` = SGD steps done); figures and report.md in its
 figures/ folder. Re-running the same command resumes: stored points are not estimated again.
 """
 

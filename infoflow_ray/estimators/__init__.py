@@ -31,16 +31,16 @@ from collections.abc import Sequence
 from torch import Tensor
 
 from infoflow_ray.errors import ConfigError
-
-# Importing the modules registers them, in this order (the order of ``ESTIMATORS`` and of error messages).
-from infoflow_ray.estimators import binning, bspline, dcor, density, equal_mass, kde, ksg  # noqa: F401
 from infoflow_ray.estimators.discrete import LN2
 from infoflow_ray.estimators.registry import Estimator, get, names
 
+__all__ = ["ESTIMATORS", "LN2", "Estimator", "get", "layer_mi", "names"]
+
+# Importing the modules registers them, in this order (the order of ``ESTIMATORS`` and of error messages).
+from infoflow_ray.estimators import binning, kde, ksg, equal_mass, bspline, dcor, density  # noqa: E402,F401,I001
+
 ESTIMATORS = names(family=False)
 """The one-network estimators: what the grid's probes and ``layer_mi`` take."""
-
-__all__ = ["ESTIMATORS", "LN2", "Estimator", "get", "layer_mi", "names"]
 
 
 def layer_mi(

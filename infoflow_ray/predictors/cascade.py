@@ -9,7 +9,7 @@ cutoff layer ℓ_c (layers, higher = more trainable). Their rows in the leaderbo
 from __future__ import annotations
 
 from infoflow_ray.errors import ConfigError
-from infoflow_ray.predictors import register
+from infoflow_ray.predictors.registry import register
 
 CASCADE_MEASURES = ("kl_per_image", "kl_mean", "diff_entropy")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 from infoflow_ray import theory
-from infoflow_ray.predictors import register
+from infoflow_ray.predictors.registry import register
 
 
 def _scale(log_chi: float) -> float:

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from infoflow_ray.errors import ConfigError
-from infoflow_ray.predictors import register
+from infoflow_ray.predictors.registry import register
 
 
 def _per_image_conv_grad(module: nn.Conv2d, a: Tensor, delta: Tensor) -> Tensor:

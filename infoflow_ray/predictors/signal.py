@@ -26,7 +26,7 @@ from torch import Tensor
 
 from infoflow_ray.config import CONV_ARCHITECTURES
 from infoflow_ray.errors import ConfigError
-from infoflow_ray.predictors import register
+from infoflow_ray.predictors.registry import register
 
 
 def layer_range(spec, early: int | None, late: int | None) -> tuple[int, int]:

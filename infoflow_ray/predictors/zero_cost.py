@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from infoflow_ray.predictors import register
+from infoflow_ray.predictors.registry import register
 
 
 def naswot_kernel(patterns: list[Tensor]) -> Tensor:
