@@ -7,8 +7,8 @@ Per experiment:
    two models, p(T) and p(T|Y), train as two Ray tasks in parallel (one GPU each when the cluster has GPUs, else
    ``density_cpus`` CPUs each; seed 004 used MPI for the same fan-out).
 Each store task writes its ``info_plane`` rows (``step`` = SGD steps, ``epoch`` null) and one ``runs`` row (kind
-'info_plane', grid_name = the experiment's name) in one atomic ``write_task``. A re-run skips the stored ones and retrains the
-copies (deterministic given the experiment) only when some point of the experiment is missing.
+'info_plane', grid_name = the experiment's name) in one atomic ``write_task``. A re-run skips the stored ones and
+retrains the copies (deterministic given the experiment) only when some point of the experiment is missing.
 """
 
 from __future__ import annotations
