@@ -1,7 +1,10 @@
 """The estimator registry: every estimator behind one signature, chosen by name; unknown names fail in one line."""
 
+import math
+
 import pytest
 import torch
+from doc_examples import python_block
 
 from infoflow_ray import estimators, ib_experiments
 from infoflow_ray.errors import ConfigError
@@ -79,3 +82,10 @@ def test_experiment_params_follow_each_estimators_settings():
     assert ib_experiments.estimator_params(spec, "adaptive") == {"n_bins": 7}
     assert ib_experiments.estimator_params(spec, "kde") == {}
     assert ib_experiments.estimator_params(spec, "density")["n_bins"] == 32  # DensitySpec's own bins
+
+
+def test_the_docs_example_runs_as_written():
+    names: dict = {}
+    exec(python_block("docs/info-plane.md", "## The estimators: one registry"), names)
+    assert len(names["per_layer"]) == 2 and len(names["extended"]) == 2
+    assert all(0 <= i_xt <= math.log(500) + 1e-9 for i_xt, _ in names["per_layer"] + names["extended"])
