@@ -25,7 +25,7 @@ import torch
 
 from infoflow_ray import ib_experiments as ib
 from infoflow_ray.model import default_device
-from infoflow_ray.sweep.ib_cli import SEED004
+from infoflow_ray.sweep.ib_job import SEED004
 
 
 def _fit(spec, train, probe, train_y, probe_y, conditional, seed):

@@ -13,7 +13,7 @@ figures/ folder. Re-running the same command resumes: stored points are not esti
 
 import sys
 
-from infoflow_ray.sweep.ib_cli import main
+from infoflow_ray.sweep.jobs import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main("info-plane"))

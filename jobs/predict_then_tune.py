@@ -8,11 +8,13 @@ against the same search over the whole σw² range (seed 001 §2.2).
     python jobs/analyze.py results/predict-then-tune     # the best-so-far figure and the report
 
 Re-running the same command resumes: stored trials are not run again, interrupted experiments are restored.
+The job (TuningSpec, PRESETS, plan, run, report) is infoflow_ray.sweep.tuning's TUNE; its flags come from
+TuningSpec's fields (--space.lr, --resources.cpus-per-trial, …; --help lists them) and --config FILE sets them too.
 """
 
 import sys
 
-from infoflow_ray.sweep.tuning_cli import main
+from infoflow_ray.sweep.jobs import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main("tune"))

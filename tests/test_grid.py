@@ -3,8 +3,10 @@
 import pytest
 
 from infoflow_ray.errors import ConfigError
-from infoflow_ray.sweep.cli import EXIT_BAD_INPUT, main
 from infoflow_ray.sweep.grid import PRESETS, Task, resolve_grid, value_range
+from infoflow_ray.sweep.jobs import EXIT_BAD_INPUT, job
+
+main = job("grid").main
 
 
 def test_tiny_preset_expands_to_cascades_at_the_deepest_depth_and_one_baseline_per_depth():

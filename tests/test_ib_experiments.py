@@ -8,7 +8,7 @@ import torch
 from infoflow_ray import ib_experiments as ib
 from infoflow_ray.errors import ConfigError
 from infoflow_ray.estimators import binning
-from infoflow_ray.sweep.ib_cli import PRESETS
+from infoflow_ray.sweep.ib_job import PRESETS
 
 
 def test_the_simple_task_matches_seed_002s_definition():
@@ -102,8 +102,8 @@ def test_bad_experiment_settings_fail_in_one_line(changes, message):
 
 
 def test_the_presets_are_valid_and_seed_002s_settings_are_its_own():
-    tishby = next(e for e in PRESETS["seed002"] if e.name == "seed002-tishby")
+    tishby = next(e for e in PRESETS["seed002"]["experiments"] if e.name == "seed002-tishby")
     assert tishby.widths == (12, 10, 7, 5, 4, 3, 1) and tishby.lr == 0.2 and tishby.batch_size == 101
     assert tishby.steps == 1000 and tishby.copies == 5 and tishby.n_bins == 50 and tishby.bin_range == (-1, 1)
-    seed004 = PRESETS["seed004"][0]
+    seed004 = PRESETS["seed004"]["experiments"][0]
     assert seed004.widths == (784, 256, 256, 10) and seed004.snapshot_steps == (0, 5, 10, 20, 1000, 9000)

@@ -12,7 +12,10 @@ from drivers import ROOT
 from infoflow_ray import ib_experiments as ib
 from infoflow_ray.analysis.info_plane import fitting_and_compression, trajectories
 from infoflow_ray.store import ResultStore
-from infoflow_ray.sweep.ib_cli import PRESETS, main
+from infoflow_ray.sweep.ib_job import PRESETS
+from infoflow_ray.sweep.jobs import job
+
+main = job("info-plane").main
 
 # tiny-tishby: 5 snapshots × 6 layers × 3 estimators; tiny-seed004: binning 2 × 2 layers + density 2 × 2 layers
 EXPECTED_ROWS = 5 * 6 * 3 + 2 * 2 + 2 * 2
@@ -37,7 +40,7 @@ def test_the_tiny_preset_stores_every_point_once_with_sane_values(tiny_ib):
     ln_n = binning.get_column("n_samples").cast(pl.Float64).log()
     assert (binning.get_column("i_xt") <= ln_n + 1e-9).all() and (binning.get_column("i_ty") >= -1e-12).all()
     # binned I(T;Y) ≤ H(Y) of the sample's labels, with equality where every input keeps its own bin (layer 1)
-    y = ib.experiment_data(PRESETS["tiny"][0]).probe_y.double()
+    y = ib.experiment_data(PRESETS["tiny"]["experiments"][0]).probe_y.double()
     h_y = -sum(p * math.log(p) for p in (y.mean().item(), 1 - y.mean().item()))
     tishby = binning.filter(pl.col("experiment") == "tiny-tishby")
     assert tishby.get_column("i_ty").max() == pytest.approx(h_y, abs=1e-9)
@@ -83,10 +86,10 @@ def test_a_rerun_stores_nothing_twice_and_fills_a_lost_point(tiny_ib, tmp_path, 
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--only", "nope"], "--only: no experiment nope in preset 'tiny'"),
+        (["--only", "nope"], "only: no experiment nope in preset 'tiny'"),
         (["--estimators", "histogram"], "estimators must be a non-empty list of"),
         (["--steps", "0"], "steps must be an integer >= 1, got 0"),
-        (["--density-cpus", "0"], "--density-cpus must be > 0, got 0.0"),
+        (["--density-cpus", "0"], "density_cpus must be > 0, got 0.0"),
     ],
 )
 def test_bad_flags_fail_in_one_line_before_anything_runs(argv, message, tmp_path, capsys):

@@ -15,7 +15,7 @@ from polars.testing import assert_frame_equal
 from results_science import science
 
 from infoflow_ray.store import ResultStore
-from infoflow_ray.sweep.cli import EXIT_BAD_INPUT
+from infoflow_ray.sweep.jobs import EXIT_BAD_INPUT
 
 ROOT = Path(__file__).resolve().parents[1]
 BUCKET = "infoflow"

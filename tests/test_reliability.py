@@ -17,8 +17,10 @@ from drivers import start_job
 from results_science import science
 
 from infoflow_ray.store import MANIFEST, ResultStore
-from infoflow_ray.sweep.cli import EXIT_BAD_INPUT, EXIT_INTERRUPTED, main
 from infoflow_ray.sweep.grid import resolve_grid
+from infoflow_ray.sweep.jobs import EXIT_BAD_INPUT, EXIT_INTERRUPTED, job
+
+main = job("grid").main
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_TASKS = resolve_grid("tiny").tasks()

@@ -16,9 +16,11 @@ from polars.testing import assert_frame_equal
 from results_science import science
 
 from infoflow_ray.store import ResultStore
-from infoflow_ray.sweep.cli import EXIT_OK, main
 from infoflow_ray.sweep.driver import run_grid
 from infoflow_ray.sweep.grid import resolve_grid
+from infoflow_ray.sweep.jobs import EXIT_OK, job
+
+main = job("grid").main
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLE_ORDER = {

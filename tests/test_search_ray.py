@@ -27,10 +27,12 @@ from infoflow_ray import theory
 from infoflow_ray.predict import predict_trainability
 from infoflow_ray.store import ResultStore
 from infoflow_ray.sweep import adaptive
-from infoflow_ray.sweep.cli import EXIT_BAD_INPUT, main
 from infoflow_ray.sweep.driver import run_grid
 from infoflow_ray.sweep.grid import resolve_grid
+from infoflow_ray.sweep.jobs import EXIT_BAD_INPUT, job
 from infoflow_ray.sweep.task_runner import load_task_data
+
+main = job("grid").main
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPTHS = "3,4,5,6,8"

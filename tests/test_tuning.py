@@ -14,10 +14,12 @@ from infoflow_ray.data import load_dataset
 from infoflow_ray.errors import ConfigError
 from infoflow_ray.search import IntervalEdge, IntervalSearch
 from infoflow_ray.sweep.grid import resolve_grid
+from infoflow_ray.sweep.jobs import job
 from infoflow_ray.sweep.tuning import experiment_id, predicted_range, trial_row
-from infoflow_ray.sweep.tuning_cli import main
 from infoflow_ray.sweep.tuning_spec import PRESETS, resolve_tuning
 from infoflow_ray.training import BaselineTrainer
+
+main = job("tune").main
 
 
 @pytest.mark.parametrize(

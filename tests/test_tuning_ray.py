@@ -102,7 +102,9 @@ def test_an_interrupted_run_resumes_without_running_a_finished_trial_again(tuned
     before = store.scan("tune_trials").filter(pl.col("search_seed") == 7).collect()
     assert 1 <= before.height < spec.trials  # interrupted inside the first experiment, whose Tune state is kept
     assert (results / "_tune" / first).is_dir()
-    from infoflow_ray.sweep.tuning_cli import main
+    from infoflow_ray.sweep.jobs import job
+
+    main = job("tune").main
 
     assert main(argv) == 0
     assert f"resuming experiment {first}" in capsys.readouterr().out  # Tuner.restore, not a new experiment

@@ -460,6 +460,7 @@ def run_search(
     outcome.skipped = {k: sum(t.kind == k and i not in ran for i, t in asked.items()) for k in grid.kinds}
     outcome.failed = {asked[t].label: "not finished" for t in failed if t not in finished}
     outcome.seconds = time.monotonic() - start
+    outcome.searches = groups
     print_search_summary(grid, store, groups, out, round_)
     return outcome
 

@@ -1,4 +1,5 @@
-"""The driver: expand the grid, skip what is stored, run cascades on the actor pool and baselines on Tune.
+"""The grid job (``jobs/full_grid.py``): expand the grid, skip what is stored, run cascades on the actor pool and
+baselines on Tune; ``plan`` / ``run_grid`` / ``report`` and its ``Job`` (``infoflow_ray.sweep.jobs``).
 
 Cascades start first and hold their resources (by default every GPU, or every CPU on a CPU-only machine), so
 the predictions arrive long before the ground truth; Tune trials take the resources as the pool frees them.
@@ -18,7 +19,9 @@ from infoflow_ray.config import CONV_ARCHITECTURES
 from infoflow_ray.store import ResultStore
 from infoflow_ray.sweep.adaptive import run_search
 from infoflow_ray.sweep.execution import GridOutcome, execute, prepare, task_records
-from infoflow_ray.sweep.grid import GridSpec, Task
+from infoflow_ray.sweep.flags import Alias
+from infoflow_ray.sweep.grid import KINDS, PRESETS, GridSpec, Task, build_grid
+from infoflow_ray.sweep.jobs import EXIT_FAILED_TASKS, EXIT_INTERRUPTED, EXIT_OK, Job, register
 from infoflow_ray.sweep.progress import Progress
 
 
@@ -173,3 +176,131 @@ def print_summary(store: ResultStore, out: TextIO) -> None:
         table = cutoffs.join(trained, on=keys, how="full", coalesce=True)
     with pl.Config(tbl_rows=200, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
         print(table.sort(keys), file=out)
+
+
+# --- the job --------------------------------------------------------------------------------------------------
+
+
+def plan(grid: GridSpec, out: TextIO) -> None:
+    """``--dry-run``: the tasks (or the search's worst case) and what is stored already; starts nothing."""
+    from infoflow_ray.store import ResultStore
+
+    store = ResultStore.open(grid.results, create=False) if _exists(grid.results) else None
+    finished = store.finished_task_ids() if store else set()
+    if grid.search.enabled:
+        describe_search(grid, finished, out)
+    else:
+        describe(grid, [t for t in grid.tasks() if t.task_id not in finished], finished, out)
+
+
+def report(grid: GridSpec, outcome: GridOutcome, out: TextIO, err: TextIO) -> int:
+    """Where the results are and how to open them; the exit code."""
+    if outcome.interrupted:
+        print(GRID.interrupted, file=err)
+        return EXIT_INTERRUPTED
+    print(
+        f"results: {grid.results}  (open with: python jobs/analyze.py {grid.results}, or "
+        f"infoflow_ray.store.ResultStore.open('{grid.results}').scan('cutoffs') in polars)",
+        file=out,
+    )
+    if outcome.failed:
+        print(f"{len(outcome.failed)} tasks did not finish (see the 'failures' table); re-run to retry them", file=err)
+        return EXIT_FAILED_TASKS
+    return EXIT_OK
+
+
+def verify(grid: GridSpec, out: TextIO) -> int:
+    """``--verify``: report the finished tasks whose files are damaged or gone, and re-queue them."""
+    store = ResultStore.open(grid.results, create=False)
+    with store.exclusive():  # no driver may write while tasks are re-queued
+        finished = len(store.finished_task_ids())
+        damaged = store.verify()
+        for task in damaged:
+            print(f"damaged: {task.task_id} ({task.label}): {'; '.join(task.problems)}", file=out)
+        store.requeue(damaged)
+    if damaged:
+        print(
+            f"{len(damaged)} task(s) re-queued; run the same command without --verify to recompute exactly "
+            f"them ({finished - sum(t.label != '?' for t in damaged)} finished tasks are intact)",
+            file=out,
+        )
+    else:
+        print(f"all {finished} finished tasks in {grid.results} have every file as written", file=out)
+    return EXIT_OK
+
+
+def _exists(location: str) -> bool:
+    import pyarrow.fs as pafs
+
+    try:
+        fs, path = pafs.FileSystem.from_uri(location) if "://" in location else (pafs.LocalFileSystem(), location)
+        return fs.get_file_info(path).type != pafs.FileType.NotFound
+    except Exception:
+        return False
+
+
+GRID = register(
+    Job(
+        name="grid",
+        script="full_grid.py",
+        description="Predict trainability with reconstruction entropy and check it against baseline training, over "
+        "a grid of (σw², depth, dataset, seed), on Ray. Results: a Parquet dataset.",
+        spec=GridSpec,
+        presets=PRESETS,
+        default_preset="default",
+        build=build_grid,
+        plan=plan,
+        run=run_grid,
+        report=report,
+        aliases=(
+            Alias(("--max-epochs",), "train.max_epochs", "baseline epoch budget"),
+            Alias(("--threshold",), "train.accuracy_threshold", "test accuracy that counts as trainable"),
+            Alias(("--loss",), "train.loss", "baseline loss (softmax_twice = the reference code's)"),
+            Alias(("--cascade-epochs",), "cascade.epochs", "decoder training epochs"),
+            Alias(("--eval-samples",), "cascade.eval_samples", "test images the entropies are measured on"),
+            Alias(("--max-train-samples",), "data.max_train_samples", "use only the first N training images"),
+            Alias(("--cascade-workers",), "resources.cascade_workers", "cascade actors (default: one per GPU/CPU)"),
+            Alias(
+                ("--cascade-group",),
+                "resources.cascade_group",
+                "cascades one actor trains together (default: as many as its GPU memory holds, 1 on CPU)",
+            ),
+            Alias(("--baseline-group",), "resources.baseline_group", "baseline networks trained together per trial"),
+            Alias(("--gpus-per-trial",), "resources.gpus_per_trial", "GPU fraction per trial (0.25 with GPUs)"),
+            Alias(("--only",), "kinds", "run one kind of task only", parse=str, choices=KINDS, to=lambda k: (k,)),
+            Alias(
+                ("--info-plane",),
+                "info_plane",
+                "also measure the information plane I(X;T_l), I(T_l;Y) (estimator, default binning)",
+                parse=str,
+                nargs="?",
+                const="binning",
+                to=lambda estimator: {"enabled": True, "estimator": estimator},
+            ),
+            Alias(
+                ("--interpret",),
+                "interpret.enabled",
+                "also train cascades on the trained baseline networks: entropy curves, retraced test images and "
+                "every class's perfect input (the paper's fig. 5; [interpret] in the README)",
+            ),
+            Alias(
+                ("--search",),
+                "search.enabled",
+                "search instead of gridding: ℓ_train by galloping/bisecting over --depths from the cascade's "
+                "prediction, the σw² interval at --target-depth, the cutoff peak; --no-search runs every task",
+            ),
+            Alias(("--target-depth",), "search.target_depth", "with --search: the σw² interval where ℓ_c ≥ this"),
+            Alias(("--sigma-w2-tolerance",), "search.sigma_w2_tolerance", "with --search: width of a σw² edge"),
+            Alias(("--depth-resolution",), "search.depth_resolution", "with --search: ℓ_train bracket width"),
+            Alias(("--edge-trainings",), "search.edge_trainings", "with --target-depth: train depth L at each edge"),
+        ),
+        actions={
+            "verify": (
+                "check every finished task's files against what was written (present, size, rows); re-queue the "
+                "damaged tasks so the next run recomputes exactly them; run nothing",
+                verify,
+            )
+        },
+        interrupted="interrupted: finished tasks are stored; run the same command again to resume",
+    )
+)

@@ -28,6 +28,10 @@ class GridOutcome:
     failed: dict[str, str] = field(default_factory=dict)
     interrupted: bool = False
     seconds: float = 0.0
+    searches: list = field(default_factory=list)
+    """With the search on: its answers, one ``adaptive.GroupPlan`` per (dataset, σb²) — ℓ_train brackets, the σw²
+    interval, the peak, the cascades used — as decided at the end of this run (jobs that build on a search, such
+    as predict-then-tune, take them from here rather than replaying the store)."""
 
 
 def check_datasets(grid: GridSpec) -> None:

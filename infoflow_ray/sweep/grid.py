@@ -33,6 +33,7 @@ from infoflow_ray.errors import ConfigError
 from infoflow_ray.estimators.bspline import BSPLINE_MAX_UNITS
 from infoflow_ray.interpret import PERFECT_OUTPUTS
 from infoflow_ray.store import task_id as hash_task
+from infoflow_ray.sweep.flags import value_range
 
 KINDS = ("cascade", "baseline")
 DATASET_SHAPES = {
@@ -588,13 +589,6 @@ class GridSpec:
 
     def as_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self), default=list))
-
-
-def value_range(start: float, stop: float, step: float) -> tuple[float, ...]:
-    """start, start+step, …, stop (inclusive), rounded to 10 decimals so 0.1-steps give clean values."""
-    _require(step > 0 and stop >= start, "range", f"{start}:{stop}:{step}", "start:stop:step with step > 0")
-    n = int(math.floor((stop - start) / step + 1e-9)) + 1
-    return tuple(round(start + i * step, 10) for i in range(n))
 
 
 PRESETS: dict[str, dict[str, Any]] = {

@@ -32,7 +32,6 @@ from infoflow_ray.config import NetworkSpec, TrainSpec
 from infoflow_ray.model import default_device
 from infoflow_ray.store import ResultStore
 from infoflow_ray.store import task_id as hash_config
-from infoflow_ray.sweep.adaptive import plan, read_stored
 from infoflow_ray.sweep.baselines import (
     delete_checkpoints,
     delete_experiment,
@@ -42,10 +41,12 @@ from infoflow_ray.sweep.baselines import (
 )
 from infoflow_ray.sweep.driver import run_grid
 from infoflow_ray.sweep.execution import connect
+from infoflow_ray.sweep.flags import Alias, numbers, pair
 from infoflow_ray.sweep.grid import DataOptions
+from infoflow_ray.sweep.jobs import EXIT_FAILED_TASKS, EXIT_INTERRUPTED, EXIT_OK, Job, register
 from infoflow_ray.sweep.progress import Progress
 from infoflow_ray.sweep.task_runner import device_name, load_task_data
-from infoflow_ray.sweep.tuning_spec import ARMS, TuningSpec, json_ready
+from infoflow_ray.sweep.tuning_spec import ARMS, PRESETS, TuningSpec, build_tuning, json_ready
 from infoflow_ray.training import BaselineTrainer
 
 METRIC = "test_accuracy"
@@ -85,13 +86,14 @@ def predicted_range(interval: search.IntervalSearch, space: tuple[float, float])
 def predict(
     spec: TuningSpec, address: str | None, out: TextIO, progress_interval_seconds: float
 ) -> PredictedRange | str:
-    """Run (or read back) the interval search of ``spec.prediction_grid()``; a message when it did not finish."""
+    """Run (or read back) the interval search of ``spec.prediction_grid()``; a message when it did not finish.
+    The interval is the grid job's answer, taken from its Outcome (``GridOutcome.searches``)."""
     grid = spec.prediction_grid()
     outcome = run_grid(grid, address=address, out=out, progress_interval_seconds=progress_interval_seconds)
     if outcome.interrupted:
         raise KeyboardInterrupt
     store = ResultStore.open(grid.results, create=False)
-    group = plan(grid, read_stored(store, grid.search.measure))[0]
+    (group,) = outcome.searches  # one dataset, one σb²: one search group
     if outcome.failed or not group.interval.done:
         return (
             f"the prediction did not finish ({len(outcome.failed)} cascades failed for good, see the 'failures' "
@@ -412,3 +414,77 @@ class _TrialRecorder(tune.Callback):
             failed=errored,
             was_running=was_running,
         )
+
+
+# --- the job --------------------------------------------------------------------------------------------------
+
+
+def plan(spec: TuningSpec, out: TextIO) -> None:
+    """``--dry-run``: the prediction's cascades (planned worst case) and the experiments; starts nothing."""
+    grid = spec.prediction_grid()
+    worst = search.worst_case_cascades(grid.sigma_w2, spec.sigma_w2_tolerance) * len(spec.cascade_seeds)
+    space = spec.space
+    print(
+        f"predict-then-tune '{spec.name}': {spec.dataset}, depth {spec.depth} ({spec.network(1.0).profile_name}), "
+        f"σb² {spec.sigma_b2:g}; results in {spec.results}",
+        file=out,
+    )
+    print(
+        f"  predict: σw² interval with ℓ_c ({spec.measure}) ≥ {spec.depth}, from cascades of depth {grid.deepest} "
+        f"at σw² {', '.join(f'{s:g}' for s in grid.sigma_w2)} bisected to ±{spec.sigma_w2_tolerance:g} "
+        f"(≤ {worst} cascades, seeds {', '.join(map(str, spec.cascade_seeds))})",
+        file=out,
+    )
+    print(
+        f"  tune: σw² uniform in the predicted interval (arm predicted) or in [{space.sigma_w2[0]:g}, "
+        f"{space.sigma_w2[1]:g}] (arm control); lr log-uniform in [{space.lr[0]:g}, {space.lr[1]:g}]; batch size "
+        f"{', '.join(map(str, space.batch_size))}; optimizer {', '.join(space.optimizer)}",
+        file=out,
+    )
+    print(
+        f"  {spec.searcher} + ASHA (grace {spec.grace_period}, reduction {spec.reduction_factor}), {spec.trials} "
+        f"trials of ≤ {spec.max_epochs} epochs per arm and search seed; arms {', '.join(ARMS)} × seeds "
+        f"{', '.join(map(str, spec.search_seeds))} = {len(ARMS) * len(spec.search_seeds)} experiments, "
+        f"≤ {len(ARMS) * len(spec.search_seeds) * spec.trials * spec.max_epochs} training epochs",
+        file=out,
+    )
+
+
+def report(spec: TuningSpec, outcome: TuningOutcome, out: TextIO, err: TextIO) -> int:
+    """Where the results are; the exit code (1 when the prediction or some trials failed for good)."""
+    if outcome.interrupted:
+        print(TUNE.interrupted, file=err)
+        return EXIT_INTERRUPTED
+    if outcome.prediction_failed:
+        print(f"error: {outcome.prediction_failed}", file=err)
+        return EXIT_FAILED_TASKS
+    print(f"results: {spec.results}  (figure and report: python jobs/analyze.py {spec.results})", file=out)
+    if outcome.failed_trials:
+        print(f"{outcome.failed_trials} trials failed for good (stopped_by = 'error' in tune_trials)", file=err)
+        return EXIT_FAILED_TASKS
+    return EXIT_OK
+
+
+TUNE = register(
+    Job(
+        name="tune",
+        script="predict_then_tune.py",
+        description="Predict the trainable σw² interval at one depth with reconstruction-entropy cascades, then "
+        "tune (σw², learning rate, …) with Ray Tune inside it, against the same search over the whole σw² range.",
+        spec=TuningSpec,
+        presets=PRESETS,
+        default_preset="cpu",
+        build=build_tuning,
+        plan=plan,
+        run=run_predict_then_tune,
+        report=report,
+        aliases=(
+            Alias(("--sigma-w2",), "space.sigma_w2", "σw² range low,high (the control arm's; uniform)", pair(float)),
+            Alias(("--lr",), "space.lr", "learning-rate range low,high (log-uniform)", pair(float)),
+            Alias(("--batch-sizes",), "space.batch_size", "batch sizes to choose from, e.g. 32,64,128", numbers(int)),
+            Alias(("--optimizers",), "space.optimizer", "optimizers to choose from, e.g. sgd or sgd,adam"),
+            Alias(("--budget",), "trials", "trials per arm and search seed (= --trials)"),
+        ),
+        interrupted="interrupted: stored trials are kept; run the same command again to resume",
+    )
+)
