@@ -176,6 +176,11 @@ def test_sigma_w2_bisection_finds_an_edge_within_the_tolerance(tmp_path, ray_loc
     assert recomputed[inside] >= 6 > recomputed[outside]
     stored = dict(rows.select("asked", "value").rows())
     assert stored[inside] == pytest.approx(recomputed[inside]) and stored[outside] == pytest.approx(recomputed[outside])
+    # the Outcome carries the search's answer: the same edge a replay of the store decides (predict-then-tune uses it)
+    (group,) = outcome.searches
+    replayed = adaptive.plan(grid, adaptive.read_stored(ResultStore.open(str(tmp_path)), grid.search.measure))[0]
+    assert group.interval.done and group.interval == replayed.interval
+    assert (group.interval.low.inside, group.interval.low.outside) == (inside, outside)
 
 
 # --- decisions over outcomes written to a real store (no training: the outcomes are chosen) ------------------
