@@ -67,6 +67,7 @@ class IBJob:
         _require(bool(self.results) and isinstance(self.results, str), "results", self.results, "a path or a URI")
         _require(isinstance(self.chunk, int) and self.chunk >= 1, "chunk", self.chunk, "an integer >= 1")
         _require(_is_number(self.density_cpus) and self.density_cpus > 0, "density_cpus", self.density_cpus, "> 0")
+        object.__setattr__(self, "only", tuple(self.only) if isinstance(self.only, (list, tuple)) else (self.only,))
         known = [e.name for e in experiments]
         unknown = [n for n in self.only if n not in known]
         if unknown:
