@@ -79,7 +79,7 @@ TABLES: dict[str, pa.Schema] = {
     "runs": pa.schema(
         [  # one row per finished task
             ("task_id", pa.string()),
-            ("kind", pa.string()),  # 'cascade' | 'baseline'
+            ("kind", pa.string()),  # 'cascade' | 'baseline' | 'predictors'
             ("grid_name", pa.string()),
             *_TASK[1:],  # dataset .. seed
             ("status", pa.string()),  # 'ok' | 'nonfinite' | 'diverged'
@@ -255,6 +255,19 @@ TABLES: dict[str, pa.Schema] = {
             ("height", pa.int64()),
             ("width", pa.int64()),
             ("pixels", pa.list_(pa.float32())),
+        ]
+    ),
+    "predictors": pa.schema(
+        _TASK
+        + [  # one row per (predictor task, predictor): infoflow_ray.predictors on the untrained network (depth L)
+            ("predictor", pa.string()),  # the registry name, e.g. 'apjn', 'ntk_condition', 'mean_field_6xi'
+            ("predictor_kind", pa.string()),  # 'closed_form' | 'network'
+            ("score", pa.float64()),  # the predictor's own score (units: docs/predictors.md); ±inf, NaN stored
+            ("predicted_depth", pa.float64()),  # layers; NaN where the predictor gives no depth
+            ("higher_is_better", pa.bool_()),  # the score's direction: higher = more trainable
+            ("settings", pa.string()),  # JSON of the settings it ran with (defaults filled in)
+            ("seconds", pa.float64()),  # task-seconds of this predictor on this network (data loading excluded)
+            ("device", pa.string()),
         ]
     ),
     "tune_trials": pa.schema(

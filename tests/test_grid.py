@@ -180,6 +180,29 @@ PRESET_CONTENT = {
         search=False,
         architecture=("mlp", "cnn", "resnet"),
     ),
+    "predictors-laptop": dict(
+        sigma_w2=(0.5, 1.0, 1.5, 1.76, 2.5, 4.0),
+        depths=(4, 8, 16, 24),
+        dataset="mnist_t10k",
+        datasets=("mnist_t10k", "digits"),
+        widths="wide",
+        max_epochs=5,
+        cascades=12,
+        baselines=48,
+        search=False,
+    ),
+    "predictors-paper": dict(
+        sigma_w2=tuple(round(0.1 * i, 1) for i in range(1, 41)),
+        depths=tuple(range(10, 201, 10)),
+        dataset="mnist",
+        datasets=("mnist", "digits"),
+        seeds=(0, 1, 2),
+        widths="wide",
+        max_epochs=200,
+        cascades=240,
+        baselines=4800,
+        search=False,
+    ),
     "paper-mnist-wide": dict(
         sigma_w2=tuple(round(0.1 * i, 1) for i in range(1, 41)),
         depths=tuple(range(10, 201, 10)),
@@ -213,8 +236,8 @@ def test_every_preset_is_valid():
         assert (grid.sigma_w2, grid.depths, grid.datasets, grid.seeds, grid.sigma_b2) == (
             want["sigma_w2"],
             want["depths"],
-            (want["dataset"],),
-            (0,),
+            want.get("datasets", (want["dataset"],)),
+            want.get("seeds", (0,)),
             (0.05,),
         ), name
         assert (grid.widths, grid.train.max_epochs, grid.search.enabled) == (
@@ -229,9 +252,11 @@ def test_every_preset_is_valid():
         deepest = want.get("cascade_depth", max(want["depths"]))
         architectures = want.get("architecture", ("mlp",))
         assert grid.architecture == architectures, name
-        copies = len(architectures)  # every (σw², depth) once per architecture
+        # every (σw², depth) once per architecture, dataset and seed
+        copies = len(architectures) * len(want.get("datasets", (0,))) * len(want.get("seeds", (0,)))
         assert sorted(cascades) == [(s, deepest) for s in want["sigma_w2"] for _ in range(copies)], name
         assert sorted(baselines) == [(s, d) for s in want["sigma_w2"] for d in want["depths"] for _ in range(copies)], (
             name
         )
-        assert all(t.dataset == want["dataset"] and t.network.widths == want["widths"] for t in tasks), name
+        datasets = want.get("datasets", (want["dataset"],))
+        assert all(t.dataset in datasets and t.network.widths == want["widths"] for t in tasks), name

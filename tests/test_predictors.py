@@ -198,3 +198,57 @@ def test_registry_lists_every_predictor_with_its_direction():
     lower = [n for n in predictors.names() if not predictors.get(n).higher_is_better]
     assert lower == ["ntk_condition"]
     assert np.all([predictors.get(n).gives_depth for n in ("apjn", "mean_field_6xi", "kl_mean")])
+
+
+def test_spearman_and_auroc_on_hand_made_values():
+    from infoflow_ray.analysis.leaderboard import auroc, spearman
+
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert spearman([1, 2, 3, math.inf], [1, 2, 3, 4]) == pytest.approx(1.0)  # an infinite depth ranks last
+    assert spearman([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(0.9486832980505138)  # scipy's value with a tie
+    assert math.isnan(spearman([1, 1, 1], [1, 2, 3])) and math.isnan(spearman([1, 2], [1, 2]))
+    assert auroc([0.1, 0.4, 0.35, 0.8], [False, False, True, True]) == pytest.approx(0.75)  # sklearn's example
+    assert auroc([1, 1, 1, 1], [True, False, True, False]) == pytest.approx(0.5)  # ties count ½
+    assert math.isnan(auroc([1, 2], [True, True]))
+
+
+def test_leaderboard_on_a_hand_made_frame():
+    import polars as pl
+
+    from infoflow_ray.analysis.leaderboard import leaderboard
+
+    key = dict(dataset="digits", profile="wide", sigma_b2=0.05)
+    sigma = [0.5, 1.0, 1.5, 2.0]
+    # truth: ℓ_train 3, 6, 9, 6 (trained at depths 3, 6, 9; reached below the line)
+    truth = {0.5: 3, 1.0: 6, 1.5: 9, 2.0: 6}
+    cells = pl.DataFrame(
+        [{**key, "sigma_w2": s, "depth": d, "seed": 0, "reached": d <= truth[s]} for s in sigma for d in (3, 6, 9)]
+    )
+    rows = []
+    for s in sigma:  # 'good' predicts the truth + 1 layer; 'bad' (lower = better) the reverse order; at depth 9
+        for name, score, depth, higher in (
+            ("good", truth[s] + 1.0, truth[s] + 1.0, True),
+            ("bad", float(truth[s]), math.nan, False),
+        ):
+            rows.append(
+                {
+                    **key,
+                    "sigma_w2": s,
+                    "depth": 9,
+                    "seed": 0,
+                    "predictor": name,
+                    "kind": "network",
+                    "score": score,
+                    "predicted_depth": depth,
+                    "higher_is_better": higher,
+                    "seconds": 2.0 if name == "good" else 0.5,
+                }
+            )
+    board = leaderboard(pl.DataFrame(rows), cells)
+    good = board.filter(predictor="good").row(0, named=True)
+    bad = board.filter(predictor="bad").row(0, named=True)
+    assert good["spearman"] == pytest.approx(1.0) and good["auroc"] == pytest.approx(1.0)
+    assert good["seconds_per_network"] == 2.0 and good["n_sigma_w2"] == 4 and good["n_cells"] == 12
+    assert bad["spearman"] == pytest.approx(-1.0)  # the lower-is-better score is flipped: it ranks backwards
+    assert board["predictor"].to_list() == ["good", "bad"]  # best Spearman first

@@ -33,9 +33,11 @@ PRODUCERS = {
         "cascades of trained networks write it: run jobs/full_grid.py --interpret (or [interpret] enabled = true)",
     ),
     "tune_trials": "jobs/predict_then_tune.py writes it",
+    "predictors": "predictor tasks write it: run jobs/full_grid.py with predictors = [names] in the grid config "
+    "(e.g. --preset predictors-laptop)",
 }
 OPTIONAL = ("info_plane", "failures", "search", "trained_curves", "trained_cutoffs", "retraced", "perfect_inputs")
-OPTIONAL += ("tune_trials",)  # tables whose absence is no gap
+OPTIONAL += ("tune_trials", "predictors")  # tables whose absence is no gap
 TABLE_KIND = {
     "curves": "cascade",
     "cutoffs": "cascade",

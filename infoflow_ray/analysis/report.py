@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from infoflow_ray import analysis, plots, theory
-from infoflow_ray.analysis import info_plane, interpret, tuning
+from infoflow_ray import analysis, leaderboard_plots, plots, theory
+from infoflow_ray.analysis import info_plane, interpret, leaderboard, tuning
 from infoflow_ray.analysis import search as search_frames
 from infoflow_ray.errors import ConfigError, ResultsError
 from infoflow_ray.store import ResultStore
@@ -169,6 +169,7 @@ def run(store, out: Path) -> Analysis:
             lambda: plots.critical_line(peaks, search_frames.critical_line(peaks["sigma_b2"].to_list())),
         )
     tuned = tuning_figures(store, a) if inventory.rows.get("tune_trials", 0) else None
+    board = leaderboard_figures(store, a) if inventory.rows.get("predictors", 0) else None
     experiments = (
         a.frame("info-plane experiments", lambda: info_plane.trajectories(store)) if points is not None else None
     )
@@ -184,6 +185,8 @@ def run(store, out: Path) -> Analysis:
         a.sections.insert(2, search_section(brackets, edges, peaks, cost))
     if tuned is not None:
         a.sections.insert(2, tuning_section(*tuned))
+    if board is not None:
+        a.sections.insert(2, leaderboard_section(board))
     if trained is not None:
         a.sections.insert(2, interpret_section(trained))
     if experiments is not None and experiments.height:
@@ -255,6 +258,39 @@ def interpret_section(trained: pl.DataFrame) -> str:
         "(`untrained_cutoff`, the grid's deeper cascade). Figures: `retraced_*` (the paper's fig. 5 a, b: classes "
         f"{RETRACED_CLASSES.start}–{RETRACED_CLASSES.stop - 1}), `perfect_inputs_*` (fig. 5 c), "
         "`trained_vs_untrained_*`.\n\n" + markdown_table(trained)
+    )
+
+
+def leaderboard_figures(store, a: Analysis) -> pl.DataFrame | None:
+    """The predictor leaderboard (``analysis.leaderboard``) and its two figures per (dataset, profile, σb²)."""
+    frames = a.frame("predictor leaderboard", lambda: leaderboard.board(store))
+    if frames is None or frames[0].height == 0:
+        return None
+    board, per_sigma = frames
+    for dataset, profile, sigma_b2 in board.select(analysis.GROUP).unique().sort(analysis.GROUP).rows():
+        key = dict(dataset=dataset, profile=profile, sigma_b2=sigma_b2)
+        suffix = f"{dataset}_{profile}_sb{sigma_b2:g}"
+        a.figure(
+            f"predictors_vs_truth_{suffix}",
+            {"predictors": per_sigma},
+            lambda: leaderboard_plots.predictors_vs_truth(per_sigma, board, **key),
+        )
+        a.figure(
+            f"predictor_cost_{suffix}", {"predictors": board}, lambda: leaderboard_plots.cost_vs_accuracy(board, **key)
+        )
+    return board
+
+
+def leaderboard_section(board: pl.DataFrame) -> str:
+    """The report's predictor leaderboard (``analysis.leaderboard``; docs/predictors.md)."""
+    return (
+        "## Which predictor to trust: the leaderboard\n\n"
+        "Per (dataset, profile, σb²) and predictor: `spearman`, the rank correlation over σw² of its predicted depth "
+        "(or its score, oriented so higher = more trainable) with ℓ_train; `auroc`, how well it separates the "
+        "trained (σw², L, seed) cells that reached the threshold from those that did not; `seconds_per_network`, "
+        "its task-seconds per network (the cutoffs: the cascade task's). The truth is ℓ_train at the largest "
+        "training budget stored (the grid's `max_epochs`, stopping at the threshold). Formulas and sign "
+        "conventions: docs/predictors.md.\n\n" + markdown_table(board)
     )
 
 

@@ -92,10 +92,11 @@ def execute(
     grid: GridSpec, store: ResultStore, pending: list[Task], progress: Progress, all_baselines: list[Task] | None = None
 ) -> bool:
     """Run ``pending`` tasks: cascades on the actor pool (started first, so predictions arrive early), baseline
-    trainings as Tune trials beside it. ``all_baselines`` names the Tune experiment (so an interrupted set of
+    trainings as Tune trials beside it, predictor tasks (``sweep.predictor_tasks``) as Ray tasks beside both. ``all_baselines`` names the Tune experiment (so an interrupted set of
     trainings resumes under the same name; default: the pending ones). Returns True when interrupted."""
     cascades = [t for t in pending if t.kind == "cascade"]
     baselines = [t for t in pending if t.kind == "baseline"]
+    predictions = [t for t in pending if t.kind == "predictors"]
     stop = threading.Event()
     pool_ready = threading.Event()
     thread = None
@@ -128,6 +129,27 @@ def execute(
         thread = threading.Thread(target=cascade_loop, name="cascade-pool", daemon=True)
         thread.start()
         pool_ready.wait()
+    predictor_thread = None
+    if predictions:  # cheap Ray tasks of one CPU (no GPU) beside the pool: they take CPUs as they free up
+        from infoflow_ray.sweep.predictor_tasks import run_predictor_tasks
+
+        predictor_thread = threading.Thread(
+            target=run_predictor_tasks,
+            args=(predictions,),
+            kwargs=dict(
+                results=grid.results,
+                grid_name=grid.name,
+                cpus=1.0,
+                gpus=0.0,
+                max_attempts=res.max_task_attempts,
+                store=store,
+                progress=progress,
+                stop=stop,
+            ),
+            name="predictor-tasks",
+            daemon=True,
+        )
+        predictor_thread.start()
     try:
         if baselines:
             cluster_gpus = ray.cluster_resources().get("GPU", 0)
@@ -146,12 +168,13 @@ def execute(
                 progress=progress,
                 group=res.baseline_group,
             )
-        if thread:
-            while thread.is_alive():
-                thread.join(timeout=1.0)
+        for worker_thread in (thread, predictor_thread):
+            while worker_thread is not None and worker_thread.is_alive():
+                worker_thread.join(timeout=1.0)
     except KeyboardInterrupt:
         stop.set()
-        if thread:
-            thread.join(timeout=30)
+        for worker_thread in (thread, predictor_thread):
+            if worker_thread is not None:
+                worker_thread.join(timeout=30)
         return True
     return False

@@ -3,7 +3,11 @@
 A grid of (σw², depth, dataset, seed) expands into
 - cascade tasks, one per (dataset, σw², seed) on the grid's deepest network (the cutoff is a property of σw²,
   one deep cascade gives the curve for every depth), and
-- baseline tasks, one per (dataset, σw², depth, seed).
+- baseline tasks, one per (dataset, σw², depth, seed), and
+- with ``predictors = [names]`` (``infoflow_ray.predictors``), predictor tasks, one per (dataset, σw², depth,
+  seed) on the same untrained networks (same seeds) as the cascades and baselines: cheap Ray tasks that run every
+  named predictor on the network and write one ``predictors`` row each. The cascade's own cutoffs
+  (``kl_per_image``, ``kl_mean``, ``diff_entropy``) need no task: the leaderboard reads them from ``cutoffs``.
 Every task has a ``task_id`` hashed from everything that determines its result, so a re-run skips finished
 tasks and a changed parameter makes new tasks instead of overwriting old ones.
 """
@@ -18,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from infoflow_ray import estimators
+from infoflow_ray import estimators, predictors
 from infoflow_ray.config import (
     ARCHITECTURES,
     CONV_ARCHITECTURES,
@@ -35,7 +39,8 @@ from infoflow_ray.interpret import PERFECT_OUTPUTS
 from infoflow_ray.store import task_id as hash_task
 from infoflow_ray.sweep.flags import value_range
 
-KINDS = ("cascade", "baseline")
+KINDS = ("cascade", "baseline", "predictors")
+DEFAULT_KINDS = ("cascade", "baseline")  # predictor tasks join when the grid names predictors
 DATASET_SHAPES = {
     "mnist_t10k": (784, 10),
     "digits": (64, 10),
@@ -313,6 +318,7 @@ class Task:
     train: TrainSpec | None = None
     info_plane: InfoPlaneSpec | None = None
     interpret: InterpretSpec | None = None
+    predictors: tuple[str, ...] | None = None
 
     def config(self) -> dict[str, Any]:
         """Everything that determines the result, as plain JSON-able values."""
@@ -343,6 +349,8 @@ class Task:
             out["info_plane"] = dataclasses.asdict(self.info_plane)
         if self.interpret is not None:  # likewise
             out["interpret"] = dataclasses.asdict(self.interpret)
+        if self.predictors is not None:
+            out["predictors"] = list(self.predictors)
         return out
 
     @property
@@ -372,6 +380,7 @@ class Task:
             train=TrainSpec(**config["train"]) if "train" in config else None,
             info_plane=InfoPlaneSpec(**config["info_plane"]) if "info_plane" in config else None,
             interpret=InterpretSpec(**config["interpret"]) if "interpret" in config else None,
+            predictors=tuple(config["predictors"]) if "predictors" in config else None,
         )
 
 
@@ -398,7 +407,7 @@ class GridSpec:
     widths: str | tuple[int, ...] = "wide"
     sigma_b2: tuple[float, ...] = (0.05,)
     cascade_depth: int | None = None
-    kinds: tuple[str, ...] = KINDS
+    kinds: tuple[str, ...] = DEFAULT_KINDS
     results: str = "results/default"
     data: DataOptions = field(default_factory=DataOptions)
     cascade: CascadeSpec = field(default_factory=CascadeSpec)
@@ -409,8 +418,17 @@ class GridSpec:
     search: SearchSpec = field(default_factory=SearchSpec)
     architecture: tuple[str, ...] = ("mlp",)
     channels: int = 64
+    predictors: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "predictors", _tuple(self.predictors) if self.predictors else ())
+        for name in self.predictors:
+            predictors.get(name)  # an unknown name fails in one line listing the known ones
+        _require(
+            len(set(self.predictors)) == len(self.predictors), "predictors", list(self.predictors), "distinct names"
+        )
+        if self.predictor_names and "predictors" not in _tuple(self.kinds):
+            object.__setattr__(self, "kinds", (*_tuple(self.kinds), "predictors"))
         for name in ("sigma_w2", "sigma_b2", "depths", "datasets", "seeds", "kinds", "architecture"):
             object.__setattr__(self, name, _tuple(getattr(self, name)))
             _require(len(getattr(self, name)) > 0, name, list(getattr(self, name)), "a non-empty list")
@@ -462,6 +480,18 @@ class GridSpec:
             self.train.optimizer,
             "'sgd' when resources.baseline_group > 1 (grouped trainings step plain SGD on stacked weights)",
         )
+        _require(
+            "predictors" not in self.kinds or bool(self.predictor_names),
+            "kinds",
+            list(self.kinds),
+            "a list with 'predictors' only when the grid names predictors that need a task (predictors = [...])",
+        )
+        _require(
+            not (self.search.enabled and self.predictor_names),
+            "predictors",
+            list(self.predictors),
+            "[] with search.enabled (predictor tasks run on a full grid; not built for the search yet)",
+        )
         if self.search.enabled:
             self._check_search()
         if self.info_plane.enabled and self.info_plane.estimator == "bspline":
@@ -503,6 +533,16 @@ class GridSpec:
             list(self.depths),
             "at least two depths to search over",
         )
+
+    @property
+    def predictor_names(self) -> tuple[str, ...]:
+        """The named predictors a predictor task runs (the cascade's cutoffs need none: they are read)."""
+        return tuple(n for n in self.predictors if predictors.get(n).kind != "cascade")
+
+    @property
+    def predictor_depths(self) -> tuple[int, ...]:
+        """The depths of the predictor tasks: every trained depth, and the cascade's depth."""
+        return tuple(sorted({*self.depths, self.deepest}))
 
     @property
     def deepest(self) -> int:
@@ -551,7 +591,30 @@ class GridSpec:
                 for depth in self.depths
                 for seed in self.seeds
             ]
+        if "predictors" in self.kinds:
+            out += [
+                self.predictor_task(ds, s, b, depth, seed, arch)
+                for arch in self.architecture
+                for ds in self.datasets
+                for b in self.sigma_b2
+                for s in self.sigma_w2
+                for depth in self.predictor_depths
+                for seed in self.seeds
+            ]
         return out
+
+    def predictor_task(
+        self, dataset: str, sigma_w2: float, sigma_b2: float, depth: int, seed: int, architecture: str | None = None
+    ) -> Task:
+        """The predictor task of one (dataset, σw², σb², depth, seed): every named predictor on that network."""
+        return Task(
+            "predictors",
+            dataset,
+            self.network(dataset, sigma_w2, depth, sigma_b2, architecture),
+            seed,
+            self.data,
+            predictors=self.predictor_names,
+        )
 
     def cascade_task(
         self, dataset: str, sigma_w2: float, sigma_b2: float, seed: int, architecture: str | None = None
@@ -590,6 +653,8 @@ class GridSpec:
     def as_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self), default=list))
 
+
+ALL_PREDICTORS = predictors.names()  # the cascade's cutoffs (read), mean field, APJN, NTK, NASWOT, GradNorm, ZiCo
 
 PRESETS: dict[str, dict[str, Any]] = {
     # End-to-end check in well under a minute on a laptop CPU (tests use it).
@@ -640,6 +705,31 @@ PRESETS: dict[str, dict[str, Any]] = {
         cascade=dict(eval_samples=500),
         train=dict(max_epochs=8, optimizer="adam", lr=3e-3),
         results="results/architectures",
+    ),
+    # Which predictor to trust (docs/predictors.md): every predictor of infoflow_ray.predictors beside the cascade
+    # on the same untrained networks, on MNIST-t10k and scikit-learn's bundled 8×8 digits (no download), in a few
+    # minutes on a 2-core CPU. SGD at 10⁻² for 5 epochs: at the default's 10⁻³ the 1,437 digits images (23 steps
+    # per epoch) train nothing. The leaderboard: jobs/analyze.py.
+    "predictors-laptop": dict(
+        sigma_w2=(0.5, 1.0, 1.5, 1.76, 2.5, 4.0),
+        depths=(4, 8, 16, 24),
+        datasets=("mnist_t10k", "digits"),
+        data=dict(max_train_samples=2000),
+        cascade=dict(eval_samples=200),
+        train=dict(max_epochs=5, lr=0.01),
+        predictors=ALL_PREDICTORS,
+        results="results/predictors-laptop",
+    ),
+    # The same comparison at the paper's scale (fig. 3's σw² and depths, 3 seeds, 200 epochs): GPU clusters.
+    "predictors-paper": dict(
+        sigma_w2=value_range(0.1, 4.0, 0.1),
+        depths=tuple(range(10, 201, 10)),
+        datasets=("mnist", "digits"),
+        seeds=(0, 1, 2),
+        cascade=dict(eval_samples=1000, tf32_training=True),
+        train=dict(max_epochs=200),
+        predictors=ALL_PREDICTORS,
+        results="results/predictors-paper",
     ),
     # The paper's grids (fig. 3): σw² 0.1..4 step 0.1, depths to 200, 200 epochs. GPU clusters.
     "paper-mnist-wide": dict(

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 import infoflow_ray
-from infoflow_ray import cascade, estimators, families, interpret, seeding
+from infoflow_ray import cascade, estimators, families, interpret, predictors, seeding
 from infoflow_ray.data import Dataset, load_dataset
 from infoflow_ray.errors import ConfigError
 from infoflow_ray.model import TanhNetwork
@@ -270,6 +270,39 @@ def _cascade_result(
         if task.info_plane.extended_networks > 1:
             rows["info_plane"] += extended_info_plane(task, data, device)
     return rows, status, summary
+
+
+def predictor_rows(task: Task, data: Dataset, device: torch.device | str) -> tuple[Rows, str, dict]:
+    """Run every predictor of a ``predictors`` task on its untrained network (``families.build(spec, seed)``, the
+    cascade's and the baseline's network of the same seed) and the first training images; the ``predictors``
+    rows, the status ('ok', or 'nonfinite' when a score is NaN) and a summary {name: score}."""
+    network = families.build(task.network, task.seed, device)
+    largest = max([predictors.get(n).settings().get("batch", 1) for n in task.predictors], default=1)
+    x, y = data.train_x[:largest], data.train_y[:largest]
+    rows, summary = [], {}
+    for name in task.predictors:
+        t0 = time.perf_counter()
+        result = predictors.run(name, network, task.network, x, y)
+        if torch.device(device).type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds = time.perf_counter() - t0
+        depth = result.predicted_depth
+        rows.append(
+            {
+                **_keys(task),
+                "predictor": name,
+                "predictor_kind": predictors.get(name).kind,
+                "score": result.score,
+                "predicted_depth": float("nan") if depth is None else depth,
+                "higher_is_better": result.higher_is_better,
+                "settings": result.settings_json,
+                "seconds": seconds,
+                "device": device_name(device),
+            }
+        )
+        summary[name] = result.score
+    status = "nonfinite" if any(math.isnan(v) for v in summary.values()) else "ok"
+    return {"predictors": rows}, status, summary
 
 
 def _probe_samples(data: Dataset, spec: InfoPlaneSpec) -> tuple[torch.Tensor, torch.Tensor]:
