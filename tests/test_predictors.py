@@ -252,3 +252,112 @@ def test_leaderboard_on_a_hand_made_frame():
     assert good["seconds_per_network"] == 2.0 and good["n_sigma_w2"] == 4 and good["n_cells"] == 12
     assert bad["spearman"] == pytest.approx(-1.0)  # the lower-is-better score is flipped: it ranks backwards
     assert board["predictor"].to_list() == ["good", "bad"]  # best Spearman first
+
+
+def test_leaderboard_reads_predictor_rows_cutoffs_and_trainings_from_a_results_folder(tmp_path):
+    from datetime import UTC, datetime
+
+    from infoflow_ray.analysis import leaderboard
+    from infoflow_ray.store import ResultStore
+    from infoflow_ray.sweep.task_runner import run_record
+
+    store = ResultStore.open(str(tmp_path / "results"))
+    now = datetime.now(UTC)
+    truth = {0.5: 4, 1.0: 8, 1.76: 12, 3.0: 8}  # ℓ_train of each σw² over depths 4, 8, 12
+
+    def write(kind: str, sigma: float, depth: int, seconds: float, tables: dict) -> None:
+        keys = dict(
+            task_id=f"{kind}-{sigma}-{depth}",
+            dataset="digits",
+            profile="wide",
+            sigma_w2=sigma,
+            sigma_b2=0.05,
+            depth=depth,
+            seed=0,
+        )
+        run = run_record(
+            keys,
+            kind,
+            {"k": kind},
+            grid_name="g",
+            status="ok",
+            started_at=now,
+            finished_at=now,
+            seconds=seconds,
+            attempts=1,
+            node_id="n",
+            device="cpu",
+        )
+        store.write_task(
+            keys["task_id"],
+            "digits",
+            {"runs": [run], **{n: [{**keys, **r} for r in rows] for n, rows in tables.items()}},
+        )
+
+    for sigma, best in truth.items():
+        cutoff = dict(cutoff_std=math.nan, saturated=True, finite=True, last_layer=10, rtol=0.005, atol=1e-8)
+        write(
+            "cascade",
+            sigma,
+            12,
+            20.0,
+            {
+                "cutoffs": [
+                    {"measure": "kl_per_image", "cutoff_layer": best + 0.5, **cutoff},  # right order
+                    {"measure": "kl_mean", "cutoff_layer": 20.0 - best, **cutoff},  # reversed
+                    {"measure": "kl_median_normalised", "cutoff_layer": 1.0, **cutoff},  # not a predictor: left out
+                ]
+            },
+        )
+        for depth in (4, 8, 12):
+            write(
+                "baseline",
+                sigma,
+                depth,
+                5.0,
+                {
+                    "train_summary": [
+                        dict(
+                            loss_fn="logits",
+                            epochs=5,
+                            best_test_accuracy=0.9 if depth <= best else 0.1,
+                            final_test_accuracy=0.9,
+                            accuracy_threshold=0.4,
+                            reached_threshold=depth <= best,
+                            stop_reason="threshold",
+                            seconds=5.0,
+                            resumed_from_epoch=0,
+                        )
+                    ]
+                },
+            )
+            write(
+                "predictors",
+                sigma,
+                depth,
+                0.1,
+                {
+                    "predictors": [
+                        dict(
+                            predictor="ntk_condition",
+                            predictor_kind="network",
+                            score=100.0 / best + depth,
+                            predicted_depth=math.nan,
+                            higher_is_better=False,
+                            settings="{}",
+                            seconds=0.25,
+                            device="cpu",
+                        )
+                    ]
+                },
+            )
+    board, per_sigma = leaderboard.board(store)
+    rows = {r["predictor"]: r for r in board.iter_rows(named=True)}
+    assert set(rows) == {"kl_per_image", "kl_mean", "ntk_condition"}
+    assert rows["kl_per_image"]["spearman"] == pytest.approx(1.0) and rows["kl_per_image"]["auroc"] == 1.0
+    assert rows["kl_mean"]["spearman"] == pytest.approx(-1.0)
+    assert rows["kl_per_image"]["seconds_per_network"] == 20.0  # the cascade task's seconds
+    ntk_row = rows["ntk_condition"]  # κ falls with ℓ_train (lower = better): flipped, it ranks right
+    assert ntk_row["spearman"] == pytest.approx(1.0) and ntk_row["seconds_per_network"] == 0.25
+    assert ntk_row["n_cells"] == 12 and ntk_row["kind"] == "network" and not ntk_row["gives_depth"]
+    assert per_sigma.filter(predictor="kl_per_image").sort("sigma_w2")["trainable_depth"].to_list() == [4, 8, 12, 8]
