@@ -361,3 +361,19 @@ def test_leaderboard_reads_predictor_rows_cutoffs_and_trainings_from_a_results_f
     assert ntk_row["spearman"] == pytest.approx(1.0) and ntk_row["seconds_per_network"] == 0.25
     assert ntk_row["n_cells"] == 12 and ntk_row["kind"] == "network" and not ntk_row["gives_depth"]
     assert per_sigma.filter(predictor="kl_per_image").sort("sigma_w2")["trainable_depth"].to_list() == [4, 8, 12, 8]
+
+
+def test_depth_interval_of_mean_field_brackets_criticality():
+    from infoflow_ray.predictors.interval import depth_interval
+
+    def build(sigma_w2):
+        spec = NetworkSpec(sigma_w2=sigma_w2, depth=30, n_inputs=8, widths=(8,) * 30 + (10,))
+        return None, spec
+
+    grid = [round(0.25 * i, 2) for i in range(1, 17)]  # 0.25 .. 4
+    low, high = depth_interval("mean_field_6xi", build, grid, 30, None, None)
+    passing = [s for s in grid if 6 * float(theory.xi_c(s, 0.05)) >= 30]
+    assert (low, high) == (passing[0], passing[-1]) and low < theory.critical_sigma_w2(0.05) < high
+    assert depth_interval("mean_field_6xi", build, grid, 10_000, None, None) is None
+    with pytest.raises(ConfigError, match="predictor 'naswot' gives no depth computed here; use one of"):
+        depth_interval("naswot", build, grid, 30, None, None)
