@@ -25,8 +25,8 @@ import numpy as np
 import polars as pl
 
 from infoflow_ray import predictors
-from infoflow_ray.predictors import registry
 from infoflow_ray.analysis.frames import GROUP, KEYS, table
+from infoflow_ray.predictors import registry
 from infoflow_ray.predictors.cascade import CASCADE_MEASURES
 from infoflow_ray.store import ResultStore
 

@@ -33,6 +33,6 @@ def depth_interval(
 
 
 def _depth_predictors() -> list[str]:
-    from infoflow_ray.predictors import REGISTRY
+    from infoflow_ray.predictors.registry import REGISTRY
 
     return [n for n, p in REGISTRY.items() if p.gives_depth and p.kind != "cascade"]

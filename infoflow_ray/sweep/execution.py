@@ -92,7 +92,8 @@ def execute(
     grid: GridSpec, store: ResultStore, pending: list[Task], progress: Progress, all_baselines: list[Task] | None = None
 ) -> bool:
     """Run ``pending`` tasks: cascades on the actor pool (started first, so predictions arrive early), baseline
-    trainings as Tune trials beside it, predictor tasks (``sweep.predictor_tasks``) as Ray tasks beside both. ``all_baselines`` names the Tune experiment (so an interrupted set of
+    trainings as Tune trials beside it, predictor tasks (``sweep.predictor_tasks``) as Ray tasks beside both.
+    ``all_baselines`` names the Tune experiment (so an interrupted set of
     trainings resumes under the same name; default: the pending ones). Returns True when interrupted."""
     cascades = [t for t in pending if t.kind == "cascade"]
     baselines = [t for t in pending if t.kind == "baseline"]
