@@ -1,12 +1,16 @@
 """Several baseline trainings of the same architecture at once, as batched matrix products on one device.
 
+A family whose layers are tanh(W a + b) offers its stacked parameters (``Family.stacked_parameters``: the MLP);
+the trainings of any other family run one by one with ``training.train_baseline``, so a grid groups baselines
+the same way for every family.
+
 A grid holds many small networks of the same depth and widths (different σw², σb², seeds). Each one alone
 leaves a GPU mostly idle; here G of them are trained together: layer l's weights of all networks are one
 tensor (G, n_l, n_{l-1}), the forward pass is ``torch.baddbmm``, and one backward pass gives every network the
 gradient of its *own* mean loss (the networks share no parameter, so the sum of their losses separates).
 
 Each network is exactly what ``training.train_baseline`` would train with its seed: the same init (built by
-``TanhNetwork(spec, seed)`` and stacked), its own batch order (``seeding.permutation(…, "baseline-batches",
+``families.build(spec, seed)`` and stacked), its own batch order (``seeding.permutation(…, "baseline-batches",
 epoch)``), plain SGD, the loss of ``TrainSpec.loss``, test loss and accuracy after every epoch, and its own stop
 (threshold, budget, divergence). A stopped network leaves the stack at the end of that epoch, so the others
 go on without its cost. Results equal the one-by-one ones up to float32 summation order.
@@ -21,23 +25,28 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from infoflow_ray import seeding
+from infoflow_ray import families, seeding
 from infoflow_ray.config import NetworkSpec, TrainSpec
 from infoflow_ray.data import Dataset
 from infoflow_ray.errors import ConfigError
-from infoflow_ray.model import TanhNetwork, stack_parameters, stacked_layer
-from infoflow_ray.training import EpochRecord, TrainResult
+from infoflow_ray.model import stacked_layer
+from infoflow_ray.training import EpochRecord, TrainResult, train_baseline
 
 
 def stacked_parameters(
     specs: list[NetworkSpec], seeds: list[int], device: torch.device
-) -> tuple[list[Tensor], list[Tensor]]:
-    """The initial weights and biases of ``TanhNetwork(spec, seed)`` for every pair, stacked per layer.
+) -> tuple[list[Tensor], list[Tensor]] | None:
+    """The initial weights and biases of ``families.build(spec, seed)`` for every pair, stacked per layer by
+    their family; None when the family does not stack.
 
     Returns weights[l-1] of shape (G, n_l, n_{l-1}) and biases[l-1] of shape (G, 1, n_l), as leaf tensors
     that require grad.
     """
-    weights, biases = stack_parameters([TanhNetwork(spec, seed, device) for spec, seed in zip(specs, seeds)])
+    networks = [families.build(spec, seed, device) for spec, seed in zip(specs, seeds)]
+    stacked = specs[0].family.stacked_parameters(networks)
+    if stacked is None:
+        return None
+    weights, biases = stacked
     return [W.requires_grad_() for W in weights], [b.requires_grad_() for b in biases]
 
 
@@ -61,7 +70,7 @@ def _check_same_architecture(specs: list[NetworkSpec], seeds: list[int]) -> None
         raise ConfigError(
             f"need one seed per network spec and at least one network, got {len(specs)} specs and {len(seeds)} seeds"
         )
-    widths = {spec.layer_widths for spec in specs}
+    widths = {(spec.architecture, spec.layer_widths) for spec in specs}
     if len(widths) != 1:
         raise ConfigError(
             f"networks trained together must have the same layer widths, got {len(widths)} different width profiles"
@@ -87,18 +96,22 @@ def train_baselines_batched(
     seeds: list[int],
     device: torch.device | str | None = None,
 ) -> list[TrainResult]:
-    """Train network g = ``TanhNetwork(specs[g], seeds[g])`` for every g at once; one ``TrainResult`` each.
+    """Train network g = ``families.build(specs[g], seeds[g])`` for every g at once; one ``TrainResult`` each.
 
-    All specs must have the same layer widths. ``EpochRecord.seconds`` is the wall time of the shared epoch.
+    All specs must have the same family and layer widths. ``EpochRecord.seconds`` is the wall time of the shared
+    epoch. A family that does not stack (``Family.stacked_parameters`` None) trains them one by one instead.
     """
     _check_same_architecture(specs, seeds)
     if train.optimizer != "sgd":
         raise ConfigError(f"train.optimizer must be 'sgd' for grouped trainings, got {train.optimizer!r}")
     device = torch.device(device) if device is not None else data.train_x.device
     data = data.to(device)
+    stacked = stacked_parameters(specs, seeds, device)
+    if stacked is None:
+        return [train_baseline(spec, train, data, seed, device) for spec, seed in zip(specs, seeds)]
+    weights, biases = stacked
     x, y = data.train_x, data.train_y
     n = x.shape[0]
-    weights, biases = stacked_parameters(specs, seeds, device)
     active = list(range(len(specs)))  # the networks still training, in stack order
     histories: list[list[EpochRecord]] = [[] for _ in specs]
     reasons: list[str | None] = [None] * len(specs)

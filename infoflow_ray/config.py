@@ -11,24 +11,14 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from infoflow_ray.errors import ConfigError
+from infoflow_ray import families
+from infoflow_ray.errors import require as _require
 
-WIDTH_PROFILES = ("wide", "shrinking")
-ARCHITECTURES = ("mlp", "cnn", "resnet", "resmlp")
-CONV_ARCHITECTURES = ("cnn", "resnet")
-CONV_MIN_DEPTH = 5  # the stem's 3 convolutions, at least one body layer, the head
-WIDE_PENULTIMATE_WIDTH = 400  # the reference's 784 -> 400 -> 10 head of the `wide` profile
-MIN_DEPTH = 3
 LOSSES = ("logits", "softmax_twice")
 OPTIMIZERS = ("sgd", "adam")
 CUTOFF_LAYER_RANGES = ("constant_width", "all")
 
 WidthProfile = str | tuple[int, ...]
-
-
-def _require(ok: bool, field: str, value: object, allowed: str) -> None:
-    if not ok:
-        raise ConfigError(f"{field} must be {allowed}, got {value!r}")
 
 
 def _is_number(value: object) -> bool:
@@ -45,17 +35,14 @@ def _positive_int(field: str, value: int) -> None:
 
 @dataclass(frozen=True)
 class NetworkSpec:
-    """The fully connected tanh network under study (method §1).
+    """The network under study (method §1) and its family (``infoflow_ray.families``).
 
-    ``depth`` is the number of linear layers L; ``widths`` is a profile name or an explicit tuple of L+1 widths
-    (input first, output last). Weights are drawn ``W_ij ~ N(0, sigma_w2 / fan_in)``, biases ``b_i ~ N(0, sigma_b2)``.
-
-    ``architecture`` (``infoflow_ray.families``): 'mlp' (this tanh MLP), 'resmlp' (the same widths with
-    a_l = a_{l−1} + tanh(W a_{l−1} + b) wherever fan_in = fan_out), or the convolutional 'cnn' / 'resnet' on
-    square images: a stem of three 3×3 convolutions of ``channels`` channels (the last two of stride 2), then
-    depth − 4 body layers (3×3 convolutions, or residual blocks x + conv(tanh(conv(x)))), then average pooling
-    and a linear head — depth counts every layer, stem and head included (as ``wide`` counts its head), and
-    fan_in = C_in·3² for a convolution. ``widths`` does not apply to them.
+    ``depth`` is the number of layers L, head included; weights are drawn ``W_ij ~ N(0, sigma_w2 / fan_in)``,
+    biases ``b_i ~ N(0, sigma_b2)``. ``architecture`` names the family, which owns the sizes and shapes:
+    'mlp' (the tanh MLP; ``widths`` a profile name or an explicit tuple of L+1 widths, input first, output last),
+    'resmlp' (the same widths with a_l = a_{l−1} + tanh(W a_{l−1} + b) wherever fan_in = fan_out), or the
+    convolutional 'cnn' / 'resnet' on square images of ``channels`` channels (``families.conv``; ``widths`` does
+    not apply to them). Generic values are checked here, then the family's own (``Family.check``).
     """
 
     sigma_w2: float
@@ -68,26 +55,8 @@ class NetworkSpec:
     channels: int = 64
 
     def __post_init__(self) -> None:
-        _require(
-            self.architecture in ARCHITECTURES, "architecture", self.architecture, f"one of {', '.join(ARCHITECTURES)}"
-        )
+        family = families.get(self.architecture)
         _positive_int("channels", self.channels)
-        if self.architecture in CONV_ARCHITECTURES:
-            side = math.isqrt(self.n_inputs) if isinstance(self.n_inputs, int) and self.n_inputs > 0 else 0
-            _require(
-                side * side == self.n_inputs and side % 4 == 0,
-                "n_inputs",
-                self.n_inputs,
-                f"a square image of side divisible by 4 (e.g. 784 = 28², 1024 = 32²) for the architecture "
-                f"'{self.architecture}': its stem halves the side twice",
-            )
-            _require(
-                isinstance(self.depth, int) and not isinstance(self.depth, bool) and self.depth >= CONV_MIN_DEPTH,
-                "depth",
-                self.depth,
-                f"an integer >= {CONV_MIN_DEPTH} for the architecture '{self.architecture}' (3 stem layers, a body "
-                "layer, the head)",
-            )
         _positive_float("sigma_w2", self.sigma_w2)
         _require(
             isinstance(self.sigma_b2, (int, float)) and math.isfinite(self.sigma_b2) and self.sigma_b2 >= 0,
@@ -95,79 +64,35 @@ class NetworkSpec:
             self.sigma_b2,
             "a finite number >= 0",
         )
-        # The named profiles end in a fixed head (e.g. wide's 784 -> 400 -> 10) and need MIN_DEPTH layers; an
-        # explicit tuple may be as shallow as one layer (seed 002's 12-5-1 network has depth 2).
-        min_depth = MIN_DEPTH if isinstance(self.widths, str) else 1
-        _require(
-            isinstance(self.depth, int) and not isinstance(self.depth, bool) and self.depth >= min_depth,
-            "depth",
-            self.depth,
-            f"an integer >= {min_depth}",
-        )
+        _positive_int("depth", self.depth)
         _positive_int("n_inputs", self.n_inputs)
         _positive_int("n_outputs", self.n_outputs)
-        if isinstance(self.widths, str):
-            _require(
-                self.widths in WIDTH_PROFILES,
-                "widths",
-                self.widths,
-                f"one of {', '.join(WIDTH_PROFILES)} or a tuple of depth+1 positive integers",
-            )
-        else:
-            _require(
-                isinstance(self.widths, (tuple, list)),
-                "widths",
-                self.widths,
-                f"one of {', '.join(WIDTH_PROFILES)} or a tuple of depth+1 positive integers",
-            )
-            widths = tuple(self.widths)
-            _require(
-                len(widths) == self.depth + 1 and all(isinstance(w, int) and w > 0 for w in widths),
-                "widths",
-                self.widths,
-                f"a tuple of depth+1 = {self.depth + 1} positive integers",
-            )
-            _require(
-                widths[0] == self.n_inputs and widths[-1] == self.n_outputs,
-                "widths",
-                self.widths,
-                f"a tuple starting with n_inputs={self.n_inputs} and ending with n_outputs={self.n_outputs}",
-            )
-            object.__setattr__(self, "widths", widths)
+        if isinstance(self.widths, list):
+            object.__setattr__(self, "widths", tuple(self.widths))
+        family.check(self)
+
+    @property
+    def family(self) -> families.Family:
+        """The family of ``architecture``: builds the network, trains its cascades, knows its sizes."""
+        return families.get(self.architecture)
 
     @property
     def layer_widths(self) -> tuple[int, ...]:
-        """Widths n_0..n_L (n_0 = inputs, n_L = outputs), length depth+1."""
-        L, n_in, n_out = self.depth, self.n_inputs, self.n_outputs
-        if self.architecture in CONV_ARCHITECTURES:  # flattened sizes C·side² of the activations
-            side, c = math.isqrt(n_in), self.channels
-            return (n_in, c * side**2, c * (side // 2) ** 2) + (c * (side // 4) ** 2,) * (L - 3) + (n_out,)
-        if self.widths == "wide":
-            return (n_in,) * (L - 1) + (WIDE_PENULTIMATE_WIDTH, n_out)
-        if self.widths == "shrinking":
-            return tuple(math.ceil(n_in + (n_out - n_in) * i / L) for i in range(L + 1))
-        return tuple(self.widths)
+        """Units n_0..n_L of each layer's activations (n_0 = inputs, n_L = outputs; a convolutional layer's
+        C·h·w), length depth+1 (``Family.layer_widths``)."""
+        return self.family.layer_widths(self)
 
     @property
     def profile_name(self) -> str:
-        """A short label of the architecture and width profile, for tables (the ``profile`` column): 'wide',
-        'shrinking' or 'custom' for the MLP; 'resmlp-wide', …; 'cnn-c64', 'resnet-c64' (channels)."""
-        if self.architecture in CONV_ARCHITECTURES:
-            return f"{self.architecture}-c{self.channels}"
-        name = self.widths if isinstance(self.widths, str) else "custom"
-        return name if self.architecture == "mlp" else f"{self.architecture}-{name}"
+        """A short label of the architecture, for tables (the ``profile`` column): 'wide', 'shrinking' or
+        'custom' for the MLP; 'resmlp-wide', …; 'cnn-c64', 'resnet-c64' (``Family.profile_name``)."""
+        return self.family.profile_name(self)
 
     def cutoff_last_layer(self, layer_range: str = "constant_width") -> int:
-        """Deepest layer the cutoff is taken over.
-
-        ``constant_width`` follows the reference: for ``wide`` the 784->400 and 400->10 head layers are
-        dropped (L-2); other profiles have no constant-width run, so all layers are used. ``all`` uses all L.
-        """
-        if layer_range == "constant_width" and self.architecture in CONV_ARCHITECTURES:
-            return self.depth - 1  # the head (pooling + linear) changes the shape
-        if layer_range == "constant_width" and self.widths == "wide":
-            return self.depth - 2
-        return self.depth
+        """Deepest layer the cutoff is taken over (``Family.cutoff_last_layer``): with ``constant_width`` the
+        layers before a head that changes the shape (the reference drops wide's 784 → 400 → 10 head: L−2), with
+        ``all`` every layer L."""
+        return self.family.cutoff_last_layer(self, layer_range)
 
 
 @dataclass(frozen=True)

@@ -15,3 +15,9 @@ class DatasetUnavailableError(InfoflowError, RuntimeError):
 
 class ResultsError(InfoflowError, RuntimeError):
     """A results location cannot be used (not writable, a file, an incompatible schema)."""
+
+
+def require(ok: bool, field: str, value: object, allowed: str) -> None:
+    """Raise ``ConfigError("FIELD must be ALLOWED, got VALUE")`` unless ``ok``: the one-line message of every check."""
+    if not ok:
+        raise ConfigError(f"{field} must be {allowed}, got {value!r}")

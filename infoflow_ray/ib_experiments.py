@@ -42,12 +42,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from infoflow_ray import estimators, seeding
+from infoflow_ray import estimators, families, seeding
 from infoflow_ray.config import NetworkSpec
 from infoflow_ray.data import DATASET_NAMES, load_dataset
 from infoflow_ray.errors import ConfigError
 from infoflow_ray.estimators.density import DensityFit, DensitySpec, discretise, fit_entropy
-from infoflow_ray.model import TanhNetwork
 
 WARMUP_WIDTHS = (12, 5, 1)
 TISHBY_WIDTHS = (12, 10, 7, 5, 4, 3, 1)
@@ -296,7 +295,7 @@ def train_copy(spec: ExperimentSpec, copy: int, data: ExperimentData, device: to
     initial weights). Deterministic given (spec, copy) on one device.
     """
     init_seed = spec.seed if spec.copy_init == "shared" else seeding.derived_seed(spec.seed, "ib_copy", copy)
-    network = TanhNetwork(spec.network(), seed=init_seed, device=device)
+    network = families.build(spec.network(), init_seed, device)
     optimizer = (torch.optim.SGD if spec.optimizer == "sgd" else torch.optim.Adam)(network.parameters(), lr=spec.lr)
     batches = seeding.generator(spec.seed, "ib_batches", copy)
     x, y = data.train_x.to(device), data.train_y.to(device)

@@ -20,11 +20,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from infoflow_ray.cascade import Decoders, reconstruct
+from infoflow_ray import families
 from infoflow_ray.data import Dataset
-from infoflow_ray.model import TanhNetwork
 
 PERFECT_OUTPUTS = ("extreme", "class_mean")
 """``extreme``: t_k = +1 on label k and −1 elsewhere, the corners of the tanh output's range.
@@ -46,14 +45,14 @@ class Example:
 
 
 @torch.no_grad()
-def classify(network: TanhNetwork, x: Tensor) -> tuple[Tensor, Tensor]:
+def classify(network: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
     """Predicted labels (M,) and their softmax probabilities (M,) of the network's output taken as logits."""
     probabilities = torch.softmax(network(x), dim=1)
     confidence, predicted = probabilities.max(dim=1)
     return predicted, confidence
 
 
-def choose_examples(network: TanhNetwork, data: Dataset, per_class: int = 1) -> list[Example]:
+def choose_examples(network: nn.Module, data: Dataset, per_class: int = 1) -> list[Example]:
     """Per class of the test split: the ``per_class`` correctly classified images with the highest confidence,
     then the ``per_class`` misclassified images of that class with the highest confidence in their wrong label
     (fewer where there are fewer); in class order."""
@@ -72,14 +71,14 @@ def choose_examples(network: TanhNetwork, data: Dataset, per_class: int = 1) -> 
 
 
 @torch.no_grad()
-def retrace(network: TanhNetwork, decoders: Decoders, x: Tensor) -> Tensor:
+def retrace(network: nn.Module, decoders, x: Tensor) -> Tensor:
     """x (M, n_0) and its reconstructions from layers 1..L: shape (M, L+1, n_0), layer 0 the image itself."""
-    recon = reconstruct(network, decoders, x, 1, decoders.depth)  # (L, M, n_0)
+    _, recon = next(families.reconstruct_in_chunks(network, decoders, x, decoders.depth))  # (L, M, n_0)
     return torch.cat([x[None], recon]).transpose(0, 1)
 
 
 @torch.no_grad()
-def perfect_outputs(network: TanhNetwork, data: Dataset, kind: str = "extreme") -> Tensor:
+def perfect_outputs(network: nn.Module, data: Dataset, kind: str = "extreme") -> Tensor:
     """One artificial output activation per class, shape (n_classes, n_L); see PERFECT_OUTPUTS. ``class_mean``
     falls back to ``extreme`` for a class the network never classifies correctly."""
     if kind not in PERFECT_OUTPUTS:
@@ -102,15 +101,16 @@ def perfect_outputs(network: TanhNetwork, data: Dataset, kind: str = "extreme") 
 
 
 @torch.no_grad()
-def decode_from_output(decoders: Decoders, outputs: Tensor) -> Tensor:
-    """The cascade from the output layer down: g_1(…g_L(t)…) for every row t of ``outputs`` (M, n_L) → (M, n_0)."""
+def decode_from_output(decoders, outputs: Tensor) -> Tensor:
+    """The cascade from the output layer down: g_1(…g_L(t)…) for every row t of ``outputs`` (M, n_L) → (M, n_0).
+    Any family's decoders: ``decode(l, a_l)`` ≈ a_{l−1}."""
     a = outputs
     for layer in range(decoders.depth, 0, -1):
         a = decoders.decode(layer, a)
-    return a
+    return a.flatten(1)
 
 
 @torch.no_grad()
-def perfect_inputs(network: TanhNetwork, decoders: Decoders, data: Dataset, kind: str = "extreme") -> Tensor:
+def perfect_inputs(network: nn.Module, decoders, data: Dataset, kind: str = "extreme") -> Tensor:
     """x*_k for every class k, shape (n_classes, n_0)."""
     return decode_from_output(decoders, perfect_outputs(network, data, kind))

@@ -34,6 +34,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
+from infoflow_ray import families
 from infoflow_ray.errors import ConfigError
 from infoflow_ray.store import GROUP
 from infoflow_ray.theory import regime_of, representative_sigma_w2
@@ -55,11 +56,6 @@ MEASURE_STYLES = {
     "kl_per_image": dict(color="tab:purple", marker="D"),
 }
 REGIME_COLOURS = {"ordered": "tab:blue", "near-critical": "tab:green", "chaotic": "tab:red"}
-
-
-def is_residual(profile: str) -> bool:
-    """Whether a ``profile`` names a residual architecture ('resnet-c64', 'resmlp-wide', …)."""
-    return profile.split("-")[0] in ("resnet", "resmlp")
 
 
 def save(fig: Figure, out_dir: str | Path, name: str) -> list[Path]:
@@ -194,7 +190,7 @@ def phase_diagram(
     """
     acc, key = _pick(accuracy, dataset, profile, sigma_b2, "accuracy frame")
     select = dict(zip(("dataset", "profile", "sigma_b2"), key))
-    residual = is_residual(key[1])
+    residual = families.of_profile(key[1]).residual
     if residual:  # no ordered/chaotic transition of the mean-field kind: draw no 6ξ_c and no critical σw²
         mean_field, critical = None, None
     xs, depths, grid = _grid(acc, "sigma_w2", "depth", "best_test_accuracy")

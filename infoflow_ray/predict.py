@@ -15,7 +15,6 @@ import torch
 from infoflow_ray import cascade, cutoff, entropy, families
 from infoflow_ray.config import CascadeSpec, NetworkSpec
 from infoflow_ray.data import Dataset
-from infoflow_ray.model import TanhNetwork
 
 EVAL_MEMORY_BUDGET_BYTES = 2 * 1024**3
 """Working memory for evaluating reconstructions (chains + float64 entropy copies), per chunk of layers."""
@@ -69,7 +68,7 @@ def _eval_images(data: Dataset, spec: CascadeSpec) -> torch.Tensor:
 
 @torch.no_grad()
 def measure(
-    network: TanhNetwork,
+    network: torch.nn.Module,
     trained: cascade.TrainedCascade,
     x: torch.Tensor,
     spec: CascadeSpec,
@@ -135,9 +134,10 @@ def predict_trainabilities(
     device: torch.device | str | None = None,
     progress: cascade.ProgressFn | None = None,
 ) -> list[Prediction]:
-    """Several cascade tasks whose networks have equal widths, their cascades trained together
-    (``cascade.train_cascades``); each prediction is what ``predict_trainability`` gives for its pair alone,
-    up to float32 summation order. The evaluation runs one network at a time (its matmuls are large already).
+    """Several cascade tasks whose networks have one family and equal widths, their cascades trained by the family
+    (``Family.train_cascades``: the MLP's together); each prediction is what ``predict_trainability`` gives for its
+    pair alone, up to float32 summation order.
+    The evaluation runs one network at a time (its matmuls are large already).
     """
     device = torch.device(device) if device is not None else data.train_x.device
     data = data.to(device)
@@ -146,7 +146,7 @@ def predict_trainabilities(
     return [evaluate(network, t, data, cascade_spec) for network, t in zip(networks, trained)]
 
 
-def evaluate(network: TanhNetwork, trained: cascade.TrainedCascade, data: Dataset, spec: CascadeSpec) -> Prediction:
+def evaluate(network: torch.nn.Module, trained: cascade.TrainedCascade, data: Dataset, spec: CascadeSpec) -> Prediction:
     """Measure a trained cascade of ``network`` (untrained, or trained: ``interpret``) on ``data``'s test split."""
     start = time.perf_counter()
     curves = measure(network, trained, _eval_images(data, spec), spec)

@@ -1,4 +1,5 @@
-"""Network families (cnn, resnet, resmlp) without Ray: seeded, shaped, decodable, and the CNN's phases."""
+"""Network families (mlp, cnn, resnet, resmlp) without Ray: one registry and interface, seeded, shaped,
+decodable, the CNN's phases, and every job's use of a family (search, interpret, grouped baselines)."""
 
 import dataclasses
 
@@ -10,6 +11,7 @@ from infoflow_ray.config import CascadeSpec, NetworkSpec
 from infoflow_ray.data import load_dataset
 from infoflow_ray.errors import ConfigError
 from infoflow_ray.families.cascade import decode_chain, train_module_cascade
+from infoflow_ray.families.layered import Layered
 from infoflow_ray.predict import predict_trainability
 from infoflow_ray.sweep.grid import resolve_grid
 
@@ -115,7 +117,6 @@ def test_the_cnn_cutoff_is_shallower_in_the_ordered_phase_than_near_the_critical
             {"architecture": ("cnn",), "datasets": ("synthetic",), "data": {"synthetic_inputs": 60}},
             "architecture 'cnn' on synthetic at depth 6: n_inputs must be a square image of side divisible by 4",
         ),
-        ({"architecture": ("mlp", "cnn"), "depths": (5, 6), "interpret": {"enabled": True}}, "with interpret"),
     ],
 )
 def test_bad_architecture_settings_fail_in_one_line(changes, message):
@@ -145,3 +146,148 @@ def test_a_gpu_trains_the_cnn_body_as_one_grouped_convolution_with_the_same_deco
     for p, q in zip(one_by_one.decoders.parameters(), grouped.decoders.parameters()):
         assert torch.allclose(p, q, atol=1e-6)
     assert torch.allclose(one_by_one.decoder_loss, grouped.decoder_loss, rtol=1e-5)
+
+
+def test_an_unknown_family_fails_in_one_line_listing_the_known():
+    with pytest.raises(ConfigError) as info:
+        NetworkSpec(1.76, 6, architecture="rnn")
+    assert str(info.value) == "architecture must be one of mlp, cnn, resnet, resmlp, got 'rnn'"
+    with pytest.raises(ConfigError, match="profile must be one written by a family"):
+        families.of_profile("rnn-c4")
+
+
+def test_each_family_owns_its_shapes_and_its_profile_label():
+    """The sizes come from the family module (config.py no longer works them out)."""
+    cnn = NetworkSpec(1.76, 6, architecture="cnn", channels=4)
+    assert families.get("cnn").layer_shapes(cnn) == ((784,), (4, 28, 28), (4, 14, 14), *[(4, 7, 7)] * 3, (10,))
+    assert cnn.layer_widths == (784, 3136, 784, 196, 196, 196, 10) and cnn.cutoff_last_layer() == 5
+    assert NetworkSpec(1.76, 6).layer_widths == (784,) * 5 + (400, 10) and NetworkSpec(1.76, 6).cutoff_last_layer() == 4
+    for architecture, residual in (("mlp", False), ("cnn", False), ("resnet", True), ("resmlp", True)):
+        profile = spec(architecture).profile_name
+        assert (
+            families.of_profile(profile) is families.get(architecture)
+            and spec(architecture).family.residual is residual
+        )
+
+
+class _Gated(Layered, torch.nn.Module):
+    """A family written inside this test: a_l = tanh(W a_{l−1} + b) · sigmoid(g_l) with a learnt gate per unit."""
+
+    def __init__(self, spec, seed, device):
+        super().__init__()
+        self.spec = spec
+        generator = torch.Generator().manual_seed(seed)
+        widths = spec.layer_widths
+        self.layers = torch.nn.ModuleList(torch.nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        with torch.no_grad():
+            for layer in self.layers:
+                layer.weight.normal_(0.0, (spec.sigma_w2 / layer.in_features) ** 0.5, generator=generator)
+        self.gates = torch.nn.Parameter(torch.ones(spec.depth, max(widths)))
+        self.to(device)
+
+    @property
+    def depth(self):
+        return len(self.layers)
+
+    def _layer(self, layer, a):
+        out = torch.tanh(self.layers[layer - 1](a))
+        return out * torch.sigmoid(self.gates[layer - 1, : out.shape[1]])
+
+    def decoder(self, layer):
+        linear = self.layers[layer - 1]
+        return torch.nn.Sequential(torch.nn.Linear(linear.out_features, linear.in_features), torch.nn.Tanh())
+
+
+class Gated(families.Family):
+    name = "gated"
+
+    def layer_shapes(self, spec):
+        return ((spec.n_inputs,), *[(32,)] * (spec.depth - 1), (spec.n_outputs,))
+
+    def profile_name(self, spec):
+        return "gated-32"
+
+    def build(self, spec, seed, device="cpu"):
+        return _Gated(spec, seed, device)
+
+
+@pytest.fixture
+def gated():
+    family = families.register(Gated())
+    yield family
+    del families.FAMILIES[family.name]
+
+
+def test_a_new_family_is_one_module_registered_and_its_cascade_runs_through_the_interface(gated, mnist):
+    """No other file knows the family: the spec, the cascade, the curves and the cutoff all come through it."""
+    with pytest.raises(ConfigError, match="architecture must be one of mlp, cnn, resnet, resmlp, gated, got 'x'"):
+        NetworkSpec(1.76, 5, architecture="x")
+    net_spec = NetworkSpec(1.76, 5, architecture="gated")
+    assert net_spec.layer_widths == (784, 32, 32, 32, 32, 10) and net_spec.profile_name == "gated-32"
+    assert families.of_profile("gated-32") is gated
+    prediction = predict_trainability(net_spec, CascadeSpec(eval_samples=100), mnist, seed=0)
+    assert prediction.strategy == "module" and prediction.kl_mean.shape == (6,) and prediction.finite
+    assert prediction.kl_mean[0] == 0 and prediction.kl_mean[1] > 0  # layer 0 is the image itself
+    assert 1 <= prediction.cutoffs["kl_mean"].layer <= 5
+
+
+def test_the_mlp_search_keeps_its_ids_and_a_cnn_search_asks_for_cnn_tasks():
+    """Searches are planned per (architecture, dataset, σb²); the MLP's search id is the one of before families
+    were an axis (pinned from commit 5a818e7)."""
+    from infoflow_ray.sweep.adaptive import Stored, plan
+
+    mlp = plan(resolve_grid("tiny", overrides={"search": {"enabled": True}}), Stored())
+    assert [g.search_id for g in mlp] == ["46f8a97eade2c2a3"]
+    grid = resolve_grid(
+        "tiny", overrides={"search": {"enabled": True}, "architecture": ["mlp", "cnn"], "depths": [5, 6]}
+    )
+    groups = plan(grid, Stored())
+    assert [g.profile for g in groups] == ["wide", "cnn-c64"] and len({g.search_id for g in groups}) == 2
+    cnn = groups[1]
+    assert cnn.asks and all(t.kind == "cascade" and t.network.architecture == "cnn" for t in cnn.asks)
+    assert {t.task_id for t in cnn.asks} <= {t.task_id for t in grid.tasks()}
+
+
+def test_interpret_rows_of_a_trained_cnn_fit_their_tables():
+    """--interpret for a family with transposed-convolution decoders: retraced images and perfect inputs."""
+    from infoflow_ray.data import Dataset
+    from infoflow_ray.store import _conform
+    from infoflow_ray.sweep.task_runner import interpret_rows
+    from infoflow_ray.training import BaselineTrainer
+
+    grid = resolve_grid(
+        "tiny",
+        overrides={"architecture": ["cnn"], "channels": 2, "depths": [5], "interpret": {"enabled": True}},
+    )
+    task = next(t for t in grid.tasks() if t.kind == "baseline")
+    full = load_dataset("mnist_t10k")
+    data = Dataset(full.name, full.train_x[:500], full.train_y[:500], full.test_x[:200], full.test_y[:200], 10)
+    trainer = BaselineTrainer(task.network, task.train, data, task.seed)
+    trainer.run_epoch()
+    rows = interpret_rows(task, trainer.network, data, trainer.epoch)
+    for table, table_rows in rows.items():
+        assert len(table_rows) and _conform(table, table_rows).num_rows == len(table_rows), table
+    perfect = [r for r in rows["perfect_inputs"] if r["layer"] == 0]
+    assert sorted(r["label"] for r in perfect) == list(range(10))
+    assert all(len(r["pixels"]) == 784 and r["profile"] == "cnn-c2" for r in rows["retraced"])
+
+
+def test_grouped_baselines_of_a_family_without_stacking_train_one_by_one(mnist):
+    """``baseline_group > 1`` for a CNN: the group's networks train as ``train_baseline`` trains each alone."""
+    from infoflow_ray.batched_training import train_baselines_batched
+    from infoflow_ray.config import TrainSpec
+    from infoflow_ray.training import train_baseline
+
+    small = dataclasses.replace(mnist, train_x=mnist.train_x[:300], train_y=mnist.train_y[:300])
+    specs = [NetworkSpec(s, 5, architecture="cnn", channels=2) for s in (0.5, 1.76)]
+    train = TrainSpec(max_epochs=2, stop_at_threshold=False, lr=0.01)
+    grouped = train_baselines_batched(specs, train, small, [0, 1])
+    for spec_, seed, result in zip(specs, [0, 1], grouped):
+        alone = train_baseline(spec_, train, small, seed)
+        assert [r.test_accuracy for r in result.epochs] == [r.test_accuracy for r in alone.epochs]
+        assert [r.train_loss for r in result.epochs] == [r.train_loss for r in alone.epochs]
+    assert grouped[0].epochs[-1].train_loss != grouped[1].epochs[-1].train_loss
+    grid = resolve_grid(
+        "tiny", overrides={"architecture": ["cnn"], "depths": [5, 6], "resources": {"baseline_group": 4}}
+    )
+    assert grid.resources.baseline_group == 4  # no longer refused

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from infoflow_ray import analysis, leaderboard_plots, plots, theory
+from infoflow_ray import analysis, families, leaderboard_plots, plots, theory
 from infoflow_ray.analysis import info_plane, interpret, leaderboard, tuning
 from infoflow_ray.analysis import search as search_frames
 from infoflow_ray.errors import ConfigError, ResultsError
@@ -469,7 +469,7 @@ def report_sections(inventory, comparison, agreement, timing, info_cutoffs, a: A
             + (
                 " Residual architectures (profiles resnet-…, resmlp-…) have no ordered/chaotic transition of the "
                 "mean-field kind: their critical σw² and its distances are the MLP's, shown for reference only."
-                if any(plots.is_residual(p) for p in shown["profile"].to_list())
+                if any(families.of_profile(p).residual for p in shown["profile"].to_list())
                 else ""
             )
             + "\n\n"

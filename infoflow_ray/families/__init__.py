@@ -1,17 +1,21 @@
-"""Network families: what the cascades, the baselines and the probes need from an architecture.
+"""Network families behind one interface (``families.base.Family``), registered by name.
 
-A family is a network class built from a ``NetworkSpec`` and a seed that offers
+``NetworkSpec.architecture`` selects a family: ``mlp`` (``families.mlp``: ``model.TanhNetwork`` and the
+hand-written cascade engine of ``infoflow_ray.cascade``), ``resmlp`` (``families.resmlp``), ``cnn`` and
+``resnet`` (``families.conv``). Everything that builds a network, trains its cascades or asks for its sizes goes
+through here:
 
-- ``forward(x)``: the output (B, n_out) of input rows x (B, n_0) (images as rows, as every dataset gives them);
-- ``activations(x)``: [a_0 = x, a_1, …, a_L] of the frozen network (a_l of any shape (B, …)), and
-  ``next_activation(l, a_{l−1})``: layer l alone;
-- ``decoder(l)``: a fresh one-layer decoder module mapping a_l back to a_{l−1} (method §2), and
-  ``bounded(l)``: whether a_l is a tanh output (then its decoder ends in tanh, else it is linear).
+>>> from infoflow_ray import families
+>>> from infoflow_ray.config import NetworkSpec
+>>> spec = NetworkSpec(sigma_w2=1.76, depth=6, architecture="cnn", channels=4)
+>>> families.get("cnn").layer_shapes(spec)[1:3]  # a_1 and a_2 of one image
+((4, 28, 28), (4, 14, 14))
+>>> network = families.build(spec, seed=0)
+>>> [tuple(a.shape) for a in network.activations(torch.zeros(2, 784))][-1]
+(2, 10)
 
-Families: ``mlp`` (``infoflow_ray.model.TanhNetwork``, whose cascades train with the hand-written engine of
-``infoflow_ray.cascade``), ``resmlp`` (``families.resmlp``), ``cnn`` and ``resnet`` (``families.conv``). The
-cascades of every family but ``mlp`` train with ``families.cascade`` (autograd, all layers per batch). Adding a
-family is one new module registered in ``FAMILIES`` below; the orchestration reads only ``NetworkSpec``.
+A new family is one module: subclass ``Family`` (``build``, ``layer_shapes``, ``profile_name``; ``check`` for its
+own settings) and ``register`` an instance; its cascades then train with ``families.cascade``.
 """
 
 from __future__ import annotations
@@ -19,45 +23,66 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from infoflow_ray.config import NetworkSpec
-from infoflow_ray.model import TanhNetwork
+from infoflow_ray.errors import ConfigError
+from infoflow_ray.families.base import Family
+from infoflow_ray.families.conv import Conv
+from infoflow_ray.families.mlp import MLP
+from infoflow_ray.families.resmlp import ResMLP
+
+__all__ = ["FAMILIES", "Family", "build", "get", "of_profile", "reconstruct_in_chunks", "register", "train_cascades"]
+
+FAMILIES: dict[str, Family] = {}
+"""Every registered family by name, in registration order (the order error messages list them in)."""
 
 
-def build(spec: NetworkSpec, seed: int, device: torch.device | str = "cpu"):
-    """The untrained network of ``spec`` (its family's class), seeded, on ``device``."""
-    return FAMILIES[spec.architecture](spec, seed, device)
+def register(family: Family) -> Family:
+    """Add ``family`` under ``family.name`` (a name registered twice is a mistake: ValueError)."""
+    if not family.name or family.name in FAMILIES:
+        raise ValueError(f"a family needs a new name, got {family.name!r} (registered: {', '.join(FAMILIES)})")
+    FAMILIES[family.name] = family
+    return family
 
 
-def train_cascades(networks: list, train_x: Tensor, spec, seeds: list[int], progress=None):
-    """``cascade.train_cascades`` for MLPs; ``families.cascade.train_module_cascade`` (one by one) otherwise."""
-    from infoflow_ray import cascade
-    from infoflow_ray.families.cascade import train_module_cascade
+def get(name: str) -> Family:
+    """The family registered as ``name``; an unknown name fails in one line listing the known ones."""
+    if name not in FAMILIES:
+        raise ConfigError(f"architecture must be one of {', '.join(FAMILIES)}, got {name!r}")
+    return FAMILIES[name]
 
-    if all(type(net) is TanhNetwork for net in networks):
-        return cascade.train_cascades(networks, train_x, spec, seeds, progress)
-    return [train_module_cascade(net, train_x, spec, seed, progress) for net, seed in zip(networks, seeds)]
+
+def of_profile(profile: str) -> Family:
+    """The family that writes ``profile`` (a tables' ``profile`` value such as 'wide' or 'resnet-c64')."""
+    for family in FAMILIES.values():
+        if family.owns_profile(profile):
+            return family
+    raise ConfigError(f"profile must be one written by a family ({', '.join(FAMILIES)}), got {profile!r}")
+
+
+for _family in (MLP(), Conv("cnn", residual=False), Conv("resnet", residual=True), ResMLP()):
+    register(_family)
+
+
+def build(spec, seed: int, device: torch.device | str = "cpu") -> torch.nn.Module:
+    """The untrained network of ``spec`` (its family's), seeded, on ``device``."""
+    return spec.family.build(spec, seed, device)
+
+
+def train_cascades(networks: list, train_x: Tensor, spec, seeds: list[int], progress=None) -> list:
+    """The cascades of ``networks``, network k's seeded with ``seeds[k]``, each family's networks trained together
+    by their family (``Family.train_cascades``); in the order of ``networks``."""
+    if len(networks) != len(seeds):
+        raise ValueError(f"need one seed per network, got {len(networks)} networks and {len(seeds)} seeds")
+    out: list = [None] * len(networks)
+    for name in dict.fromkeys(net.spec.architecture for net in networks):
+        index = [i for i, net in enumerate(networks) if net.spec.architecture == name]
+        trained = get(name).train_cascades(
+            [networks[i] for i in index], train_x, spec, [seeds[i] for i in index], progress
+        )
+        for i, t in zip(index, trained):
+            out[i] = t
+    return out
 
 
 def reconstruct_in_chunks(network, decoders, x: Tensor, layers_per_chunk: int):
-    """(first_layer, reconstructions (n, M, n_0)) for consecutive chunks of layers, for any family."""
-    from infoflow_ray import cascade
-    from infoflow_ray.families.cascade import reconstruct_in_chunks as module_chunks
-
-    if type(network) is TanhNetwork:
-        return cascade.reconstruct_in_chunks(network, decoders, x, layers_per_chunk)
-    return module_chunks(network, decoders, x, layers_per_chunk)
-
-
-def _conv(spec, seed, device):
-    from infoflow_ray.families.conv import ConvNetwork
-
-    return ConvNetwork(spec, seed, device)
-
-
-def _resmlp(spec, seed, device):
-    from infoflow_ray.families.resmlp import ResidualMLP
-
-    return ResidualMLP(spec, seed, device)
-
-
-FAMILIES = {"mlp": TanhNetwork, "resmlp": _resmlp, "cnn": _conv, "resnet": _conv}
+    """(first_layer, reconstructions (n, M, n_0)) for consecutive chunks of layers, by the network's family."""
+    return network.spec.family.reconstruct_in_chunks(network, decoders, x, layers_per_chunk)

@@ -13,6 +13,7 @@ per-parameter Adam), so this trains each exactly as alone.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -20,7 +21,9 @@ from torch import Tensor, nn
 
 from infoflow_ray import seeding
 from infoflow_ray.cascade import ProgressFn, TrainedCascade, resolve_strategy
-from infoflow_ray.config import CascadeSpec
+
+if TYPE_CHECKING:  # annotations only: config imports the families, which import this module
+    from infoflow_ray.config import CascadeSpec
 
 
 class ModuleDecoders(nn.Module):

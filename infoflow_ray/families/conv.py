@@ -23,13 +23,62 @@ n_out → C·(s/4)², with tanh for 'cnn' and linear for 'resnet'.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
 from infoflow_ray import seeding
-from infoflow_ray.config import NetworkSpec
+from infoflow_ray.errors import require
+from infoflow_ray.families.base import Family
 from infoflow_ray.families.layered import Layered
+
+if TYPE_CHECKING:
+    from infoflow_ray.config import NetworkSpec
+
+MIN_DEPTH = 5  # the stem's 3 convolutions, at least one body layer, the head
+
+
+class Conv(Family):
+    """'cnn' or 'resnet' (``residual``): one module serves both names (module docstring)."""
+
+    spec_fields = ("channels",)
+
+    def __init__(self, name: str, residual: bool):
+        self.name, self.residual = name, residual
+
+    def check(self, spec: NetworkSpec) -> None:
+        side = math.isqrt(spec.n_inputs)
+        require(
+            side * side == spec.n_inputs and side % 4 == 0,
+            "n_inputs",
+            spec.n_inputs,
+            f"a square image of side divisible by 4 (e.g. 784 = 28², 1024 = 32²) for the architecture "
+            f"'{self.name}': its stem halves the side twice",
+        )
+        require(
+            spec.depth >= MIN_DEPTH,
+            "depth",
+            spec.depth,
+            f"an integer >= {MIN_DEPTH} for the architecture '{self.name}' (3 stem layers, a body layer, the head)",
+        )
+
+    def layer_shapes(self, spec: NetworkSpec) -> tuple[tuple[int, ...], ...]:
+        """(s²,), then (C, s, s), (C, s/2, s/2), (C, s/4, s/4) through layer D−1, and the head's (n_out,)."""
+        s, c = math.isqrt(spec.n_inputs), spec.channels
+        body = ((c, s // 4, s // 4),) * (spec.depth - 3)
+        return ((spec.n_inputs,), (c, s, s), (c, s // 2, s // 2), *body, (spec.n_outputs,))
+
+    def profile_name(self, spec: NetworkSpec) -> str:
+        """'cnn-c64', 'resnet-c16': the channels C."""
+        return f"{self.name}-c{spec.channels}"
+
+    def cutoff_last_layer(self, spec: NetworkSpec, layer_range: str = "constant_width") -> int:
+        """``constant_width``: D−1, the head (pooling + linear) changes the shape."""
+        return spec.depth - 1 if layer_range == "constant_width" else spec.depth
+
+    def build(self, spec: NetworkSpec, seed: int, device: torch.device | str = "cpu") -> ConvNetwork:
+        return ConvNetwork(spec, seed, device)
 
 
 def _conv(c_in: int, c_out: int, stride: int) -> nn.Conv2d:
@@ -74,7 +123,7 @@ class ConvNetwork(Layered, nn.Module):
         super().__init__()
         self.spec = spec
         self.side, c = math.isqrt(spec.n_inputs), spec.channels
-        residual = spec.architecture == "resnet"
+        residual = spec.family.residual
         layers: list[nn.Module] = [_Tanh(_conv(1, c, 1)), _Tanh(_conv(c, c, 2)), _Tanh(_conv(c, c, 2))]
         layers += [_Residual(c) if residual else _Tanh(_conv(c, c, 1)) for _ in range(spec.depth - 4)]
         layers.append(_Head(c, spec.n_outputs))
@@ -104,7 +153,7 @@ class ConvNetwork(Layered, nn.Module):
     def equal_decoder_layers(self) -> list[int]:
         """The layers whose decoders are equal transposed convolutions (the 'cnn' body, 4..D−1): a GPU trains
         them as one grouped convolution (``families.cascade``)."""
-        return list(range(4, self.depth)) if self.spec.architecture == "cnn" else []
+        return [] if self.spec.family.residual else list(range(4, self.depth))
 
     def decoder(self, layer: int) -> nn.Module:
         """A fresh decoder a_layer → a_{layer−1} (module docstring); the caller seeds the default init."""

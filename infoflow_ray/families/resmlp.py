@@ -10,12 +10,42 @@ Mean-field theory's ordered/chaotic picture does not apply to the residual layer
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import Tensor, nn
 
-from infoflow_ray.config import NetworkSpec
+from infoflow_ray.families import mlp
+from infoflow_ray.families.base import Family
 from infoflow_ray.families.layered import Layered
 from infoflow_ray.model import TanhNetwork
+
+if TYPE_CHECKING:
+    from infoflow_ray.config import NetworkSpec
+
+
+class ResMLP(Family):
+    """'resmlp': the MLP's widths (``families.mlp``) with identity shortcuts; cascades by ``families.cascade``."""
+
+    name = "resmlp"
+    residual = True
+    spec_fields = ("widths",)
+
+    def check(self, spec: NetworkSpec) -> None:
+        mlp.check_widths(spec)
+
+    def layer_shapes(self, spec: NetworkSpec) -> tuple[tuple[int, ...], ...]:
+        return tuple((n,) for n in mlp.widths_of(spec))
+
+    def profile_name(self, spec: NetworkSpec) -> str:
+        """'resmlp-wide', 'resmlp-shrinking', 'resmlp-custom'."""
+        return f"{self.name}-{mlp.MLP().profile_name(spec)}"
+
+    def cutoff_last_layer(self, spec: NetworkSpec, layer_range: str = "constant_width") -> int:
+        return mlp.cutoff_last_layer(spec, layer_range)
+
+    def build(self, spec: NetworkSpec, seed: int, device: torch.device | str = "cpu") -> ResidualMLP:
+        return ResidualMLP(spec, seed, device)
 
 
 class ResidualMLP(Layered, TanhNetwork):

@@ -11,8 +11,9 @@ CNN, ResNet) and every width. The tangent is renormalised after every layer (the
 χ̂^{l−l0} far below float32's range does not underflow.
 
 Batch: the first ``batch`` images (32), ``probes`` Gaussian probes (8) from ``seed``. Layers: ``early`` l0
-(default: 1, or 3 for the convolutional families — after the stem) and ``late`` l (default: the deepest layer
-the cutoff looks at, ``spec.cutoff_last_layer()``). Score ξ̂ (higher = more trainable), predicted depth C·ξ̂ with
+(default: ``Family.first_body_layer``: 1, or 3 for the convolutional families — after the stem) and ``late`` l
+(default: the deepest layer the cutoff looks at, ``spec.cutoff_last_layer()``). Score ξ̂ (higher = more
+trainable), predicted depth C·ξ̂ with
 C = ``factor`` (6) fixed in advance.
 """
 
@@ -24,14 +25,13 @@ import torch
 import torch.autograd.forward_ad as fwAD
 from torch import Tensor
 
-from infoflow_ray.config import CONV_ARCHITECTURES
 from infoflow_ray.errors import ConfigError
 from infoflow_ray.predictors.registry import register
 
 
 def layer_range(spec, early: int | None, late: int | None) -> tuple[int, int]:
     """(l0, l) with 0 <= l0 < l <= depth; the defaults as in the module docstring."""
-    l0 = early if early is not None else (3 if spec.architecture in CONV_ARCHITECTURES else 1)
+    l0 = early if early is not None else spec.family.first_body_layer(spec)
     l1 = late if late is not None else spec.cutoff_last_layer()
     if late is None and l1 <= l0:
         l1 = spec.depth

@@ -24,7 +24,7 @@ from typing import TextIO
 
 import polars as pl
 
-from infoflow_ray import search, theory
+from infoflow_ray import families, search, theory
 from infoflow_ray.analysis.search import search_cost
 from infoflow_ray.store import ResultStore
 from infoflow_ray.store import task_id as hash_config
@@ -80,6 +80,7 @@ class GroupPlan:
     profile: str
     sigma_b2: float
     search_id: str
+    architecture: str = "mlp"
     asks: list[Task] = field(default_factory=list)
     rows: list[dict] = field(default_factory=list)
     brackets: dict[tuple[float, int], search.DepthBracket] = field(default_factory=dict)  # (σw², seed) →
@@ -89,11 +90,16 @@ class GroupPlan:
     used: dict[str, Task] = field(default_factory=dict)  # every finished task the searches used, by id
 
 
-def search_id(grid: GridSpec, dataset: str, sigma_b2: float) -> str:
-    """The id of one search group: everything that determines its decisions."""
+def search_id(grid: GridSpec, dataset: str, sigma_b2: float, architecture: str = "mlp") -> str:
+    """The id of one search group: everything that determines its decisions (the family and its channels only
+    when not the MLP, so the MLP's ids stay those of before there were families)."""
     values = grid.as_dict()
+    family = {} if architecture == "mlp" else {"architecture": architecture}
+    if "channels" in families.get(architecture).spec_fields:
+        family["channels"] = grid.channels
     return hash_config(
         {
+            **family,
             "search": values["search"],
             "sigma_w2": values["sigma_w2"],
             "depths": values["depths"],
@@ -111,13 +117,18 @@ def search_id(grid: GridSpec, dataset: str, sigma_b2: float) -> str:
 
 
 def plan(grid: GridSpec, stored: Stored) -> list[GroupPlan]:
-    """Replay every search of ``grid`` over ``stored``: one GroupPlan per (dataset, σb²)."""
-    return [_plan_group(grid, stored, dataset, sigma_b2) for dataset in grid.datasets for sigma_b2 in grid.sigma_b2]
+    """Replay every search of ``grid`` over ``stored``: one GroupPlan per (architecture, dataset, σb²)."""
+    return [
+        _plan_group(grid, stored, dataset, sigma_b2, architecture)
+        for architecture in grid.architecture
+        for dataset in grid.datasets
+        for sigma_b2 in grid.sigma_b2
+    ]
 
 
-def _plan_group(grid: GridSpec, stored: Stored, dataset: str, sigma_b2: float) -> GroupPlan:
-    profile = grid.network(dataset, grid.sigma_w2[0], grid.deepest, sigma_b2).profile_name
-    group = GroupPlan(dataset, profile, sigma_b2, search_id(grid, dataset, sigma_b2))
+def _plan_group(grid: GridSpec, stored: Stored, dataset: str, sigma_b2: float, architecture: str) -> GroupPlan:
+    profile = grid.network(dataset, grid.sigma_w2[0], grid.deepest, sigma_b2, architecture).profile_name
+    group = GroupPlan(dataset, profile, sigma_b2, search_id(grid, dataset, sigma_b2, architecture), architecture)
     spec = grid.search
     keys = dict(
         search_id=group.search_id, dataset=dataset, profile=profile, sigma_b2=sigma_b2, target_depth=spec.target_depth
@@ -204,7 +215,7 @@ def _interval(grid: GridSpec, group: GroupPlan, keys: dict, mean_cutoff, stored:
 
 def _cascades(grid: GridSpec, group: GroupPlan, sigma_w2: float) -> list[Task]:
     """The cascade tasks of one σw² of the group, one per seed."""
-    return [grid.cascade_task(group.dataset, sigma_w2, group.sigma_b2, seed) for seed in grid.seeds]
+    return [grid.cascade_task(group.dataset, sigma_w2, group.sigma_b2, seed, group.architecture) for seed in grid.seeds]
 
 
 def _edge_checks(grid: GridSpec, group: GroupPlan, keys: dict, stored: Stored) -> None:
@@ -217,7 +228,7 @@ def _edge_checks(grid: GridSpec, group: GroupPlan, keys: dict, stored: Stored) -
         for where, sigma_w2 in (("inside", edge.inside), ("outside", edge.outside)):
             for seed in grid.seeds:
                 step += 1
-                task = grid.baseline_task(group.dataset, sigma_w2, group.sigma_b2, L, seed)
+                task = grid.baseline_task(group.dataset, sigma_w2, group.sigma_b2, L, seed, group.architecture)
                 reason = (
                     f"check the {side} edge: depth {L} just {where} the predicted interval should "
                     f"{'train' if where == 'inside' else 'not train'}"
@@ -269,7 +280,7 @@ def _edge_checks(grid: GridSpec, group: GroupPlan, keys: dict, stored: Stored) -
 
 
 def _depth_search(grid: GridSpec, group: GroupPlan, keys: dict, stored: Stored, sigma_w2: float, seed: int) -> None:
-    cascade = grid.cascade_task(group.dataset, sigma_w2, group.sigma_b2, seed)
+    cascade = grid.cascade_task(group.dataset, sigma_w2, group.sigma_b2, seed, group.architecture)
     if cascade.task_id not in stored.cutoffs:
         return  # starts once its cascade is stored (asked for above)
     prediction = stored.cutoffs[cascade.task_id]
@@ -277,7 +288,7 @@ def _depth_search(grid: GridSpec, group: GroupPlan, keys: dict, stored: Stored, 
     spec = grid.search
 
     def task_at(depth: int) -> Task:
-        return grid.baseline_task(group.dataset, sigma_w2, group.sigma_b2, depth, seed)
+        return grid.baseline_task(group.dataset, sigma_w2, group.sigma_b2, depth, seed, group.architecture)
 
     outcomes: dict[int, bool] = {}
     accuracy: dict[int, float] = {}

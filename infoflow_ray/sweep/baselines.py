@@ -175,7 +175,7 @@ def group_tasks(tasks: list[Task], size: int) -> list[list[Task]]:
         if size <= 1 or task.info_plane is not None or task.interpret is not None:
             key = (task.task_id,)
         else:
-            key = (task.dataset, task.network.layer_widths, task.data, task.train)
+            key = (task.dataset, task.network.architecture, task.network.layer_widths, task.data, task.train)
         groups.setdefault(key, []).append(task)
     return [members[i : i + size] for members in groups.values() for i in range(0, len(members), max(1, size))]
 

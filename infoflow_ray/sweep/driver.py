@@ -15,7 +15,7 @@ from typing import TextIO
 
 import polars as pl
 
-from infoflow_ray.config import CONV_ARCHITECTURES
+from infoflow_ray import families
 from infoflow_ray.store import ResultStore
 from infoflow_ray.sweep.adaptive import run_search
 from infoflow_ray.sweep.execution import GridOutcome, execute, prepare, task_records
@@ -30,7 +30,7 @@ def describe(grid: GridSpec, pending: list[Task], finished: set[str], out: TextI
     tasks = grid.tasks()
     res = grid.resources
     print(f"grid '{grid.name}' → {grid.results}", file=out)
-    conv = [a for a in grid.architecture if a in CONV_ARCHITECTURES]
+    conv = [a for a in grid.architecture if "channels" in families.get(a).spec_fields]
     print(
         f"  architectures: {', '.join(grid.architecture)}" + (f" ({grid.channels} channels)" if conv else ""), file=out
     )

@@ -22,10 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from infoflow_ray import estimators, predictors
+from infoflow_ray import estimators, families, predictors
 from infoflow_ray.config import (
-    ARCHITECTURES,
-    CONV_ARCHITECTURES,
     CascadeSpec,
     NetworkSpec,
     TrainSpec,
@@ -334,7 +332,7 @@ class Task:
         )
         if self.network.architecture == "mlp":  # the architecture only when not the MLP: older ids stay valid
             del out["network"]["architecture"]
-        if self.network.architecture not in CONV_ARCHITECTURES:  # channels only where they apply
+        if "channels" not in self.network.family.spec_fields:  # channels only where they apply
             del out["network"]["channels"]
         if self.cascade is not None:
             out["cascade"] = {
@@ -395,7 +393,7 @@ class GridSpec:
     ``sigma_b2`` is an axis like ``sigma_w2``: one value or several (the search then traces the critical line
     σw²(σb²)). With ``search.enabled`` the grid's values are the allowed values of an adaptive search
     (``infoflow_ray.sweep.adaptive``) instead of a list of tasks that all run. ``architecture`` is an axis too
-    (``config.ARCHITECTURES``: 'mlp', 'resmlp', 'cnn', 'resnet'; ``channels`` C for the convolutional ones); it is
+    (``families.FAMILIES``: 'mlp', 'cnn', 'resnet', 'resmlp'; ``channels`` C for the convolutional ones); it is
     written into the tables' ``profile`` column ('wide', 'resmlp-wide', 'cnn-c64', …).
     """
 
@@ -441,26 +439,13 @@ class GridSpec:
         for b in self.sigma_b2:
             _require(_is_number(b) and math.isfinite(b) and b >= 0, "sigma_b2", b, "finite numbers >= 0")
         for a in self.architecture:
-            _require(a in ARCHITECTURES, "architecture", a, f"one of {', '.join(ARCHITECTURES)}")
+            families.get(a)
         _require(
             isinstance(self.channels, int) and not isinstance(self.channels, bool) and self.channels >= 1,
             "channels",
             self.channels,
             "an integer >= 1",
         )
-        others = [a for a in self.architecture if a != "mlp"]
-        if others:
-            for flag, on in (
-                ("search.enabled", self.search.enabled),
-                ("interpret.enabled", self.interpret.enabled),
-                ("resources.baseline_group > 1", self.resources.baseline_group > 1),
-            ):
-                _require(
-                    not on,
-                    "architecture",
-                    list(self.architecture),
-                    f"['mlp'] with {flag} (not built for {others[0]} yet)",
-                )
         for name in ("sigma_w2", "sigma_b2", "depths", "seeds", "architecture"):
             values = getattr(self, name)
             _require(len(set(values)) == len(values), name, list(values), "a list without repeated values")

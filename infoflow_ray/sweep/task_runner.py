@@ -26,7 +26,6 @@ import infoflow_ray
 from infoflow_ray import cascade, estimators, families, interpret, predictors, seeding
 from infoflow_ray.data import Dataset, load_dataset
 from infoflow_ray.errors import ConfigError
-from infoflow_ray.model import TanhNetwork
 from infoflow_ray.predict import Prediction, evaluate, predict_trainabilities, stored_layer_indices
 from infoflow_ray.store import CURVE_MEASURES
 from infoflow_ray.sweep.grid import DataOptions, InfoPlaneSpec, Task
@@ -235,8 +234,9 @@ def cascade_rows(task: Task, prediction: Prediction) -> Rows:
 
 
 def cascade_group_key(task: Task) -> tuple:
-    """Tasks with equal keys can train their cascades together: the same data, widths and cascade settings."""
-    return task.dataset, task.data, task.network.layer_widths, task.cascade
+    """Tasks with equal keys can train their cascades together: the same data, family, widths and cascade
+    settings."""
+    return task.dataset, task.data, task.network.architecture, task.network.layer_widths, task.cascade
 
 
 def run_cascade(task: Task, data: Dataset, device: torch.device | str, progress=None) -> tuple[Rows, str, dict]:
@@ -249,7 +249,9 @@ def run_cascades(
 ) -> list[tuple[Rows, str, dict]]:
     """``run_cascade`` for several tasks of one ``cascade_group_key``, their cascades trained together."""
     if len({cascade_group_key(t) for t in tasks}) != 1:
-        raise ValueError("tasks run together must share dataset, data options, layer widths and cascade settings")
+        raise ValueError(
+            "tasks run together must share dataset, data options, family, layer widths and cascade settings"
+        )
     predictions = predict_trainabilities(
         [t.network for t in tasks], tasks[0].cascade, data, [t.seed for t in tasks], device, progress
     )
@@ -310,7 +312,7 @@ def _probe_samples(data: Dataset, spec: InfoPlaneSpec) -> tuple[torch.Tensor, to
 
 
 @torch.no_grad()
-def info_plane_point(task: Task, network: TanhNetwork, data: Dataset, epoch: int | None) -> list[dict]:
+def info_plane_point(task: Task, network: torch.nn.Module, data: Dataset, epoch: int | None) -> list[dict]:
     """``info_plane`` rows of every layer of ``network`` now (untrained: epoch None), on the probe images."""
     spec = task.info_plane
     x, y = _probe_samples(data, spec)
@@ -424,7 +426,7 @@ def baseline_rows(task: Task, history: list[EpochRecord], stop_reason: str, resu
 
 
 @torch.no_grad()
-def interpret_rows(task: Task, network: TanhNetwork, data: Dataset, epoch: int) -> Rows:
+def interpret_rows(task: Task, network: torch.nn.Module, data: Dataset, epoch: int) -> Rows:
     """Rows of the cascades of a trained baseline network (``InterpretSpec``): ``trained_curves`` and
     ``trained_cutoffs`` from a cascade of the grid's settings; ``retraced`` (the chosen test images) and
     ``perfect_inputs`` (every class's) with their reconstructions from the stored layers (``predict``'s choice:
@@ -435,7 +437,7 @@ def interpret_rows(task: Task, network: TanhNetwork, data: Dataset, epoch: int) 
     pictures = measured
     if spec.cascade_epochs != task.cascade.epochs:
         longer = dataclasses.replace(task.cascade, epochs=spec.cascade_epochs)
-        pictures = cascade.train_cascade(network, data.train_x, longer, task.seed)
+        pictures = families.train_cascades([network], data.train_x, longer, [task.seed])[0]
     keys = {**_keys(task), "epoch": epoch}
     layers = stored_layer_indices(task.network.depth)
     height, width = image_shape(data.n_inputs)
@@ -483,12 +485,12 @@ def interpret_rows(task: Task, network: TanhNetwork, data: Dataset, epoch: int) 
 
 @torch.no_grad()
 def interpret_curves(
-    task: Task, network: TanhNetwork, data: Dataset, epoch: int
+    task: Task, network: torch.nn.Module, data: Dataset, epoch: int
 ) -> tuple[Rows, cascade.TrainedCascade]:
     """``trained_curves`` and ``trained_cutoffs`` rows of ``network`` after ``epoch`` epochs of training (a cascade
     with the grid's settings), and that cascade. (The tanh network has no dropout or batch norm: its training and
     evaluation modes compute the same, so the training loop's mode is left as it is.)"""
-    measured = cascade.train_cascade(network, data.train_x, task.cascade, task.seed)
+    measured = families.train_cascades([network], data.train_x, task.cascade, [task.seed])[0]
     rows = cascade_rows(task, evaluate(network, measured, data, task.cascade))
     curves = {
         "trained_curves": [{**r, "epoch": epoch} for r in rows["curves"]],
