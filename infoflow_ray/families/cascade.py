@@ -66,6 +66,7 @@ class _Grouped(nn.Module):
             conv.bias.copy_(bias)
 
 
+@torch.enable_grad()  # the decoders train by autograd, also when the caller holds no_grad (interpret)
 def train_module_cascade(
     network, train_x: Tensor, spec: CascadeSpec, seed: int, progress: ProgressFn | None = None
 ) -> TrainedCascade:
