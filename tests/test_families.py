@@ -291,3 +291,9 @@ def test_grouped_baselines_of_a_family_without_stacking_train_one_by_one(mnist):
         "tiny", overrides={"architecture": ["cnn"], "depths": [5, 6], "resources": {"baseline_group": 4}}
     )
     assert grid.resources.baseline_group == 4  # no longer refused
+
+
+def test_the_families_docstring_example_runs():
+    import doctest
+
+    assert doctest.testmod(families).failed == 0

@@ -68,3 +68,38 @@ def test_analyze_draws_each_architecture_apart_and_says_residual_nets_have_no_me
     report = (out / "report.md").read_text()
     assert all(f"| mnist_t10k | {profile} |" in report for profile in PROFILES)
     assert "Residual architectures (profiles resnet-…, resmlp-…) have no ordered/chaotic transition" in report
+
+
+def test_a_cnn_searches_interprets_and_trains_grouped_on_real_ray(tmp_path, ray_local):
+    """What was refused for every family but the MLP: the adaptive search with grouped baseline trainings, and
+    --interpret, on a 2-channel CNN of depths 5–6 on 500 images."""
+    small = {
+        "architecture": ["cnn"],
+        "channels": 2,
+        "sigma_w2": [0.5, 1.76],
+        "depths": [5, 6],
+        "data": {"max_train_samples": 500},
+        "cascade": {"eval_samples": 100},
+        "train": {"max_epochs": 1},
+    }
+    searched = tmp_path / "search"
+    grid = resolve_grid(
+        "tiny",
+        overrides={**small, "results": str(searched), "search": {"enabled": True}, "resources": {"baseline_group": 2}},
+    )
+    outcome = run_grid(grid, progress_interval_seconds=300)
+    assert not outcome.failed, outcome.failed
+    store = ResultStore.open(str(searched), create=False)
+    search = store.scan("search").collect()
+    assert set(search["profile"]) == {"cnn-c2"} and (search["search"] == "depth").any()
+    trainings = store.scan("train_summary").collect()
+    assert len(trainings) >= 2 and set(trainings["profile"]) == {"cnn-c2"}
+    interpreted = tmp_path / "interpret"
+    one = {**small, "sigma_w2": [1.76], "depths": [5], "kinds": ["baseline"]}
+    grid = resolve_grid("tiny", overrides={**one, "results": str(interpreted), "interpret": {"enabled": True}})
+    outcome = run_grid(grid, progress_interval_seconds=300)
+    assert not outcome.failed, outcome.failed
+    store = ResultStore.open(str(interpreted), create=False)
+    perfect = store.scan("perfect_inputs").collect()
+    assert sorted(perfect.filter(pl.col("layer") == 0)["label"]) == list(range(10))
+    assert store.scan("retraced").collect()["pixels"].list.len().unique().to_list() == [784]
