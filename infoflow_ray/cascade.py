@@ -24,16 +24,13 @@ import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from infoflow_ray import seeding
+from infoflow_ray.config import CascadeSpec
 from infoflow_ray.model import TanhNetwork, stack_parameters, stacked_activations
-
-if TYPE_CHECKING:  # annotations only: config imports the families, which import this module
-    from infoflow_ray.config import CascadeSpec
 
 ProgressFn = Callable[[int, int], None]
 """Called as ``progress(done, total)`` with the number of decoder-epochs finished."""

@@ -11,7 +11,6 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from infoflow_ray import families
 from infoflow_ray.errors import require as _require
 
 LOSSES = ("logits", "softmax_twice")
@@ -55,7 +54,7 @@ class NetworkSpec:
     channels: int = 64
 
     def __post_init__(self) -> None:
-        family = families.get(self.architecture)
+        family = self.family
         _positive_int("channels", self.channels)
         _positive_float("sigma_w2", self.sigma_w2)
         _require(
@@ -72,9 +71,13 @@ class NetworkSpec:
         family.check(self)
 
     @property
-    def family(self) -> families.Family:
-        """The family of ``architecture``: builds the network, trains its cascades, knows its sizes."""
-        return families.get(self.architecture)
+    def family(self):
+        """The ``families.base.Family`` of ``architecture``: builds the network, trains its cascades, knows its
+        sizes. (Imported here, not at the top: the family modules import this module, and the registry is a leaf
+        that imports nothing of theirs, so no import cycle runs.)"""
+        from infoflow_ray.family_registry import get
+
+        return get(self.architecture)
 
     @property
     def layer_widths(self) -> tuple[int, ...]:

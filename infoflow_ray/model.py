@@ -7,15 +7,11 @@ seeded generator and then moved, so the same seed gives the same network on ever
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 from torch import Tensor, nn
 
 from infoflow_ray import seeding
-
-if TYPE_CHECKING:  # annotations only: config imports the families, which import this module
-    from infoflow_ray.config import NetworkSpec
+from infoflow_ray.config import NetworkSpec
 
 
 def default_device() -> torch.device:

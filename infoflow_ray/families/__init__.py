@@ -14,7 +14,8 @@ through here:
 >>> [tuple(a.shape) for a in network.activations(torch.zeros(2, 784))][-1]
 (2, 10)
 
-A new family is one module: subclass ``Family`` (``build``, ``layer_shapes``, ``profile_name``; ``check`` for its
+The registry itself is ``infoflow_ray.family_registry`` (a leaf ``config`` looks families up in). A new family is
+one module: subclass ``Family`` (``build``, ``layer_shapes``, ``profile_name``; ``check`` for its
 own settings) and ``register`` an instance; its cascades then train with ``families.cascade``.
 """
 
@@ -23,40 +24,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from infoflow_ray.errors import ConfigError
 from infoflow_ray.families.base import Family
 from infoflow_ray.families.conv import Conv
 from infoflow_ray.families.mlp import MLP
 from infoflow_ray.families.resmlp import ResMLP
+from infoflow_ray.family_registry import FAMILIES, get, of_profile, register
 
 __all__ = ["FAMILIES", "Family", "build", "get", "of_profile", "reconstruct_in_chunks", "register", "train_cascades"]
-
-FAMILIES: dict[str, Family] = {}
-"""Every registered family by name, in registration order (the order error messages list them in)."""
-
-
-def register(family: Family) -> Family:
-    """Add ``family`` under ``family.name`` (a name registered twice is a mistake: ValueError)."""
-    if not family.name or family.name in FAMILIES:
-        raise ValueError(f"a family needs a new name, got {family.name!r} (registered: {', '.join(FAMILIES)})")
-    FAMILIES[family.name] = family
-    return family
-
-
-def get(name: str) -> Family:
-    """The family registered as ``name``; an unknown name fails in one line listing the known ones."""
-    if name not in FAMILIES:
-        raise ConfigError(f"architecture must be one of {', '.join(FAMILIES)}, got {name!r}")
-    return FAMILIES[name]
-
-
-def of_profile(profile: str) -> Family:
-    """The family that writes ``profile`` (a tables' ``profile`` value such as 'wide' or 'resnet-c64')."""
-    for family in FAMILIES.values():
-        if family.owns_profile(profile):
-            return family
-    raise ConfigError(f"profile must be one written by a family ({', '.join(FAMILIES)}), got {profile!r}")
-
 
 for _family in (MLP(), Conv("cnn", residual=False), Conv("resnet", residual=True), ResMLP()):
     register(_family)

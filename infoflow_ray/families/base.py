@@ -18,16 +18,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from infoflow_ray.cascade import ProgressFn, TrainedCascade
+from infoflow_ray.config import CascadeSpec, NetworkSpec
 from infoflow_ray.families import cascade as module_cascade
-
-if TYPE_CHECKING:  # annotations only: config imports the registry, so the families never import config
-    from infoflow_ray.config import CascadeSpec, NetworkSpec
 
 
 class Family:

@@ -13,7 +13,6 @@ per-parameter Adam), so this trains each exactly as alone.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -21,9 +20,7 @@ from torch import Tensor, nn
 
 from infoflow_ray import seeding
 from infoflow_ray.cascade import ProgressFn, TrainedCascade, resolve_strategy
-
-if TYPE_CHECKING:  # annotations only: config imports the families, which import this module
-    from infoflow_ray.config import CascadeSpec
+from infoflow_ray.config import CascadeSpec
 
 
 class ModuleDecoders(nn.Module):

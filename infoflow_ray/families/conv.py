@@ -23,18 +23,15 @@ n_out → C·(s/4)², with tanh for 'cnn' and linear for 'resnet'.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
 from infoflow_ray import seeding
+from infoflow_ray.config import NetworkSpec
 from infoflow_ray.errors import require
 from infoflow_ray.families.base import Family
 from infoflow_ray.families.layered import Layered
-
-if TYPE_CHECKING:
-    from infoflow_ray.config import NetworkSpec
 
 MIN_DEPTH = 5  # the stem's 3 convolutions, at least one body layer, the head
 

@@ -10,18 +10,15 @@ batched matmul on a GPU), and its baseline trainings can be stacked (``batched_t
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from infoflow_ray import cascade
+from infoflow_ray.config import CascadeSpec, NetworkSpec
 from infoflow_ray.errors import require
 from infoflow_ray.families.base import Family
 from infoflow_ray.model import TanhNetwork, stack_parameters
-
-if TYPE_CHECKING:
-    from infoflow_ray.config import CascadeSpec, NetworkSpec
 
 WIDTH_PROFILES = ("wide", "shrinking")
 WIDE_PENULTIMATE_WIDTH = 400  # the reference's 784 -> 400 -> 10 head of the `wide` profile

@@ -10,18 +10,14 @@ Mean-field theory's ordered/chaotic picture does not apply to the residual layer
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 from torch import Tensor, nn
 
+from infoflow_ray.config import NetworkSpec
 from infoflow_ray.families import mlp
 from infoflow_ray.families.base import Family
 from infoflow_ray.families.layered import Layered
 from infoflow_ray.model import TanhNetwork
-
-if TYPE_CHECKING:
-    from infoflow_ray.config import NetworkSpec
 
 
 class ResMLP(Family):
