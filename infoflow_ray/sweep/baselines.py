@@ -7,7 +7,9 @@ the results store itself when it ends. Small trials share a GPU through fraction
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import logging
 import os
 import tempfile
 import time
@@ -352,6 +354,45 @@ def experiment_name(tasks: list[Task]) -> str:
     return f"baselines-{digest}"
 
 
+def serialise_experiment_state_sync() -> None:
+    """Make Tune write its experiment state only once the previous upload of that state has ended (idempotent;
+    call before ``Tuner.fit``).
+
+    The race this removes (Ray 2.x, ``tune/execution/experiment_state.py``): Tune writes the experiment state into
+    a local staging folder (the searcher's state via a ``.<uuid>-tmp-searcher-state-….pkl`` file renamed over
+    ``searcher-state-….pkl``) and uploads that folder to ``{results}/_tune/<experiment>`` in a background
+    thread. A forced snapshot writes the next state *before* waiting for the previous upload, so an upload that
+    listed the temp file finds it renamed: "Saving experiment state to storage at … failed with exception:
+    FileNotFoundError … tmp-searcher-state-….pkl", a 25-line traceback in a run that succeeded. Forced snapshots
+    come from ``CheckpointConfig(num_to_keep=1)``, which this project sets to keep one checkpoint per trial
+    (depth-200 checkpoints are ~0.5 GB): Tune then snapshots after every trial checkpoint, seconds apart with
+    several trials running. Waiting for the upload before writing keeps the upload's view of the folder
+    consistent; an upload that really failed is still reported, as Tune reports it."""
+    from ray.tune.execution.experiment_state import _ExperimentCheckpointManager
+
+    original = _ExperimentCheckpointManager.sync_up_experiment_state
+    if getattr(original, "_waits_for_upload", False):
+        return
+
+    @functools.wraps(original)
+    def sync_up_experiment_state(self, save_fn, force: bool = False, wait: bool = False):
+        def save_after_upload() -> None:
+            try:
+                self._storage.syncer.wait()
+            except Exception:
+                logging.getLogger("ray.tune.execution.experiment_state").error(
+                    "Saving experiment state to storage at '%s' failed with exception: ",
+                    self._storage.experiment_fs_path,
+                    exc_info=True,
+                )
+            save_fn()
+
+        return original(self, save_after_upload, force=force, wait=wait)
+
+    sync_up_experiment_state._waits_for_upload = True
+    _ExperimentCheckpointManager.sync_up_experiment_state = sync_up_experiment_state
+
+
 def tune_storage(results: str) -> str:
     """Where Tune keeps trial state and checkpoints: ``_tune`` inside the results location (ignored by readers)."""
     if "://" in results:
@@ -426,6 +467,7 @@ def _fit_and_clean_up(tuner: tune.Tuner, storage: str, name: str, tasks: list[Ta
     Tune state (nothing in it is needed any more) and return True. An interrupted experiment (KeyboardInterrupt
     passes through), or one with a trial that failed for good or a task without rows, keeps its state, so the next
     run resumes from its checkpoints."""
+    serialise_experiment_state_sync()
     results = tuner.fit()
     done = store.finished_task_ids("baseline")
     if results.errors or any(t.task_id not in done for t in tasks):

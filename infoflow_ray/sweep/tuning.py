@@ -37,6 +37,7 @@ from infoflow_ray.sweep.baselines import (
     delete_experiment,
     load_checkpoint,
     report_with_checkpoint,
+    serialise_experiment_state_sync,
     tune_storage,
 )
 from infoflow_ray.sweep.driver import run_grid
@@ -273,6 +274,7 @@ def _run_experiment(spec: TuningSpec, store: ResultStore, name: str, job: dict, 
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             ),
         )
+    serialise_experiment_state_sync()
     results = tuner.fit()
     written = set(store.scan("tune_trials").filter(pl.col("experiment_id") == name).collect()["trial_id"])
     for result in results:  # rows of trials whose callback did not write them (ended before an interruption)
