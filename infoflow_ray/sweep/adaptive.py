@@ -17,6 +17,7 @@ decisions from the stored results and asks only for what is not stored.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import dataclass, field
@@ -357,12 +358,18 @@ def _next_reason(result: search.DepthSearch, prediction: float) -> str:
     return "asked: next step of the gallop / bisection / confirmation"
 
 
+@functools.lru_cache(maxsize=64)
+def _critical_sigma_w2(sigma_b2: float) -> float:
+    """The mean-field critical σw² (0.16 s to solve: cached, as every round and every simulated result replans)."""
+    return float(theory.critical_sigma_w2(sigma_b2))
+
+
 def _peak(group: GroupPlan, keys: dict) -> None:
     group.peak = search.locate_tolerant_peak(group.cutoffs)
     if group.peak is None:
         return
     p = group.peak
-    critical = float(theory.critical_sigma_w2(group.sigma_b2))
+    critical = _critical_sigma_w2(group.sigma_b2)
     group.rows.append(
         _row(
             keys,
