@@ -164,3 +164,21 @@ def test_a_results_folder_gives_its_measured_seconds(tiny_results):
     fallback = ResultsOracle(str(tiny_results), fallback=ModelOracle())
     simulate_grid(missing, 1, fallback)
     assert fallback.missing == 3  # the cascade and the two trainings at σw² = 0.9
+
+
+def test_dry_run_prints_the_simulated_estimate(tmp_path, capsys):
+    """`full_grid.py --dry-run` ends with the simulated search (both policies) and full grid at 32 workers."""
+    from infoflow_ray.sweep.jobs import main
+
+    code = main("grid", ["--preset", "tiny", "--results", str(tmp_path / "r"), "--dry-run"])
+    out = capsys.readouterr().out
+    assert code == 0 and "estimate on 32 workers" in out
+    grid = estimate(resolve_grid("tiny", overrides={"results": str(tmp_path / "r")}), 32, ModelOracle(), "grid")
+    lines = [line.strip() for line in out.splitlines() if " workers: makespan " in line]
+    assert [line.split()[:2] for line in lines] == [
+        ["search", "per_round"],
+        ["search", "per_result"],
+        ["grid", "per_round"],
+    ]
+    assert lines[2] == grid.line().replace("GPU-hours", "worker-hours")
+    assert not (tmp_path / "r").exists()  # a dry run writes nothing

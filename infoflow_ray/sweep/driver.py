@@ -191,6 +191,9 @@ def plan(grid: GridSpec, out: TextIO) -> None:
         describe_search(grid, finished, out)
     else:
         describe(grid, [t for t in grid.tasks() if t.task_id not in finished], finished, out)
+    from infoflow_ray.sweep.simulate import ESTIMATE_WORKERS, print_estimate
+
+    print_estimate(grid, ESTIMATE_WORKERS, out)
 
 
 def report(grid: GridSpec, outcome: GridOutcome, out: TextIO, err: TextIO) -> int:

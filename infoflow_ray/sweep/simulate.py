@@ -22,6 +22,7 @@ scheduling, checkpoint uploads), which a real run adds on top.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import math
 from collections.abc import Callable, Iterable
@@ -31,6 +32,7 @@ from infoflow_ray.errors import ConfigError
 from infoflow_ray.sweep.grid import GridSpec, Task
 
 POLICIES = ("per_round", "per_result")
+ESTIMATE_WORKERS = 32  # the cluster size ``--dry-run`` estimates for (benchmarks/bench_simulator.py: any sizes)
 
 # Training images per dataset, when the grid takes the whole split (DataOptions.max_train_samples = None).
 TRAIN_IMAGES = {"mnist": 60_000, "fashion_mnist": 60_000, "cifar10_gray": 50_000, "mnist_t10k": 8_000, "digits": 1_437}
@@ -383,3 +385,30 @@ def plot_makespan(estimates: list[Estimate], path: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def print_estimate(grid: GridSpec, workers: int, out, cost: CostModel | None = None) -> list[Estimate]:
+    """``--dry-run``'s estimate: the search (per round, as the driver runs it, and per result) and the full grid
+    on ``workers`` workers, durations from the cost model and outcomes from mean-field theory (``ModelOracle``).
+    Returns the estimates printed."""
+    cost = cost or CostModel()
+    oracle = ModelOracle(cost)
+    search_grid = grid if grid.search.enabled else dataclasses.replace(grid, search=_enabled(grid.search))
+    estimates = [
+        estimate(search_grid, workers, oracle, "search", "per_round"),
+        estimate(search_grid, workers, oracle, "search", "per_result"),
+        estimate(grid, workers, oracle, "grid"),
+    ]
+    print(
+        f"estimate on {workers} workers (simulated: infoflow_ray.sweep.simulate; outcomes from mean-field theory, "
+        f"durations from the cost model with speedup {cost.speedup:g} over the 2-thread CPU lanes of "
+        "benchmarks/RESULTS.md — no GPU measured; see docs/cluster-scale.md):",
+        file=out,
+    )
+    for e in estimates:
+        print("  " + e.line().replace("GPU-hours", "worker-hours"), file=out)
+    return estimates
+
+
+def _enabled(spec):
+    return dataclasses.replace(spec, enabled=True)
