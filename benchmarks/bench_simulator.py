@@ -35,12 +35,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--presets", nargs="+", default=list(PRESETS))
     p.add_argument("--workers", nargs="+", type=int, default=[8, 32, 128])
     p.add_argument("--speedup", type=float, default=1.0, help="a worker's speed over the CPU lanes (default 1)")
+    p.add_argument(
+        "--train-depth-factor",
+        type=float,
+        default=1.0,
+        help="ℓ_train over the cascade's prediction in the model (1: exact; 0.5: predicted twice too deep)",
+    )
     p.add_argument("--target-depth", type=int, default=None, help="also search the σw² interval at this depth")
     p.add_argument("--results", help="take durations and outcomes from this results folder")
     p.add_argument("--out", default=None, help="folder for the pictures (default: none drawn)")
     args = p.parse_args(argv)
     cost = CostModel(speedup=args.speedup)
-    model = ModelOracle(cost)
+    model = ModelOracle(cost, train_depth_factor=args.train_depth_factor)
     oracle = ResultsOracle(args.results, fallback=model) if args.results else model
     print("| preset | GPUs | run | policy | makespan (h) | GPU-hours | busy | trainings | cascades |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -61,13 +67,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"({preset}: simulated in {time.perf_counter() - t0:.0f} s)", file=sys.stderr)
         if args.out:
             os.makedirs(args.out, exist_ok=True)
-            plot_makespan(estimates, os.path.join(args.out, f"makespan_{preset}.png"))
+            tag = f"{preset}" + (f"_f{args.train_depth_factor:g}" if args.train_depth_factor != 1 else "")
+            plot_makespan(estimates, os.path.join(args.out, f"makespan_{tag}.png"))
             n = args.workers[len(args.workers) // 2]
             schedules = {
                 f"search {p.replace('_', ' ')}, {n} GPUs": simulate_search(grid, n, oracle, p)
                 for p in ("per_round", "per_result")
             }
-            plot_utilisation(schedules, os.path.join(args.out, f"utilisation_{preset}_{n}.png"))
+            plot_utilisation(schedules, os.path.join(args.out, f"utilisation_{tag}_{n}.png"))
     return 0
 
 

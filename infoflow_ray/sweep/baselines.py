@@ -435,7 +435,19 @@ def run_baselines(
         # Tasks Tune ended without their rows (a restore can end a trial early): run them in a new experiment,
         # each from its newest checkpoint of the old one, and delete the old one with the new one.
         common["resume_from"] = latest_checkpoints(storage, name)
-        previous, name = name, f"{name}-rerun-{int(time.time())}"
+        previous, name = [name], f"{name}-rerun-{int(time.time())}"
+    else:
+        # A run killed while trainings ran left their checkpoints in an experiment of another name: a search's
+        # round is named by its pending set, which is smaller once some of its trainings are stored. Start each
+        # pending task from its newest checkpoint there, not from epoch 0.
+        common["resume_from"], previous = interrupted_checkpoints(storage, pending, exclude=name)
+        if previous:
+            progress.note(
+                f"{len(common['resume_from'])} training(s) resume from the checkpoints of an interrupted run "
+                f"({', '.join(previous)})"
+            )
+        else:
+            del common["resume_from"]
     groups = group_tasks(pending, group)
     param_space = {**common, "tasks": tune.grid_search([[t.config() for t in g] for g in groups])}
     tuner = tune.Tuner(
@@ -459,7 +471,10 @@ def run_baselines(
         ),
     )
     if _fit_and_clean_up(tuner, storage, name, pending, store) and "resume_from" in common:
-        delete_experiment(storage, previous)
+        done = store.finished_task_ids("baseline")
+        for old in previous:  # once every task checkpointed there is stored (another run may still need one)
+            if set(latest_checkpoints(storage, old)) <= done:
+                delete_experiment(storage, old)
 
 
 def _fit_and_clean_up(tuner: tune.Tuner, storage: str, name: str, tasks: list[Task], store: ResultStore) -> bool:
@@ -504,6 +519,38 @@ def latest_checkpoints(storage: str, name: str) -> dict[str, str]:
         if task not in newest or index > newest[task][0]:
             newest[task] = (index, scheme + folder)
     return {task: path for task, (_, path) in newest.items()}
+
+
+def interrupted_checkpoints(storage: str, tasks: list[Task], exclude: str) -> tuple[dict[str, str], list[str]]:
+    """The newest checkpoint of each of ``tasks`` in the baseline experiments kept in ``storage`` (those of
+    interrupted or failed runs; ``exclude``: the experiment about to run), and the experiments they are in.
+    Where two experiments hold one task, the checkpoint of the later epoch wins."""
+    filesystem, root = _storage_fs(storage)
+    infos = filesystem.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+    names = sorted(
+        i.base_name
+        for i in infos
+        if i.type == pafs.FileType.Directory and i.base_name.startswith("baselines-") and i.base_name != exclude
+    )
+    wanted = {t.task_id for t in tasks}
+    candidates: dict[str, list[tuple[str, str]]] = {}  # task → [(checkpoint, experiment)]
+    for name in names:
+        for task, path in latest_checkpoints(storage, name).items():
+            if task in wanted:
+                candidates.setdefault(task, []).append((path, name))
+    chosen = {
+        task: max(found, key=lambda c: _checkpoint_epochs(c[0])) if len(found) > 1 else found[0]
+        for task, found in candidates.items()
+    }
+    return {t: path for t, (path, _) in chosen.items()}, sorted({name for _, name in chosen.values()})
+
+
+def _checkpoint_epochs(path: str) -> int:
+    """Epochs trained in a checkpoint (-1 when it cannot be read)."""
+    try:
+        return len(load_checkpoint(tune.Checkpoint(path), torch.device("cpu"))["trainer"]["history"])
+    except Exception:
+        return -1
 
 
 def _trial_name(trial) -> str:

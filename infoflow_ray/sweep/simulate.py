@@ -112,32 +112,34 @@ class Oracle:
 class ModelOracle(Oracle):
     """Outcomes from mean-field theory, durations from a ``CostModel``.
 
-    The cutoff ℓ_c of a cascade at σw² is ``train_depth_factor``·6ξ_c (``theory.mean_field_depth``), capped at the
-    cascade's depth; a training at depth d passes iff d ≤ that depth. A passing training (with
-    ``stop_at_threshold``) stops after 1 + (max_epochs − 1)·(d/ℓ)⁴ epochs, rounded up — quick far from the edge
-    of trainability, the whole budget at it; a failing one runs the whole budget. These are modelling choices,
-    not measurements: they reproduce the spread the issue describes (one training passes in an epoch, its
-    neighbour fails after 200).
+    The cutoff ℓ_c of a cascade at σw² is 6ξ_c (``theory.mean_field_depth``), capped at the cascade's depth; a
+    training at depth d passes iff d ≤ ℓ = ``train_depth_factor``·6ξ_c (1: the cascade predicts ℓ_train exactly;
+    0.5: it predicts twice too deep, as on the chaotic side of the ``default`` preset's measurements). A passing
+    training (with ``stop_at_threshold``) stops after 1 + (max_epochs − 1)·(d/ℓ)⁴ epochs, rounded up — quick far
+    from the edge of trainability, the whole budget at it; a failing one runs the whole budget. These are
+    modelling choices, not measurements: they reproduce the spread the issue describes (one training passes in
+    an epoch, its neighbour fails after 200).
     """
 
     cost: CostModel = field(default_factory=CostModel)
     train_depth_factor: float = 1.0
     _depth: dict = field(default_factory=dict, repr=False)
 
-    def trainable_depth(self, sigma_w2: float, sigma_b2: float) -> float:
+    def mean_field_depth(self, sigma_w2: float, sigma_b2: float) -> float:
         key = (sigma_w2, sigma_b2)
         if key not in self._depth:
             from infoflow_ray import theory
 
-            self._depth[key] = self.train_depth_factor * float(theory.mean_field_depth(sigma_w2, sigma_b2))
+            self._depth[key] = float(theory.mean_field_depth(sigma_w2, sigma_b2))
         return self._depth[key]
 
     def result(self, task: Task) -> Result:
         net = task.network
-        ell = self.trainable_depth(net.sigma_w2, net.sigma_b2)
+        mean_field = self.mean_field_depth(net.sigma_w2, net.sigma_b2)
         if task.kind == "cascade":
-            cutoff = min(ell, float(net.depth)) if not math.isnan(ell) else float(net.depth)
+            cutoff = min(mean_field, float(net.depth)) if not math.isnan(mean_field) else float(net.depth)
             return Result(self.cost.cascade_seconds(task), cutoff=cutoff)
+        ell = self.train_depth_factor * mean_field
         passed = net.depth <= ell
         budget = task.train.max_epochs
         if passed and task.train.stop_at_threshold:
