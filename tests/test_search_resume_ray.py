@@ -1,0 +1,86 @@
+"""A search killed while trainings run resumes them from their checkpoints (issue 29, point 4).
+
+Each round of the search runs its trainings as one Tune experiment named by the round's pending set. After a
+kill the restarted search's pending set differs (the trainings stored before the kill are gone from it, the
+searches they advanced ask for new ones), so the experiment is not found by name; ``run_baselines`` now finds
+the interrupted trainings' checkpoints in the kept experiments instead of training them again from epoch 0.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import polars as pl
+import torch
+from drivers import start_job
+
+from infoflow_ray.store import ResultStore
+from infoflow_ray.sweep.baselines import CHECKPOINT_FILE, TASK_FILE
+from infoflow_ray.sweep.driver import run_grid
+from infoflow_ray.sweep.grid import resolve_grid
+
+# Nothing reaches accuracy 0.99 in 12 epochs: every training runs its whole budget, long enough to be killed in.
+FLAGS = {"depths": "4,8", "max-epochs": "12", "threshold": "0.99", "max-train-samples": "1000"}
+
+
+def _checkpointed_unfinished(results) -> dict[str, int]:
+    """task id → epochs in its newest checkpoint, for trainings with a checkpoint and no stored row."""
+    finished = {p.stem for p in (results / "runs").rglob("*.parquet")} if (results / "runs").exists() else set()
+    out: dict[str, int] = {}
+    for task_file in (results / "_tune").rglob(TASK_FILE):
+        task = task_file.read_text()
+        if task in finished:
+            continue
+        try:
+            epochs = len(torch.load(task_file.parent / CHECKPOINT_FILE)["trainer"]["history"])
+        except Exception:  # being written
+            continue
+        out[task] = max(out.get(task, 0), epochs)
+    return out
+
+
+def test_a_killed_search_resumes_its_running_trainings_from_their_checkpoints(tmp_path, ray_local):
+    results = tmp_path / "results"
+    args = [a for k, v in FLAGS.items() for a in (f"--{k}", v)]
+    proc = start_job("full_grid.py", "--preset", "tiny", "--search", *args, "--results", str(results))
+    deadline = time.monotonic() + 400
+    while True:  # a training stored (so the pending set changes) and another one checkpointed at epoch ≥ 2
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no training was checkpointed mid-way in 400 s"
+        stored = (
+            len(list((results / "train_summary").rglob("*.parquet"))) if (results / "train_summary").exists() else 0
+        )
+        running = {t: e for t, e in _checkpointed_unfinished(results).items() if 2 <= e < 12}
+        if stored and running:
+            break
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and its local Ray, mid-training
+    proc.wait(timeout=60)
+    interrupted = _checkpointed_unfinished(results)  # re-read: a later checkpoint may have landed meanwhile
+
+    grid = resolve_grid(
+        "tiny",
+        overrides={
+            "results": str(results),
+            "depths": (4, 8),
+            "train": {"max_epochs": 12, "accuracy_threshold": 0.99},
+            "data": {"max_train_samples": 1000},
+            "search": {"enabled": True},
+        },
+    )
+    outcome = run_grid(grid, progress_interval_seconds=300)
+    assert not outcome.failed and not outcome.interrupted
+    store = ResultStore.open(str(results), create=False)
+    summary = store.scan("train_summary").select("task_id", "epochs", "resumed_from_epoch").collect()
+    resumed = dict(summary.select("task_id", "resumed_from_epoch").rows())
+    for task, epochs in interrupted.items():
+        if task in resumed:  # the search still wanted it
+            assert resumed[task] == epochs, (task, resumed[task], epochs)
+    assert any(task in resumed for task in running)
+    epochs = store.scan("train_epochs").select("task_id", "epoch").collect()
+    counts = epochs.group_by("task_id").agg(pl.len().alias("rows"), pl.col("epoch").n_unique().alias("unique"))
+    assert (counts["rows"] == counts["unique"]).all()  # no epoch stored twice
+    assert dict(counts.select("task_id", "rows").rows()) == dict(summary.select("task_id", "epochs").rows())
+    assert not (results / "_tune").exists()  # the interrupted experiment is deleted with the run that used it
