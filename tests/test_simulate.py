@@ -182,3 +182,11 @@ def test_dry_run_prints_the_simulated_estimate(tmp_path, capsys):
     ]
     assert lines[2] == grid.line().replace("GPU-hours", "worker-hours")
     assert not (tmp_path / "r").exists()  # a dry run writes nothing
+
+
+def test_the_docs_example_runs_as_written(capsys):
+    from doc_examples import python_block
+
+    exec(python_block("docs/cluster-scale.md", "# The search at cluster scale"), {})
+    out = capsys.readouterr().out
+    assert out.startswith("search per_result   32 workers: makespan ") and "130 trainings, 40 cascades" in out
