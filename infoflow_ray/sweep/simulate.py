@@ -378,7 +378,8 @@ def plot_makespan(estimates: list[Estimate], path: str) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     for key in sorted({(e.what, e.policy) for e in estimates}):
         points = sorted((e.workers, e.makespan_seconds / 3600) for e in estimates if (e.what, e.policy) == key)
-        ax.plot(*zip(*points, strict=True), marker="o", label=f"{key[0]}, {key[1].replace('_', ' ')}")
+        label = "full grid" if key[0] == "grid" else f"search, {key[1].replace('_', ' ')}"
+        ax.plot(*zip(*points, strict=True), marker="o", label=label)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("workers (GPUs)")
