@@ -84,3 +84,32 @@ def test_a_killed_search_resumes_its_running_trainings_from_their_checkpoints(tm
     assert (counts["rows"] == counts["unique"]).all()  # no epoch stored twice
     assert dict(counts.select("task_id", "rows").rows()) == dict(summary.select("task_id", "epochs").rows())
     assert not (results / "_tune").exists()  # the interrupted experiment is deleted with the run that used it
+
+
+def test_interrupted_checkpoints_picks_each_tasks_latest_epoch_over_kept_experiments(tmp_path):
+    """Two kept experiments hold checkpoints of one task (epochs 2 and 5): the later one wins; a task nobody asks
+    for, and the experiment about to run, are left out."""
+    from infoflow_ray.sweep.baselines import interrupted_checkpoints
+
+    grid = resolve_grid("tiny")
+    wanted, other = grid.baseline_task("mnist_t10k", 0.5, 0.05, 3, 0), grid.baseline_task("mnist_t10k", 3.0, 0.05, 6, 0)
+    storage = tmp_path / "_tune"
+
+    def checkpoint(experiment: str, task, epochs: int, index: int):
+        folder = storage / experiment / "trial_a" / f"checkpoint_{index:06d}"
+        folder.mkdir(parents=True)
+        (folder / TASK_FILE).write_text(task.task_id)
+        torch.save(
+            {"trainer": {"history": [{"epoch": e} for e in range(1, epochs + 1)]}, "attempt": 1},
+            folder / CHECKPOINT_FILE,
+        )
+        return str(folder)
+
+    checkpoint("baselines-aaa", wanted, 2, 1)
+    later = checkpoint("baselines-bbb", wanted, 5, 0)
+    checkpoint("baselines-bbb", other, 3, 1)
+    checkpoint("baselines-ccc", wanted, 9, 4)  # the experiment about to run: excluded
+    found, experiments = interrupted_checkpoints(str(storage), [wanted], exclude="baselines-ccc")
+    assert found == {wanted.task_id: later} and experiments == ["baselines-bbb"]
+    assert interrupted_checkpoints(str(storage), [], exclude="x") == ({}, [])
+    assert interrupted_checkpoints(str(tmp_path / "none"), [wanted], exclude="x") == ({}, [])
