@@ -21,8 +21,10 @@ from infoflow_ray.sweep.baselines import CHECKPOINT_FILE, TASK_FILE
 from infoflow_ray.sweep.driver import run_grid
 from infoflow_ray.sweep.grid import resolve_grid
 
-# Nothing reaches accuracy 0.99 in 12 epochs: every training runs its whole budget, long enough to be killed in.
-FLAGS = {"depths": "4,8", "max-epochs": "12", "threshold": "0.99", "max-train-samples": "1000"}
+# Nothing reaches accuracy 0.99 in 20 epochs: every training runs its whole budget (≈ 10 s here), long enough to
+# be killed in.
+EPOCHS = 20
+FLAGS = {"depths": "4,8", "max-epochs": str(EPOCHS), "threshold": "0.99", "max-train-samples": "2000"}
 
 
 def _checkpointed_unfinished(results) -> dict[str, int]:
@@ -52,7 +54,7 @@ def test_a_killed_search_resumes_its_running_trainings_from_their_checkpoints(tm
         stored = (
             len(list((results / "train_summary").rglob("*.parquet"))) if (results / "train_summary").exists() else 0
         )
-        running = {t: e for t, e in _checkpointed_unfinished(results).items() if 2 <= e < 12}
+        running = {t: e for t, e in _checkpointed_unfinished(results).items() if 2 <= e < EPOCHS}
         if stored and running:
             break
         time.sleep(0.2)
@@ -65,8 +67,8 @@ def test_a_killed_search_resumes_its_running_trainings_from_their_checkpoints(tm
         overrides={
             "results": str(results),
             "depths": (4, 8),
-            "train": {"max_epochs": 12, "accuracy_threshold": 0.99},
-            "data": {"max_train_samples": 1000},
+            "train": {"max_epochs": EPOCHS, "accuracy_threshold": 0.99},
+            "data": {"max_train_samples": 2000},
             "search": {"enabled": True},
         },
     )
