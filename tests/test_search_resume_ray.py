@@ -28,16 +28,21 @@ FLAGS = {"depths": "4,8", "max-epochs": str(EPOCHS), "threshold": "0.99", "max-t
 
 
 def _checkpointed_unfinished(results) -> dict[str, int]:
-    """task id → epochs in its newest checkpoint, for trainings with a checkpoint and no stored row."""
+    """task id → epochs in its newest checkpoint, for trainings with a checkpoint and no stored row (read while
+    Tune writes and deletes checkpoints: a folder that vanishes mid-read is skipped)."""
     finished = {p.stem for p in (results / "runs").rglob("*.parquet")} if (results / "runs").exists() else set()
     out: dict[str, int] = {}
-    for task_file in (results / "_tune").rglob(TASK_FILE):
-        task = task_file.read_text()
-        if task in finished:
-            continue
+    try:
+        task_files = list((results / "_tune").rglob(TASK_FILE))
+    except OSError:
+        return out
+    for task_file in task_files:
         try:
+            task = task_file.read_text()
+            if task in finished:
+                continue
             epochs = len(torch.load(task_file.parent / CHECKPOINT_FILE)["trainer"]["history"])
-        except Exception:  # being written
+        except Exception:  # being written, or deleted
             continue
         out[task] = max(out.get(task, 0), epochs)
     return out
@@ -48,18 +53,19 @@ def test_a_killed_search_resumes_its_running_trainings_from_their_checkpoints(tm
     args = [a for k, v in FLAGS.items() for a in (f"--{k}", v)]
     proc = start_job("full_grid.py", "--preset", "tiny", "--search", *args, "--results", str(results))
     deadline = time.monotonic() + 400
-    while True:  # a training stored (so the pending set changes) and another one checkpointed at epoch ≥ 2
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "no training was checkpointed mid-way in 400 s"
-        stored = (
-            len(list((results / "train_summary").rglob("*.parquet"))) if (results / "train_summary").exists() else 0
-        )
-        running = {t: e for t, e in _checkpointed_unfinished(results).items() if 2 <= e < EPOCHS}
-        if stored and running:
-            break
-        time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)  # the driver and its local Ray, mid-training
-    proc.wait(timeout=60)
+    try:
+        while True:  # a training stored (so the pending set changes) and another one checkpointed at epoch ≥ 2
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no training was checkpointed mid-way in 400 s"
+            summary = results / "train_summary"
+            stored = list(summary.rglob("*.parquet")) if summary.exists() else []
+            running = {t: e for t, e in _checkpointed_unfinished(results).items() if 2 <= e < EPOCHS}
+            if stored and running:
+                break
+            time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and its local Ray, mid-training
+        proc.wait(timeout=60)
     interrupted = _checkpointed_unfinished(results)  # re-read: a later checkpoint may have landed meanwhile
 
     grid = resolve_grid(

@@ -9,14 +9,17 @@ snapshot wrote the searcher's temp file while the previous upload was copying th
 from __future__ import annotations
 
 import logging
+import sys
 
 import pytest
+import ray
 from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
 from infoflow_ray.sweep.baselines import delete_experiment, report_with_checkpoint, serialise_experiment_state_sync
 
 pytestmark = pytest.mark.usefixtures("ray_local")
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray's workers cannot import a test module
 
 
 class _Records(logging.Handler):
