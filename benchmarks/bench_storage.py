@@ -121,6 +121,7 @@ def baseline_tables(task: str, sigma_w2: float, depth: int, rng: np.random.Gener
             "stop_reason": "threshold",
             "seconds": 2.0 * epochs,
             "resumed_from_epoch": 0,
+            "threshold_epoch": None,
         }
     ]
     run = _run(_keys(task, sigma_w2, depth), "baseline")

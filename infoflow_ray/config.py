@@ -174,6 +174,11 @@ class TrainSpec:
     reproduces the reference, which applies cross-entropy to the softmax of that output. Training stops at
     ``accuracy_threshold`` (if ``stop_at_threshold``) or after ``max_epochs``. ``optimizer``: 'sgd' (plain SGD,
     the paper's baselines) or 'adam' (Adam with torch's default betas; a hyperparameter the tuning job searches).
+
+    ``ladder``: the training budgets B (epochs, increasing, the last at most ``max_epochs``) at which ℓ_train is
+    read off the same trainings (docs/budget.md): a training that first reached the threshold at epoch e is
+    trainable within every B ≥ e. None: 5, 10, 20, … (doubling) below ``max_epochs``, then ``max_epochs``
+    (``budgets``). The ladder never changes a training, so it is not part of a task's id.
     """
 
     max_epochs: int = 200
@@ -183,9 +188,12 @@ class TrainSpec:
     loss: Literal["logits", "softmax_twice"] = "logits"
     stop_at_threshold: bool = True
     optimizer: Literal["sgd", "adam"] = "sgd"
+    ladder: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         _positive_int("train.max_epochs", self.max_epochs)
+        if self.ladder is not None:
+            object.__setattr__(self, "ladder", check_ladder(self.ladder, self.max_epochs))
         _positive_float("train.lr", self.lr)
         _positive_int("train.batch_size", self.batch_size)
         _require(
@@ -196,3 +204,38 @@ class TrainSpec:
         )
         _require(self.loss in LOSSES, "train.loss", self.loss, f"one of {', '.join(LOSSES)}")
         _require(self.optimizer in OPTIMIZERS, "train.optimizer", self.optimizer, f"one of {', '.join(OPTIMIZERS)}")
+
+    @property
+    def budgets(self) -> tuple[int, ...]:
+        """The rungs of the budget ladder in epochs, increasing: ``ladder``, or the default doubling one."""
+        return self.ladder if self.ladder is not None else default_ladder(self.max_epochs)
+
+
+def default_ladder(max_epochs: int, first: int = 5) -> tuple[int, ...]:
+    """``first``, 2·first, 4·first, … below ``max_epochs``, then ``max_epochs`` (e.g. 200 → 5, 10, 20, 40, 80,
+    160, 200; 5 or less → just ``max_epochs``)."""
+    rungs = []
+    budget = first
+    while budget < max_epochs:
+        rungs.append(budget)
+        budget *= 2
+    return (*rungs, max_epochs)
+
+
+def check_ladder(ladder: object, max_epochs: int) -> tuple[int, ...]:
+    """``ladder`` as a tuple of training budgets, or a one-line ConfigError naming what is wrong with it: it must be
+    a non-empty, strictly increasing list of integers ≥ 1, none beyond ``max_epochs``."""
+    allowed = f"a non-empty, strictly increasing list of epochs from 1 to train.max_epochs = {max_epochs}"
+    rungs = tuple(ladder) if isinstance(ladder, (list, tuple)) else (ladder,)
+    _require(len(rungs) > 0, "train.ladder", list(rungs), allowed)
+    for rung in rungs:
+        _require(
+            isinstance(rung, int) and not isinstance(rung, bool) and rung >= 1,
+            "train.ladder",
+            list(rungs),
+            allowed + f" (the rung {rung!r} is not an integer >= 1)",
+        )
+    for a, b in zip(rungs, rungs[1:]):
+        _require(b > a, "train.ladder", list(rungs), allowed + f" ({b} follows {a})")
+    _require(rungs[-1] <= max_epochs, "train.ladder", list(rungs), allowed + f" ({rungs[-1]} is beyond it)")
+    return rungs

@@ -157,6 +157,8 @@ TABLES: dict[str, pa.Schema] = {
             ("stop_reason", pa.string()),  # 'threshold' | 'budget' | 'diverged' | 'mi_plateau'
             ("seconds", pa.float64()),  # wall seconds of the whole training
             ("resumed_from_epoch", pa.int64()),  # the checkpoint's epoch the finishing attempt started from; 0 = start
+            # the first epoch (from 1) whose test accuracy reached accuracy_threshold; null when none did (v3)
+            ("threshold_epoch", pa.int64()),
         ]
     ),
     "info_plane": pa.schema(
@@ -201,6 +203,7 @@ TABLES: dict[str, pa.Schema] = {
             ("bracket_low", pa.float64()),
             ("bracket_high", pa.float64()),  # the answer so far (see `search` docs)
             ("done", pa.bool_()),  # the search has reached its answer
+            ("budget", pa.int64()),  # the training budget (epochs) a 'rung' row reads ℓ_train at; null otherwise (v3)
         ]
     ),
     # Cascades of trained baseline networks (grid option `interpret`), written with the training's own rows:

@@ -9,7 +9,10 @@ Version 1 → 2: files move from hive folders ``{table}/dataset={name}/`` to ``{
 Version 2 → 3: one word per meaning in ``info_plane``. Its ``phase`` column becomes ``stage`` ('untrained' |
 'training'; "phase" is kept for ordered/chaotic), and the points of ``jobs/info_plane.py`` (phase 'sgd_steps'),
 whose ``epoch`` held SGD steps, get them in a new ``step`` column with ``epoch`` null; every other row gets
-``step`` null. The ``runs`` rows of the converted tasks record the new file sizes (``--verify`` stays exact).
+``step`` null. ``train_summary`` gains ``threshold_epoch`` (the first epoch whose test accuracy reached the
+threshold: docs/budget.md), recomputed from the task's ``train_epochs`` rows (null where they are missing or none
+reached it); ``search`` gains ``budget`` (null: its rows predate the budget ladder). The ``runs`` rows of the
+converted tasks record the new file sizes (``--verify`` stays exact).
 
 Every file is written whole (atomically) before anything that depended on the old one goes, files already in the
 new layout are left alone, and the manifest says the new version only at the end: a killed upgrade is finished
@@ -34,7 +37,7 @@ from infoflow_ray.store import MANIFEST, SCHEMA_VERSION, TABLES, ResultStore
 ADDED = {"train_summary": {"resumed_from_epoch": 0}}  # version 2's new columns and the value old rows get
 
 
-def _info_plane_v3(data: pa.Table) -> pa.Table:
+def _info_plane_v3(data: pa.Table, store: ResultStore, dataset: str, stem: str) -> pa.Table:
     """Version 2's info_plane rows in version 3's columns (module docstring): phase → stage, SGD steps → step."""
     phase = data.column("phase")
     in_steps = pc.equal(phase, "sgd_steps")
@@ -46,8 +49,45 @@ def _info_plane_v3(data: pa.Table) -> pa.Table:
     return data.append_column("stage", stage).append_column("epoch", epoch).append_column("step", step)
 
 
-CONVERSIONS: dict[int, dict[str, Callable[[pa.Table], pa.Table]]] = {3: {"info_plane": _info_plane_v3}}
-"""Per version v: the tables whose rows change from version v − 1 to v, and how (one table in, one table out)."""
+def _train_summary_v3(data: pa.Table, store: ResultStore, dataset: str, stem: str) -> pa.Table:
+    """Version 2's train_summary rows with ``threshold_epoch``, recomputed from the task's ``train_epochs``."""
+    if "threshold_epoch" in data.schema.names:
+        return data
+    return data.append_column("threshold_epoch", pa.array(_threshold_epochs(store, dataset, stem, data), pa.int64()))
+
+
+def _search_v3(data: pa.Table, store: ResultStore, dataset: str, stem: str) -> pa.Table:
+    """Version 2's search rows with ``budget`` null (no rung rows then)."""
+    if "budget" in data.schema.names:
+        return data
+    return data.append_column("budget", pa.nulls(data.num_rows, pa.int64()))
+
+
+def _threshold_epochs(store: ResultStore, dataset: str, task_id: str, summary: pa.Table) -> list[int | None]:
+    """Per ``train_summary`` row: the first epoch of the task's ``train_epochs`` whose test accuracy reached the
+    row's ``accuracy_threshold`` (None when none did, or the task's epochs are not readable in either layout)."""
+    epochs = []
+    flat = store.path("train_epochs", dataset, task_id)
+    for path in (flat, f"{store.root}/train_epochs/dataset={dataset}/{task_id}.parquet"):
+        try:
+            with store.filesystem.open_input_file(path) as f:
+                epochs = pq.read_table(f, columns=["epoch", "test_accuracy"]).to_pylist()
+            break
+        except (OSError, pa.ArrowException):
+            continue
+    out = []
+    for threshold in summary.column("accuracy_threshold").to_pylist():
+        reached = [r["epoch"] for r in epochs if threshold is not None and r["test_accuracy"] >= threshold]
+        out.append(min(reached) if reached else None)
+    return out
+
+
+Conversion = Callable[[pa.Table, ResultStore, str, str], pa.Table]
+CONVERSIONS: dict[int, dict[str, Conversion]] = {
+    3: {"info_plane": _info_plane_v3, "train_summary": _train_summary_v3, "search": _search_v3}
+}
+"""Per version v: the tables whose rows change from version v − 1 to v, and how: (one table, the store, its
+dataset and file stem — the task id — for what the conversion reads beside it) in, one table out."""
 
 
 def upgrade(location: str) -> int:
@@ -76,7 +116,7 @@ def upgrade(location: str) -> int:
     return converted
 
 
-def _to_current(table: str, data: pa.Table, version: int) -> pa.Table:
+def _to_current(table: str, data: pa.Table, version: int, store: ResultStore, dataset: str, stem: str) -> pa.Table:
     """Rows of ``table`` written at ``version`` in the current columns (already-current rows pass unchanged)."""
     if set(data.schema.names) == set(TABLES[table].names):
         return data
@@ -86,7 +126,7 @@ def _to_current(table: str, data: pa.Table, version: int) -> pa.Table:
                 data = data.append_column(column, pa.array([value] * data.num_rows, TABLES[table].field(column).type))
     for step in range(max(version, 2) + 1, SCHEMA_VERSION + 1):
         if table in CONVERSIONS.get(step, {}):
-            data = CONVERSIONS[step][table](data)
+            data = CONVERSIONS[step][table](data, store, dataset, stem)
     return data
 
 
@@ -97,7 +137,7 @@ def _from_hive_folders(store: ResultStore) -> int:
         for old in _hive_files(filesystem, f"{root}/{table}"):
             dataset, stem = old.rsplit("/", 2)[-2].removeprefix("dataset="), old.rsplit("/", 1)[1][: -len(".parquet")]
             with filesystem.open_input_file(old) as f:
-                data = _to_current(table, pq.read_table(f), 1)
+                data = _to_current(table, pq.read_table(f), 1, store, dataset, stem)
             if table == "runs":
                 data = data.append_column(
                     "outputs",
@@ -125,7 +165,8 @@ def _convert_rows(store: ResultStore, version: int) -> int:
             if set(data.schema.names) == set(TABLES[table].names):
                 continue  # converted by an earlier, interrupted run
             dataset, stem = path.rsplit("/", 2)[-2], path.rsplit("/", 1)[1].removesuffix(".parquet")
-            current = _to_current(table, data, version).select(TABLES[table].names).cast(TABLES[table])
+            current = _to_current(table, data, version, store, dataset, stem)
+            current = current.select(TABLES[table].names).cast(TABLES[table])
             if current.num_rows != data.num_rows:
                 raise ResultsError(f"upgrading {path} changed its row count; nothing more was converted")
             store._write_table(table, dataset, stem, current)

@@ -532,6 +532,7 @@ def write_training(store, sigma_w2, depth, seed, reached):
         "stop_reason": "threshold" if reached else "budget",
         "seconds": 9.0,
         "resumed_from_epoch": 0,
+        "threshold_epoch": 3 if reached else None,
     }
     store.write_task(
         keys["task_id"], "synthetic", {"train_summary": [summary], "runs": [_runs_row(keys, "baseline", 10.0)]}

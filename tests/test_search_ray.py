@@ -257,6 +257,7 @@ def fill(grid, cutoff, trainable) -> ResultStore:
                             "stop_reason": "threshold",
                             "seconds": 1.0,
                             "resumed_from_epoch": 0,
+                            "threshold_epoch": 1 if ok else None,
                         }
                     ]
                 }

@@ -117,6 +117,7 @@ def task_tables(tid, dataset="mnist", **kw):
                 "stop_reason": "threshold",
                 "seconds": 2.25,
                 "resumed_from_epoch": 0,
+                "threshold_epoch": 3,
             }
         ],
     }
@@ -524,7 +525,8 @@ def _as_version_1(store):
     for path in [os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs if f.endswith(".parquet")]:
         table, dataset, name = os.path.relpath(path, root).split(os.sep)
         data = pq.read_table(path)
-        data = data.drop_columns([c for c in ("outputs", "resumed_from_epoch") if c in data.column_names])
+        old = ("outputs", "resumed_from_epoch", "threshold_epoch", "budget")
+        data = data.drop_columns([c for c in old if c in data.column_names])
         os.makedirs(os.path.join(root, table, f"dataset={dataset}"), exist_ok=True)
         pq.write_table(data, os.path.join(root, table, f"dataset={dataset}", name))
         os.remove(path)
@@ -557,3 +559,30 @@ def test_a_version_1_folder_is_refused_with_the_upgrade_command_and_upgrades_in_
         [f"{t}/mnist/{tid}.parquet" for t in task_tables("aaaa") for tid in ("aaaa", "bbbb")] + ["_infoflow.json"]
     )
     assert upgrade_main([store.location]) == 0  # a second run has nothing left to do
+
+
+def test_a_version_2_folder_upgrades_to_3_with_threshold_epochs_from_train_epochs(store, capsys):
+    """Version 3 adds train_summary.threshold_epoch (recomputed from the task's train_epochs: the accuracies
+    0.3, 0.6, 0.9 first reach 0.8 at epoch 3; null without epochs) and search.budget (null)."""
+    from infoflow_ray.upgrade import main as upgrade_main
+
+    store.write_task("aaaa", "mnist", task_tables("aaaa"))
+    no_epochs = {t: rows for t, rows in task_tables("bbbb").items() if t != "train_epochs"}
+    store.write_task("bbbb", "mnist", no_epochs)
+    store.write_search("s1", "mnist", [])
+    root = store.root
+    for path in [os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs if f.endswith(".parquet")]:
+        data = pq.read_table(path)
+        pq.write_table(data.drop_columns([c for c in ("threshold_epoch", "budget") if c in data.column_names]), path)
+    manifest = json.loads(open(os.path.join(root, "_infoflow.json")).read())
+    open(os.path.join(root, "_infoflow.json"), "w").write(json.dumps({**manifest, "schema_version": 2}))
+    with pytest.raises(ResultsError, match=r"schema version 2; .*`python -m infoflow_ray.upgrade "):
+        ResultStore.open(store.location, create=False)
+
+    assert upgrade_main([store.location]) == 0
+    assert "schema version 3, 3 file(s) converted" in capsys.readouterr().out  # 2 train_summary + 1 search
+    upgraded = ResultStore.open(store.location, create=False)
+    assert upgraded.verify() == []  # the runs rows record the rewritten files' bytes
+    summary = upgraded.scan("train_summary").collect().sort("task_id")
+    assert summary["threshold_epoch"].to_list() == [3, None]
+    assert upgraded.scan("search").collect()["budget"].to_list() == []

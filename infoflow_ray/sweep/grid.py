@@ -341,8 +341,12 @@ class Task:
                 if k != "strategy"  # strategies give the same decoders
                 and not (k == "tf32_training" and not v)
             }  # only when on: older ids stay valid
-        if self.train is not None:  # the optimizer only when not SGD: older ids stay valid
-            out["train"] = {k: v for k, v in dataclasses.asdict(self.train).items() if k != "optimizer" or v != "sgd"}
+        if self.train is not None:  # the optimizer only when not SGD: older ids stay valid; the ladder never
+            out["train"] = {  # changes a training, so it is not part of its id
+                k: v
+                for k, v in dataclasses.asdict(self.train).items()
+                if (k != "optimizer" or v != "sgd") and k != "ladder"
+            }
         if self.info_plane is not None:  # only when enabled, so enabling it never renames other tasks
             out["info_plane"] = dataclasses.asdict(self.info_plane)
         if self.interpret is not None:  # likewise

@@ -404,6 +404,11 @@ def _param_text(value: object) -> str:
     return str(value)
 
 
+def threshold_epoch(accuracies: list[float], threshold: float) -> int | None:
+    """The first epoch (epochs count from 1) whose test accuracy is at least ``threshold``; None when none is."""
+    return next((epoch for epoch, a in enumerate(accuracies, start=1) if a >= threshold), None)
+
+
 def baseline_rows(task: Task, history: list[EpochRecord], stop_reason: str, resumed_from_epoch: int = 0) -> Rows:
     """``train_epochs`` and ``train_summary`` rows of one finished baseline training (``resumed_from_epoch``: the
     epoch of the checkpoint its last attempt started from, 0 when it trained from the start)."""
@@ -421,6 +426,7 @@ def baseline_rows(task: Task, history: list[EpochRecord], stop_reason: str, resu
         "stop_reason": stop_reason,
         "seconds": float(sum(r.seconds for r in history)),
         "resumed_from_epoch": resumed_from_epoch,
+        "threshold_epoch": threshold_epoch(accuracies, task.train.accuracy_threshold),
     }
     return {"train_epochs": epochs, "train_summary": [summary]}
 
