@@ -1,0 +1,96 @@
+"""The budget ladder's pure rules (infoflow_ray.budget) and the ladder's config: hand-made trainings and outcomes."""
+
+import pytest
+
+from infoflow_ray import budget
+from infoflow_ray.budget import Training
+from infoflow_ray.config import TrainSpec, default_ladder
+from infoflow_ray.errors import ConfigError
+
+DEPTHS = (4, 8, 12, 16, 20)
+
+
+def test_a_training_answers_every_budget_up_to_its_own():
+    reached = Training(depth=8, threshold_epoch=7, epochs=7, stop_reason="threshold")
+    assert [reached.passed_within(b) for b in (5, 6, 7, 40)] == [False, False, True, True]
+    never = Training(depth=8, threshold_epoch=None, epochs=20, stop_reason="budget")
+    assert [never.passed_within(b) for b in (5, 20, 40)] == [False, False, None]  # 40: it never ran that long
+    diverged = Training(depth=8, threshold_epoch=None, epochs=3, stop_reason="diverged")
+    assert diverged.passed_within(40) is False
+    plateau = Training(depth=8, threshold_epoch=None, epochs=6, stop_reason="mi_plateau")
+    assert (plateau.passed_within(5), plateau.passed_within(10)) == (False, None)
+
+
+def test_the_ladder_reads_l_train_at_every_rung_from_one_set_of_trainings():
+    # depth d first reaches the threshold at epoch d (deeper trains slower); 16 and 20 never within 20 epochs
+    trainings = [
+        Training(d, d if d <= 12 else None, d if d <= 12 else 20, "threshold" if d <= 12 else "budget") for d in DEPTHS
+    ]
+    rungs = budget.ladder(DEPTHS, trainings, (5, 10, 20))
+    assert [r.trainable_depth for r in rungs] == [4, 8, 12]
+    assert [(r.bracket.passed, r.bracket.failed) for r in rungs] == [(4, 8), (8, 12), (12, 16)]
+    assert all(r.determined for r in rungs)
+    # a search that trained only 8 and 16: at B=10 the bracket [8, 16] leaves 12 untrained
+    partial = [t for t in trainings if t.depth in (8, 16)]
+    r10 = budget.rung(DEPTHS, partial, 10)
+    assert not r10.determined and r10.trainable_depth is None and (r10.bracket.passed, r10.bracket.failed) == (8, 16)
+    assert "not determined" in r10.describe()
+    r5 = budget.rung(DEPTHS, partial, 5)  # 8 fails at 5 epochs; 4 was never trained: not determined
+    assert not r5.determined
+
+
+def test_convergence_converged_not_converged_and_non_monotone():
+    converged = budget.convergence(DEPTHS, [(5, 4), (10, 12), (20, 16), (40, 16), (80, 20)])
+    assert converged.converged_at == 20 and converged.non_monotone == ()
+    assert converged.describe() == "converged at B=20"
+    # still moving by more than a step at the last doubling
+    moving = budget.convergence(DEPTHS, [(5, 4), (10, 8), (20, 12), (40, 20)])
+    assert moving.converged_at is None and moving.describe() == "not converged by B=40"
+    # the last rung alone proves nothing
+    assert budget.convergence(DEPTHS, [(5, 4)]).converged_at is None
+    # more epochs, shallower ℓ_train: recorded, and it counts against convergence where it jumps
+    falls = budget.convergence(DEPTHS, [(5, 16), (10, 4), (20, 4)])
+    assert falls.non_monotone == ("ℓ_train fell from 16 at B=5 to 4 at B=10",)
+    assert falls.converged_at == 10 and "non-monotone" in falls.describe()
+    # an undetermined rung stops convergence before it
+    assert budget.convergence(DEPTHS, [(5, 8), (10, None), (20, 8)]).converged_at is None
+    # 0 ('none trained') is one step below the first depth
+    assert budget.convergence(DEPTHS, [(5, 0), (10, 4), (20, 4)]).converged_at == 5
+
+
+def test_seed_spread_counts_the_seeds_trainable_at_each_depth():
+    by_seed = {
+        0: [Training(8, 3, 3, "threshold"), Training(12, None, 10, "budget")],
+        1: [Training(8, 9, 9, "threshold"), Training(12, 4, 4, "threshold")],
+        2: [Training(8, None, 10, "budget"), Training(12, None, 10, "budget")],
+    }
+    spread = budget.seed_spread((8, 12), by_seed, 10)
+    assert spread.fraction == {8: 2 / 3, 12: 1 / 3} and spread.seeds == {8: 3, 12: 3}
+    assert (spread.low, spread.high) == (0, 12) and spread.disagree
+    early = budget.seed_spread((8, 12), by_seed, 3)
+    assert early.fraction == {8: 1 / 3, 12: 0.0}
+    assert budget.close_call(0.38, 0.4, 0.03) and not budget.close_call(0.3, 0.4, 0.03)
+
+
+@pytest.mark.parametrize(
+    "ladder, what",
+    [
+        ((), "non-empty"),
+        ((5, 5, 10), "5 follows 5"),
+        ((10, 5), "5 follows 10"),
+        ((5, 40), "40 is beyond it"),
+        ((0, 5), "0 is not an integer"),
+        ((2.5,), "2.5 is not an integer"),
+    ],
+)
+def test_bad_ladders_fail_in_one_line(ladder, what):
+    with pytest.raises(ConfigError, match="train.ladder") as info:
+        TrainSpec(max_epochs=20, ladder=ladder)
+    assert what in str(info.value) and "\n" not in str(info.value)
+
+
+def test_the_ladder_defaults_to_doubling_below_max_epochs():
+    assert default_ladder(200) == (5, 10, 20, 40, 80, 160, 200)
+    assert default_ladder(5) == (5,) and default_ladder(3) == (3,)
+    assert TrainSpec(max_epochs=40, ladder=[5, 10, 40]).budgets == (5, 10, 40)
+    assert TrainSpec(max_epochs=40).budgets == (5, 10, 20, 40)
