@@ -18,6 +18,8 @@ one (dataset, profile, σb²): pass ``dataset=``, ``profile=``, ``sigma_b2=`` wh
 12. ``trained_vs_untrained`` reconstruction-entropy curves of the trained networks against the untrained ones
 13. ``ib_trajectories``    an information-plane experiment (jobs/info_plane.py): every layer's path over SGD steps,
                            one panel per estimator (seed 002's picture)
+14. ``budget_ladder``      ℓ_train(σw²) at every rung of the training-budget ladder over the cutoffs and 6ξ_c
+15. ``epochs_heatmap``     epochs needed to reach the threshold over (σw², depth) (Schoenholz et al. 2017 style)
 """
 
 from __future__ import annotations
@@ -979,4 +981,105 @@ def ib_trajectories(traj, experiment: str | None = None) -> Figure:
     fig.colorbar(ScalarMappable(norm=norm, cmap="viridis"), ax=list(axes), label="SGD step", shrink=0.9)
     first = frame.row(0, named=True)
     fig.suptitle(f"{experiment}: {first['dataset']}, network {first['profile']}; dashed: ln N")
+    return fig
+
+
+def budget_ladder(
+    ladder,
+    convergence=None,
+    cutoffs=None,
+    mean_field=None,
+    critical: float | None = None,
+    measures=("kl_per_image",),
+    dataset=None,
+    profile=None,
+    sigma_b2=None,
+) -> Figure:
+    """ℓ_train(σw²) for every rung of the budget ladder (``analysis.budget.ladder_by_sigma``: a line per budget,
+    lighter for smaller budgets, with the spread over seeds as a band), over the cutoffs
+    (``analysis.cutoffs_by_sigma``) and 6ξ_c (``analysis.mean_field_frame``); with ``convergence``
+    (``analysis.budget.convergence``) each σw² not converged by the largest budget is marked with a red ring.
+    A rung not determined at a σw² (a search did not train the deciding depth) leaves a gap."""
+    lad, key = _pick(ladder, dataset, profile, sigma_b2, "ladder frame")
+    select = dict(zip(("dataset", "profile", "sigma_b2"), key))
+    budgets = sorted(lad["budget"].unique().to_list())
+    fig = Figure(figsize=(8.5, 5.8), layout="constrained")
+    ax = fig.add_subplot()
+    colours = matplotlib.colormaps["Greens"](np.linspace(0.35, 1.0, len(budgets)))
+    for colour, b in zip(colours, budgets):
+        rung = lad.filter(pl.col("budget") == b).sort("sigma_w2")
+        x = rung["sigma_w2"].to_numpy()
+        y = rung["trainable_depth"].cast(pl.Float64).fill_null(np.nan).to_numpy()
+        lo = rung["depth_low"].cast(pl.Float64).fill_null(np.nan).to_numpy()
+        hi = rung["depth_high"].cast(pl.Float64).fill_null(np.nan).to_numpy()
+        ax.plot(x, y, color=colour, lw=2, marker="o", ms=5, zorder=4, label=f"$\\ell_{{train}}$ within {b} epochs")
+        if (rung["n_seeds"] > 1).any():
+            ax.fill_between(x, lo, hi, color=colour, alpha=0.2, lw=0)
+    if convergence is not None:
+        conv, _ = _pick(convergence, **select, what="convergence frame")
+        open_ = conv.filter(~pl.col("converged")).sort("sigma_w2")
+        if open_.height:
+            ax.plot(
+                open_["sigma_w2"],
+                open_["truth"].cast(pl.Float64).fill_null(0),
+                ls="",
+                marker="o",
+                ms=14,
+                mfc="none",
+                mec="red",
+                mew=1.5,
+                zorder=5,
+                label=f"not converged by {budgets[-1]} epochs",
+            )
+    top = float(lad["depth_high"].max() or 1) * 1.3 + 1
+    if mean_field is not None and not families.of_profile(key[1]).residual:
+        mf = mean_field.filter(pl.col("sigma_b2") == key[2]).sort("sigma_w2")
+        depth_6xi = np.nan_to_num(mf["depth_6xi"].to_numpy(), posinf=1e9)
+        ax.plot(mf["sigma_w2"], depth_6xi, color="tab:cyan", lw=2, zorder=3, label=r"mean field $6\,\xi_c$")
+    if cutoffs is not None:
+        cut, _ = _pick(cutoffs, **select, what="cutoff frame")
+        _cutoff_points(ax, cut, measures)
+        top = max(top, float(cut["cutoff_mean"].max() or 0) * 1.2 + 1) if "cutoff_mean" in cut.columns else top
+    if not families.of_profile(key[1]).residual:
+        _critical_line(ax, critical)
+    ax.set_ylim(0, top)
+    ax.set_xlabel(f"weight variance {SW2}")
+    ax.set_ylabel(r"depth $L$ (trained) / layer $\ell$ (cutoff)")
+    ax.set_title(f"Trainable depth by training budget\n{_title(key)}")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize=8, frameon=False)
+    return fig
+
+
+def epochs_heatmap(epochs, dataset=None, profile=None, sigma_b2=None, critical: float | None = None) -> Figure:
+    """Epochs needed to reach the accuracy threshold over (σw², depth) (``analysis.budget.epochs_to_threshold``;
+    median over the seeds that reached it), the picture of Schoenholz et al. 2017. A trained cell that never
+    reached the threshold is hatched (marked with ×, it would need more than its budget); a cell never trained is
+    grey — full from a grid, sparse from a search."""
+    frame, key = _pick(epochs, dataset, profile, sigma_b2, "epochs frame")
+    xs, depths, grid = _grid(frame, "sigma_w2", "depth", "epochs_needed")
+    fig = Figure(figsize=(8.5, 5.8), layout="constrained")
+    ax = fig.add_subplot()
+    budget = int(frame["epochs_run"].max() or 1)
+    mesh = ax.pcolormesh(
+        _edges(xs), _edges(depths.astype(float)), grid, cmap=_cmap("magma_r"), vmin=1, vmax=max(budget, 2)
+    )
+    fig.colorbar(mesh, ax=ax, label="epochs to reach the threshold (median over seeds that did)")
+    never = frame.filter(pl.col("epochs_needed").is_null())
+    if never.height:
+        ax.plot(
+            never["sigma_w2"],
+            never["depth"],
+            ls="",
+            marker="x",
+            color="tab:blue",
+            ms=7,
+            label=f"trained, never reached the threshold (within {budget} epochs)",
+        )
+    if not families.of_profile(key[1]).residual:
+        _critical_line(ax, critical)
+    ax.set_xlim(_edges(xs)[0], _edges(xs)[-1])
+    ax.set_xlabel(f"weight variance {SW2}")
+    ax.set_ylabel("depth $L$")
+    ax.set_title(f"Epochs to the accuracy threshold\n{_title(key)}")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize=8, frameon=False)
     return fig

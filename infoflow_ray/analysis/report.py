@@ -18,6 +18,7 @@ import numpy as np
 import polars as pl
 
 from infoflow_ray import analysis, families, leaderboard_plots, plots, theory
+from infoflow_ray.analysis import budget as budget_frames
 from infoflow_ray.analysis import info_plane, interpret, leaderboard, tuning
 from infoflow_ray.analysis import search as search_frames
 from infoflow_ray.errors import ConfigError, ResultsError
@@ -103,6 +104,10 @@ def run(store, out: Path) -> Analysis:
     peaks = a.frame("search peaks", lambda: search_frames.cutoff_peaks(store)) if searched else None
     cost = a.frame("search cost", lambda: search_frames.search_cost(store)) if searched else None
     edges = edges if edges is not None and edges.height else None
+    trained_any = trainable is not None
+    ladder = a.frame("budget ladder", lambda: budget_frames.ladder_by_sigma(store)) if trained_any else None
+    converged = a.frame("convergence", lambda: budget_frames.convergence(store)) if trained_any else None
+    epochs = a.frame("epochs to threshold", lambda: budget_frames.epochs_to_threshold(store)) if trained_any else None
     if inventory.rows["reconstructions"] == 0:
         a.skipped.append(f"reconstructions: {analysis.PRODUCERS['reconstructions']}")
 
@@ -128,6 +133,16 @@ def run(store, out: Path) -> Analysis:
                 interval=_having(edges, key),
                 peak=_having(peaks, key),
             ),
+        )
+        a.figure(
+            f"budget_ladder_{suffix}",
+            {"baseline trainings": ladder},
+            lambda: plots.budget_ladder(ladder, converged, cutoffs, mean_field, critical, **key),
+        )
+        a.figure(
+            f"epochs_heatmap_{suffix}",
+            {"baseline trainings": epochs},
+            lambda: plots.epochs_heatmap(epochs, critical=critical, **key),
         )
         a.figure(
             f"diff_entropy_map_{suffix}",
@@ -181,6 +196,14 @@ def run(store, out: Path) -> Analysis:
         else None
     )
     a.sections = report_sections(inventory, comparison, agreement, timing, info_cutoffs, a)
+    if converged is not None and converged.height:
+        note = budget_frames.truth_note(store)
+        fractions = a.frame("seed fractions", lambda: budget_frames.seed_fractions(store))
+        a.sections.insert(2, budget_frames.report_section(converged, note, fractions))
+        truth = "; ".join(f"{d} {p} σb²={b:g}: {t}" for d, p, b, t in note.select(*analysis.GROUP, "note").iter_rows())
+        a.sections = [  # every agreement figure says which budget, and whether converged, its truth is
+            s + f"\n\nThe truth compared against: {truth}." if s.startswith("## Agreement") else s for s in a.sections
+        ]
     if searched:
         a.sections.insert(2, search_section(brackets, edges, peaks, cost))
     if tuned is not None:

@@ -25,7 +25,7 @@ from typing import TextIO
 
 import polars as pl
 
-from infoflow_ray import families, search, theory
+from infoflow_ray import budget, families, search, theory
 from infoflow_ray.analysis.search import search_cost
 from infoflow_ray.store import ResultStore
 from infoflow_ray.store import task_id as hash_config
@@ -45,6 +45,8 @@ class Stored:
     cutoffs: dict[str, float] = field(default_factory=dict)
     trainings: dict[str, tuple[bool, float]] = field(default_factory=dict)
     failed: frozenset[str] = frozenset()
+    # task id → (first epoch at the threshold or None, epochs run, stop reason): what the budget ladder reads
+    ladder: dict[str, tuple[int | None, int, str]] = field(default_factory=dict)
 
 
 def read_stored(
@@ -63,13 +65,17 @@ def read_stored(
     trainings = (
         store.scan("train_summary")
         .filter(pl.col("task_id").is_in(finished))
-        .select("task_id", "reached_threshold", "best_test_accuracy")
+        .select("task_id", "reached_threshold", "best_test_accuracy", "threshold_epoch", "epochs", "stop_reason")
         .collect()
     )
     return Stored(
         {t: (c if f and c is not None else NAN) for t, c, f in cutoffs.iter_rows()},
-        {t: (bool(r), float(a)) for t, r, a in trainings.iter_rows()},
+        {t: (bool(r), float(a)) for t, r, a, *_ in trainings.iter_rows()},
         failed,
+        {  # a row upgraded without its epochs: a reached threshold counts as reached at the last epoch
+            t: (e if e is not None else (n if r else None), int(n), str(why))
+            for t, r, _, e, n, why in trainings.iter_rows()
+        },
     )
 
 
@@ -85,6 +91,8 @@ class GroupPlan:
     asks: list[Task] = field(default_factory=list)
     rows: list[dict] = field(default_factory=list)
     brackets: dict[tuple[float, int], search.DepthBracket] = field(default_factory=dict)  # (σw², seed) →
+    rungs: dict[tuple[float, int], list[budget.Rung]] = field(default_factory=dict)  # (σw², seed) → every rung
+    convergence: dict[float, budget.Convergence] = field(default_factory=dict)  # σw² → over the seeds searched
     interval: search.IntervalSearch | None = None
     peak: search.Peak | None = None
     cutoffs: dict[float, float] = field(default_factory=dict)  # σw² → ℓ_c, mean over seeds
@@ -98,6 +106,11 @@ def search_id(grid: GridSpec, dataset: str, sigma_b2: float, architecture: str =
     family = {} if architecture == "mlp" else {"architecture": architecture}
     if "channels" in families.get(architecture).spec_fields:
         family["channels"] = grid.channels
+    # the budget options only where set, so a search stored before them keeps its id (and its log file)
+    new = {"resolve_rungs": False, "extra_seeds": 0, "close_margin": 0.05}
+    values["search"] = {k: v for k, v in values["search"].items() if k not in new or v != new[k]}
+    if values["train"].get("ladder") is None:
+        values["train"].pop("ladder", None)
     return hash_config(
         {
             **family,
@@ -156,6 +169,8 @@ def _plan_group(grid: GridSpec, stored: Stored, dataset: str, sigma_b2: float, a
         for sigma_w2 in grid.sigma_w2:
             for seed in grid.seeds:
                 _depth_search(grid, group, keys, stored, sigma_w2, seed)
+            _extra_seeds(grid, group, keys, stored, sigma_w2)
+            _convergence(grid, group, keys, sigma_w2)
     _peak(group, keys)
     return group
 
@@ -280,11 +295,25 @@ def _edge_checks(grid: GridSpec, group: GroupPlan, keys: dict, stored: Stored) -
                 )
 
 
-def _depth_search(grid: GridSpec, group: GroupPlan, keys: dict, stored: Stored, sigma_w2: float, seed: int) -> None:
-    cascade = grid.cascade_task(group.dataset, sigma_w2, group.sigma_b2, seed, group.architecture)
-    if cascade.task_id not in stored.cutoffs:
-        return  # starts once its cascade is stored (asked for above)
-    prediction = stored.cutoffs[cascade.task_id]
+def _depth_search(
+    grid: GridSpec,
+    group: GroupPlan,
+    keys: dict,
+    stored: Stored,
+    sigma_w2: float,
+    seed: int,
+    start_at: int | None = None,
+) -> None:
+    """ℓ_train of one (σw², seed) at the full budget, then what its trainings say at every smaller rung.
+    ``start_at``: the first depth (an extra seed starts where the grid's first seed ended), else the cascade's
+    prediction of this seed."""
+    if start_at is None:
+        cascade = grid.cascade_task(group.dataset, sigma_w2, group.sigma_b2, seed, group.architecture)
+        if cascade.task_id not in stored.cutoffs:
+            return  # starts once its cascade is stored (asked for above)
+        prediction = stored.cutoffs[cascade.task_id]
+    else:
+        prediction = float(start_at)
     start = search.nearest_depth(grid.depths, prediction)
     spec = grid.search
 
@@ -349,6 +378,151 @@ def _depth_search(grid: GridSpec, group: GroupPlan, keys: dict, stored: Stored, 
                 done,
             )
         )
+    if result.done:
+        _rungs(grid, group, keys, stored, sigma_w2, seed, start)
+
+
+def _rungs(
+    grid: GridSpec, group: GroupPlan, keys: dict, stored: Stored, sigma_w2: float, seed: int, start: int
+) -> None:
+    """One 'rung' row per budget of the ladder below the full one: ℓ_train's bracket from this (σw², seed)'s stored
+    trainings read at that budget, or "not determined". With ``search.resolve_rungs`` the rung's own depth search
+    (the same replay, over the outcomes at that budget) asks for the depths that decide it, trained at the full
+    budget (one training answers every rung)."""
+    spec = grid.search
+
+    def trainings() -> list[budget.Training]:
+        out = []
+        for depth in grid.depths:
+            task = grid.baseline_task(group.dataset, sigma_w2, group.sigma_b2, depth, seed, group.architecture)
+            if task.task_id in stored.ladder:
+                group.used[task.task_id] = task
+                first, epochs, why = stored.ladder[task.task_id]
+                out.append(budget.Training(depth, first, epochs, why))
+        return out
+
+    rungs = []
+    for step, b in enumerate((b for b in grid.train.budgets if b < grid.train.max_epochs), start=1):
+        note = ""
+        if spec.resolve_rungs:
+            while True:
+                outcomes = budget.outcomes_at(trainings(), b)
+                result = search.depth_search(grid.depths, start, outcomes, spec.depth_resolution, spec.confirm)
+                if result.done:
+                    break
+                task = grid.baseline_task(
+                    group.dataset, sigma_w2, group.sigma_b2, result.next_depth, seed, group.architecture
+                )
+                if task.task_id in stored.failed or task.task_id in stored.ladder:
+                    note = f"depth {result.next_depth} is needed but cannot say at this budget"
+                    break
+                group.asks.append(task)
+                note = f"asked: depth {result.next_depth} (trained at the full budget)"
+                break
+        r = budget.rung(grid.depths, trainings(), b)
+        rungs.append(r)
+        value = r.trainable_depth
+        outcome = (
+            f"ℓ_train {value} within {b} epochs"
+            if r.determined
+            else "not determined: a depth that decides it was not trained" + (f"; {note}" if note else "")
+        )
+        group.rows.append(
+            _row(
+                keys,
+                "rung",
+                sigma_w2,
+                seed,
+                step,
+                b,
+                [],
+                f"ℓ_train within {b} of {grid.train.max_epochs} epochs, read off the same trainings",
+                outcome,
+                NAN if value is None else value,
+                None,
+                f"{r.bracket.contradictions} contradictions" if r.bracket.contradictions else "",
+                (r.bracket.passed, r.bracket.failed),
+                r.determined,
+                budget=b,
+            )
+        )
+    full = budget.rung(grid.depths, trainings(), grid.train.max_epochs)
+    group.rungs[(sigma_w2, seed)] = [*rungs, full]
+
+
+def _seed_trainings(grid: GridSpec, group: GroupPlan, stored: Stored, sigma_w2: float, seed: int):
+    """The stored trainings of one (σw², seed) at the grid's depths, and their best test accuracies."""
+    out, accuracies = [], []
+    for depth in grid.depths:
+        task = grid.baseline_task(group.dataset, sigma_w2, group.sigma_b2, depth, seed, group.architecture)
+        if task.task_id in stored.ladder:
+            first, epochs, why = stored.ladder[task.task_id]
+            out.append(budget.Training(depth, first, epochs, why))
+            accuracies.append(stored.trainings[task.task_id][1])
+    return out, accuracies
+
+
+def _extra_seeds(grid: GridSpec, group: GroupPlan, keys: dict, stored: Stored, sigma_w2: float) -> None:
+    """``search.extra_seeds`` more seeds of σw², once every grid seed's search is done, where the outcome is close
+    (a best test accuracy within ``close_margin`` of the threshold, or seeds that disagree at a depth); each
+    starts at the depth where the first seed's bracket ended. Decided from the grid seeds only, so it replays."""
+    spec = grid.search
+    if not spec.extra_seeds or any(
+        (sigma_w2, s) not in group.brackets or (sigma_w2, s) not in group.rungs for s in grid.seeds
+    ):
+        return
+    by_seed, close = {}, False
+    for seed in grid.seeds:
+        by_seed[seed], accuracies = _seed_trainings(grid, group, stored, sigma_w2, seed)
+        close = close or any(budget.close_call(a, grid.train.accuracy_threshold, spec.close_margin) for a in accuracies)
+    spread = budget.seed_spread(grid.depths, by_seed, grid.train.max_epochs)
+    if not (close or spread.disagree):
+        return
+    first = group.brackets[(sigma_w2, grid.seeds[0])]
+    start = first.passed if first.passed is not None else min(grid.depths)
+    for seed in range(max(grid.seeds) + 1, max(grid.seeds) + 1 + spec.extra_seeds):
+        _depth_search(grid, group, keys, stored, sigma_w2, seed, start_at=start)
+
+
+def searched_seeds(grid: GridSpec, group: GroupPlan, sigma_w2: float) -> list[int]:
+    """The seeds with a depth search at σw²: the grid's, and the extra seeds the search added there."""
+    return sorted({s for (w, s) in group.brackets if w == sigma_w2} | set(grid.seeds))
+
+
+def _convergence(grid: GridSpec, group: GroupPlan, keys: dict, sigma_w2: float) -> None:
+    """One 'convergence' row per σw²: the convergence rule over ℓ_train per rung, ℓ_train at a rung being the
+    deepest over the seeds searched (the grid's 'in any seed' convention; not determined when a seed's is not)."""
+    seeds = searched_seeds(grid, group, sigma_w2)
+    if any((sigma_w2, s) not in group.rungs for s in seeds):
+        return
+    values = []
+    for i, b in enumerate(r.budget for r in group.rungs[(sigma_w2, seeds[0])]):
+        per_seed = [group.rungs[(sigma_w2, s)][i].trainable_depth for s in seeds]
+        values.append((b, None if any(v is None for v in per_seed) else max(per_seed)))
+    c = budget.convergence(grid.depths, values)
+    group.convergence[sigma_w2] = c
+    group.rows.append(
+        _row(
+            keys,
+            "convergence",
+            sigma_w2,
+            -1,
+            1,
+            NAN if c.converged_at is None else c.converged_at,
+            [],
+            "the smallest budget from which ℓ_train (deepest over seeds) stays within a step at every larger rung",
+            c.describe()
+            + " (ℓ_train per rung: "
+            + ", ".join(f"{b}: {'?' if v is None else v}" for b, v in values)
+            + ")",
+            NAN if c.values[-1][1] is None else c.values[-1][1],
+            c.converged_at is not None,
+            "; ".join(c.non_monotone),
+            (None, None),
+            True,
+            budget=c.converged_at,
+        )
+    )
 
 
 def _next_reason(result: search.DepthSearch, prediction: float) -> str:
@@ -405,6 +579,7 @@ def _row(
     contradiction: str,
     bracket: tuple,
     done: bool,
+    budget: int | None = None,
 ) -> dict:
     low, high = bracket
     return {
@@ -423,6 +598,7 @@ def _row(
         "bracket_low": NAN if low is None else float(low),
         "bracket_high": NAN if high is None else float(high),
         "done": done,
+        "budget": budget,
     }
 
 
@@ -508,7 +684,7 @@ def print_search_summary(grid: GridSpec, store: ResultStore, groups: list[GroupP
         print(f"search {g.dataset} {g.profile} σb²={g.sigma_b2:g} ({rounds} rounds this run):", file=out)
         for sigma_w2 in grid.sigma_w2:
             cells = []
-            for seed in grid.seeds:
+            for seed in searched_seeds(grid, g, sigma_w2):
                 b = g.brackets.get((sigma_w2, seed))
                 if b is not None:
                     cells.append(
@@ -521,6 +697,10 @@ def print_search_summary(grid: GridSpec, store: ResultStore, groups: list[GroupP
                 f"{'–' if cutoff is None else f'{cutoff:.1f}'}  " + "; ".join(cells),
                 file=out,
             )
+            c = g.convergence.get(sigma_w2)
+            if c is not None:
+                per_rung = ", ".join(f"{b}: {'not determined' if v is None else v}" for b, v in c.values)
+                print(f"    ℓ_train per budget (epochs: depth) {per_rung} — {c.describe()}", file=out)
         if g.interval is not None:
             low, high = g.interval.low, g.interval.high
             text = "none: no σw² reaches it" if low is None else f"[{_edge_text(low)}, {_edge_text(high)}]"

@@ -258,6 +258,12 @@ class SearchSpec:
     the measured σw² just inside and just outside each edge. ``measure``: the cutoff that starts the depth
     search, decides the interval and places the peak — by default the mean of the per-image KL cutoffs, which
     is stable over seeds where the cutoff of the mean curve saturates spuriously near and above criticality.
+
+    Budgets (docs/budget.md): ℓ_train is bracketed at ``train.max_epochs``; at each smaller rung of
+    ``train.budgets`` the search says what its trainings determine. ``resolve_rungs`` also trains (at the full
+    budget) the depths each smaller rung's own depth search asks for, until every rung is determined.
+    ``extra_seeds`` more seeds (after the grid's largest) search a σw² only where its outcome is close: a training
+    whose best test accuracy is within ``close_margin`` of the threshold, or seeds that disagree at a depth.
     """
 
     enabled: bool = False
@@ -267,6 +273,9 @@ class SearchSpec:
     target_depth: int | None = None
     sigma_w2_tolerance: float = 0.02
     edge_trainings: bool = False
+    resolve_rungs: bool = False
+    extra_seeds: int = 0
+    close_margin: float = 0.05
 
     def __post_init__(self) -> None:
         _require(isinstance(self.enabled, bool), "search.enabled", self.enabled, "true or false")
@@ -301,6 +310,19 @@ class SearchSpec:
             "a finite number > 0",
         )
         _require(isinstance(self.edge_trainings, bool), "search.edge_trainings", self.edge_trainings, "true or false")
+        _require(isinstance(self.resolve_rungs, bool), "search.resolve_rungs", self.resolve_rungs, "true or false")
+        _require(
+            isinstance(self.extra_seeds, int) and not isinstance(self.extra_seeds, bool) and self.extra_seeds >= 0,
+            "search.extra_seeds",
+            self.extra_seeds,
+            "an integer >= 0",
+        )
+        _require(
+            _is_number(self.close_margin) and 0 <= self.close_margin < 1,
+            "search.close_margin",
+            self.close_margin,
+            "a number in [0, 1) (test accuracy)",
+        )
 
 
 @dataclass(frozen=True)
