@@ -1,5 +1,7 @@
 """The budget ladder's pure rules (infoflow_ray.budget) and the ladder's config: hand-made trainings and outcomes."""
 
+import math
+
 import pytest
 
 from infoflow_ray import budget
@@ -94,3 +96,75 @@ def test_the_ladder_defaults_to_doubling_below_max_epochs():
     assert default_ladder(5) == (5,) and default_ladder(3) == (3,)
     assert TrainSpec(max_epochs=40, ladder=[5, 10, 40]).budgets == (5, 10, 40)
     assert TrainSpec(max_epochs=40).budgets == (5, 10, 20, 40)
+
+
+# --- the search's rungs, replayed over hand-made stored outcomes (no Ray: adaptive.plan is a pure replay) ---------
+
+
+def _search_grid(tmp_path, **search):
+    from infoflow_ray.sweep.grid import resolve_grid
+
+    return resolve_grid(
+        "default",
+        overrides={
+            "results": str(tmp_path),
+            "sigma_w2": (1.0,),
+            "depths": DEPTHS,
+            "train": {"max_epochs": 40, "ladder": (10, 20, 40)},
+            "search": {"enabled": True, "target_depth": None, **search},
+        },
+    )
+
+
+def _replay(grid, accuracy_at_20=0.1):
+    """Replay the search to its end, storing every asked training: depth d first reaches the threshold at epoch d
+    (so ℓ_train is 8 within 10 epochs, 16 within 20 and 40); depth 20 never does (best accuracy
+    ``accuracy_at_20``). The cascade predicts 16. Returns the last plan's group and every training asked."""
+    from infoflow_ray.sweep import adaptive
+
+    stored = adaptive.Stored()
+    for seed in grid.seeds:
+        stored.cutoffs[grid.cascade_task("mnist_t10k", 1.0, 0.05, seed).task_id] = 16.0
+    asked = []
+    while True:
+        (group,) = adaptive.plan(grid, stored)
+        if not group.asks:
+            return group, asked
+        for task in group.asks:
+            assert task.kind == "baseline" and task.task_id not in stored.ladder  # never asked twice
+            asked.append((task.network.depth, task.seed))
+            d = task.network.depth
+            first = d if d < 20 else None
+            stored.trainings[task.task_id] = (first is not None, 0.9 if first else accuracy_at_20)
+            stored.ladder[task.task_id] = (first, first or 40, "threshold" if first else "budget")
+
+
+def test_the_search_says_what_its_trainings_determine_at_each_smaller_rung(tmp_path):
+    group, asked = _replay(_search_grid(tmp_path))
+    assert sorted(asked) == [(12, 0), (16, 0), (20, 0)]  # start 16, gallop to 20, confirm 12
+    rungs = {r["asked"]: r for r in group.rows if r["search"] == "rung"}
+    assert set(rungs) == {10.0, 20.0} and all(r["budget"] == r["asked"] for r in rungs.values())
+    # within 10 epochs 12, 16, 20 all fail: ℓ_train < 12, but 4 and 8 were never trained
+    assert not rungs[10.0]["done"] and rungs[10.0]["outcome"].startswith("not determined")
+    assert math.isnan(rungs[10.0]["bracket_low"]) and rungs[10.0]["bracket_high"] == 12
+    assert rungs[20.0]["done"] and rungs[20.0]["value"] == 16 and rungs[20.0]["bracket_high"] == 20
+    (conv,) = [r for r in group.rows if r["search"] == "convergence"]
+    assert conv["budget"] == 20 and conv["passed"] and "converged at B=20" in conv["outcome"]
+    assert "10: ?" in conv["outcome"]  # the undetermined rung is said, not guessed
+
+
+def test_resolve_rungs_trains_the_depths_that_decide_every_rung(tmp_path):
+    group, asked = _replay(_search_grid(tmp_path, resolve_rungs=True))
+    assert {d for d, _ in asked} >= {8, 12, 16, 20} and len(asked) == len(set(asked))
+    rungs = {r["asked"]: r for r in group.rows if r["search"] == "rung"}
+    assert rungs[10.0]["done"] and rungs[10.0]["value"] == 8 and rungs[10.0]["bracket_high"] == 12
+    (conv,) = [r for r in group.rows if r["search"] == "convergence"]
+    assert "10: 8, 20: 16, 40: 16" in conv["outcome"] and conv["budget"] == 20  # 8 → 16 is two depth steps
+
+
+def test_extra_seeds_are_spent_only_where_the_outcome_is_close(tmp_path):
+    far, asked_far = _replay(_search_grid(tmp_path, extra_seeds=1, close_margin=0.05), accuracy_at_20=0.1)
+    assert {s for _, s in asked_far} == {0}  # 0.1 and 0.9 are far from the 0.4 threshold: one seed is enough
+    close, asked_close = _replay(_search_grid(tmp_path, extra_seeds=1, close_margin=0.05), accuracy_at_20=0.38)
+    assert {s for _, s in asked_close} == {0, 1} and (16, 1) == asked_close[len(asked_far)]  # starts at seed 0's
+    assert (1.0, 1) in close.brackets and close.brackets[(1.0, 1)].passed == 16
