@@ -36,12 +36,15 @@ main = job("grid").main
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPTHS = "3,4,5,6,8"
-SMALL = {"depths": (3, 4, 5, 6, 8), "search": {"enabled": True}}
+SMALL = {"depths": (3, 4, 5, 6, 8), "search": {"enabled": True}, "train": {"ladder": (1, 2)}}
 
 
 def small_search(results: Path, **search):
     """The tiny preset (σw² 0.5, 1.76, 3; 2 epochs) searched over depths 3..8."""
     return resolve_grid("tiny", overrides={**SMALL, "results": str(results), "search": {"enabled": True, **search}})
+
+
+LADDER_TOML = "[train]\nladder = [1, 2]\n"  # the budget ladder of SMALL, for the job's --config
 
 
 def brackets_of_search(results: Path) -> dict[float, tuple]:
@@ -112,7 +115,20 @@ def test_search_brackets_equal_the_full_grid_which_reuses_the_searched_tasks(sea
 
 
 def _search_driver(results: Path) -> subprocess.Popen:
-    return start_job("full_grid.py", "--preset", "tiny", "--search", "--depths", DEPTHS, "--results", str(results))
+    config = results.parent / "ladder.toml"
+    config.write_text(LADDER_TOML)
+    return start_job(
+        "full_grid.py",
+        "--preset",
+        "tiny",
+        "--search",
+        "--depths",
+        DEPTHS,
+        "--config",
+        str(config),
+        "--results",
+        str(results),
+    )
 
 
 def test_a_killed_search_resumes_without_redoing_a_task_and_takes_the_same_decisions(searched, tmp_path):
@@ -139,6 +155,8 @@ def test_a_killed_search_resumes_without_redoing_a_task_and_takes_the_same_decis
     got, want = values(results), values(searched)
     for table in want:
         assert got[table].equals(want[table]), table
+    rungs = got["search"].filter(pl.col("search") == "rung")  # the same rungs: ℓ_train within 1 of 2 epochs
+    assert rungs.height == 3 and (rungs["budget"] == 1).all()
 
 
 def test_sigma_w2_bisection_finds_an_edge_within_the_tolerance(tmp_path, ray_local):
