@@ -177,8 +177,9 @@ class TrainSpec:
 
     ``ladder``: the training budgets B (epochs, increasing, the last at most ``max_epochs``) at which ℓ_train is
     read off the same trainings (docs/budget.md): a training that first reached the threshold at epoch e is
-    trainable within every B ≥ e. None: 5, 10, 20, … (doubling) below ``max_epochs``, then ``max_epochs``
-    (``budgets``). The ladder never changes a training, so it is not part of a task's id.
+    trainable within every B ≥ e. None: 5, 10, 20, … (doubling; 1, 2, 4, … for budgets up to 10 epochs) below
+    ``max_epochs``, then ``max_epochs`` (``budgets``). The ladder never changes a training, so it is not part of a
+    task's id.
     """
 
     max_epochs: int = 200
@@ -211,9 +212,11 @@ class TrainSpec:
         return self.ladder if self.ladder is not None else default_ladder(self.max_epochs)
 
 
-def default_ladder(max_epochs: int, first: int = 5) -> tuple[int, ...]:
-    """``first``, 2·first, 4·first, … below ``max_epochs``, then ``max_epochs`` (e.g. 200 → 5, 10, 20, 40, 80,
-    160, 200; 5 or less → just ``max_epochs``)."""
+def default_ladder(max_epochs: int, first: int | None = None) -> tuple[int, ...]:
+    """``first``, 2·first, 4·first, … below ``max_epochs``, then ``max_epochs``; ``first`` defaults to 5 epochs, 1
+    for budgets of 10 epochs or less (200 → 5, 10, 20, 40, 80, 160, 200; 5 → 1, 2, 4, 5; 1 → 1)."""
+    if first is None:
+        first = 5 if max_epochs > 10 else 1
     rungs = []
     budget = first
     while budget < max_epochs:

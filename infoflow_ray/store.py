@@ -188,7 +188,10 @@ TABLES: dict[str, pa.Schema] = {
             ("dataset", pa.string()),
             ("profile", pa.string()),
             ("sigma_b2", pa.float64()),
-            ("search", pa.string()),  # 'depth' (ℓ_train of one σw², seed) | 'sigma_w2_interval' | 'edge_check' | 'peak'
+            # 'depth' (ℓ_train of one σw², seed) | 'sigma_w2_interval' | 'edge_check' | 'peak' | 'rung' (ℓ_train of one
+            # σw², seed at a smaller budget: asked = budget, value = ℓ_train, NaN when not determined) | 'convergence'
+            # (one σw² over seeds: asked = budget = the budget it converged at, NaN/null when not; passed: converged)
+            ("search", pa.string()),
             ("target_depth", pa.int64()),  # L of the σw² interval search (null when the search has none)
             ("sigma_w2", pa.float64()),  # the σw² of a depth search or an edge check; NaN for the others
             ("seed", pa.int64()),  # -1 where the decision is over all seeds
@@ -202,7 +205,8 @@ TABLES: dict[str, pa.Schema] = {
             ("contradiction", pa.string()),  # non-empty when the outcome contradicts an earlier one
             ("bracket_low", pa.float64()),
             ("bracket_high", pa.float64()),  # the answer so far (see `search` docs)
-            ("done", pa.bool_()),  # the search has reached its answer
+            # the search has reached its answer; for a 'rung' row: its trainings determine ℓ_train at that budget
+            ("done", pa.bool_()),
             ("budget", pa.int64()),  # the training budget (epochs) a 'rung' row reads ℓ_train at; null otherwise (v3)
         ]
     ),

@@ -93,7 +93,7 @@ def test_bad_ladders_fail_in_one_line(ladder, what):
 
 def test_the_ladder_defaults_to_doubling_below_max_epochs():
     assert default_ladder(200) == (5, 10, 20, 40, 80, 160, 200)
-    assert default_ladder(5) == (5,) and default_ladder(3) == (3,)
+    assert default_ladder(5) == (1, 2, 4, 5) and default_ladder(1) == (1,) and default_ladder(20) == (5, 10, 20)
     assert TrainSpec(max_epochs=40, ladder=[5, 10, 40]).budgets == (5, 10, 40)
     assert TrainSpec(max_epochs=40).budgets == (5, 10, 20, 40)
 
