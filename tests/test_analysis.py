@@ -199,6 +199,8 @@ def test_analyze_job_writes_figures_and_report(tiny_results, tmp_path):
         "re_curves",
         "reconstructions",
         "timing",
+        "budget_ladder",
+        "epochs_heatmap",
     }
     for png in pngs:
         assert png in printed and png.with_suffix(".pdf").exists()
@@ -210,9 +212,11 @@ def test_analyze_job_writes_figures_and_report(tiny_results, tmp_path):
         "## Cutoff vs trainable depth",
         "## Time spent predicting vs training",
         "## Figures",
+        "## Training budget: is ℓ_train converged?",
     ):
         assert heading in report
     assert "| mnist_t10k | wide | 0.05 | kl_mean |" in report
+    assert "The truth compared against: mnist_t10k wide σb²=0.05: ℓ_train within 2 epochs" in report
     assert "9 of 9 planned tasks finished (cascade 3 of 3; baseline 6 of 6)" in report
     skipped = report.split("## Skipped")[1].strip().splitlines()  # only the optional information plane
     assert len(skipped) == 1 and "no 'info_plane' table yet" in skipped[0] and "--info-plane" in skipped[0]

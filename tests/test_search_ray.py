@@ -267,12 +267,12 @@ def fill(grid, cutoff, trainable) -> ResultStore:
                         {
                             **keys,
                             "loss_fn": "logits",
-                            "epochs": 1,
+                            "epochs": 1 if ok else task.train.max_epochs,  # a failure ran its whole budget
                             "best_test_accuracy": 0.9 if ok else 0.1,
                             "final_test_accuracy": 0.5,
                             "accuracy_threshold": 0.4,
                             "reached_threshold": ok,
-                            "stop_reason": "threshold",
+                            "stop_reason": "threshold" if ok else "budget",
                             "seconds": 1.0,
                             "resumed_from_epoch": 0,
                             "threshold_epoch": 1 if ok else None,
