@@ -88,10 +88,9 @@ def test_l_train_read_off_one_grid_equals_a_separate_grid_with_that_budget(ladde
 
 
 def test_seed_fractions_equal_a_hand_count_and_the_report_shows_the_budget(laddered, tmp_path):
-    import sys
+    from doc_examples import python_block
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "jobs"))
-    import analyze
+    from infoflow_ray.analysis import report as analyze
 
     store = ResultStore.open(str(laddered), create=False)
     summary = store.scan("train_summary").collect()
@@ -108,3 +107,6 @@ def test_seed_fractions_equal_a_hand_count_and_the_report_shows_the_budget(ladde
     assert {"budget_ladder_mnist_t10k_wide_sb0.05.png", "epochs_heatmap_mnist_t10k_wide_sb0.05.png"} <= names
     text = "\n".join(report.sections)
     assert "## Training budget: is ℓ_train converged?" in text and "Fraction of seeds" in text
+    assert "The truth compared against: mnist_t10k wide σb²=0.05: ℓ_train within 4 epochs" in text
+    example = python_block("docs/budget.md", "## Reading it in Python")  # docs/budget.md's example runs
+    exec(example.replace('"results/default"', repr(str(laddered))), {})
