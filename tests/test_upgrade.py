@@ -98,7 +98,9 @@ def test_an_upgrade_killed_after_its_first_file_is_finished_by_running_it_again(
     store, want = v2_store
     first = store._files("info_plane")[0]  # what a killed upgrade leaves: one file rewritten, the manifest at 2
     dataset, stem = first.rsplit("/", 2)[-2], first.rsplit("/", 1)[1].removesuffix(".parquet")
-    current = _to_current("info_plane", pq.read_table(first), 2).select(TABLES["info_plane"].names)
+    current = _to_current("info_plane", pq.read_table(first), 2, store, dataset, stem).select(
+        TABLES["info_plane"].names
+    )
     store._write_table("info_plane", dataset, stem, current.cast(TABLES["info_plane"]))
     assert upgrade_main([store.location]) == 0
     assert "schema version 3, 1 file(s) converted" in capsys.readouterr().out
