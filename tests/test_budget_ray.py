@@ -107,6 +107,6 @@ def test_seed_fractions_equal_a_hand_count_and_the_report_shows_the_budget(ladde
     assert {"budget_ladder_mnist_t10k_wide_sb0.05.png", "epochs_heatmap_mnist_t10k_wide_sb0.05.png"} <= names
     text = "\n".join(report.sections)
     assert "## Training budget: is ℓ_train converged?" in text and "Fraction of seeds" in text
-    assert "The truth compared against: mnist_t10k wide σb²=0.05: ℓ_train within 4 epochs" in text
+    assert "ℓ_train within 4 epochs; converged at" in text  # baselines only: no agreement section to annotate
     example = python_block("docs/budget.md", "## Reading it in Python")  # docs/budget.md's example runs
     exec(example.replace('"results/default"', repr(str(laddered))), {})
