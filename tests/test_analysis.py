@@ -291,7 +291,10 @@ def test_info_plane_points_have_the_documented_columns_and_every_sigma_w2(info_r
     assert isinstance(points, pl.LazyFrame)
     points = points.collect()
     assert points.columns == INFO_COLUMNS
-    assert points.select(analysis.INFO_KEYS).null_count().sum_horizontal().item() == 0
+    counted = [k for k in analysis.INFO_KEYS if k not in ("epoch", "step")]
+    assert points.select(counted).null_count().sum_horizontal().item() == 0
+    assert (points["epoch"].is_null() ^ points["step"].is_null()).all()  # each point in epochs or in SGD steps
+    assert points["step"].is_null().all()  # the grid's probes count epochs
     assert points.select(analysis.INFO_KEYS).n_unique() == points.height
     untrained = points.filter(pl.col("stage") == "untrained")
     training = points.filter(pl.col("stage") == "training")
