@@ -618,14 +618,34 @@ def test_the_deepest_cascade_of_a_sigma_w2_is_used(handmade):
 
 
 def test_phase_diagram_of_the_known_answer(handmade, tmp_path):
-    critical = theory.critical_sigma_w2(0.05)
+    """What the figure draws is the known answer: the accuracy cells (0.9 up to T(σw²), 0.1 deeper), ℓ_train = T,
+    the cutoffs' mean T − 2 with std √2 over the two seeds, 6ξ_c from theory and the critical line at σw²_c."""
+    critical = float(theory.critical_sigma_w2(0.05))
+    sigma_grid = np.linspace(0.3, 3.2, 300)
     fig = plots.phase_diagram(
         analysis.accuracy_grid(handmade),
         analysis.cutoffs_by_sigma(handmade),
-        analysis.mean_field_frame(np.linspace(0.3, 3.2, 300), 0.05),
+        analysis.mean_field_frame(sigma_grid, 0.05),
         critical,
         analysis.trainable_depth(handmade),
+        measures=("kl_mean",),
     )
+    ax = fig.axes[0]
+    cells = np.ma.getdata(ax.collections[0].get_array()).reshape(len(DEPTHS), len(SIGMA_W2))
+    assert cells.tolist() == [[0.9 if d <= TRAINABLE[s] else 0.1 for s in SIGMA_W2] for d in DEPTHS]
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    train = next(line for label, line in lines.items() if label.startswith("trainable depth"))
+    assert train.get_xdata().tolist() == SIGMA_W2 and train.get_ydata().tolist() == [TRAINABLE[s] for s in SIGMA_W2]
+    (critical_line,) = [line for label, line in lines.items() if label.startswith("mean-field critical")]
+    assert critical_line.get_xdata()[0] == pytest.approx(critical)
+    xi = lines[r"mean field $6\,\xi_c$"]
+    assert np.asarray(xi.get_xdata()) == pytest.approx(sigma_grid)
+    assert np.asarray(xi.get_ydata()) == pytest.approx(np.nan_to_num(6 * theory.xi_c(sigma_grid, 0.05), posinf=1e9))
+    (cutoffs,) = [c for c in ax.containers if c.get_label().startswith("cutoff")]
+    data_line, _, (bars,) = cutoffs.lines
+    assert data_line.get_ydata().tolist() == [TRAINABLE[s] - 2.0 for s in SIGMA_W2]
+    spans = [segment[1, 1] - segment[0, 1] for segment in bars.get_segments()]
+    assert spans == pytest.approx([2 * math.sqrt(2)] * len(SIGMA_W2))  # ± the std of cutoffs T − 3 and T − 1
     _assert_png(plots.save(fig, tmp_path, "phase")[0])
 
 

@@ -3,6 +3,7 @@
 import math
 from collections import Counter
 
+import numpy as np
 import pytest
 import torch
 
@@ -130,13 +131,53 @@ def test_quadratic_bspline_weights_are_the_textbook_basis():
         assert w[row, m : m + 3].tolist() == pytest.approx([0.5 * (1 - f) ** 2, 0.5 + f * (1 - f), 0.5 * f**2])
 
 
+def reference_bspline_mi(x, y, n_bins, order):
+    """Daub et al. (2004) B-spline MI written from the paper in numpy, independently of the library: Cox–de Boor
+    on the clamped uniform knots t_i = clip(i − k + 1, 0, M − k + 1), i = 0..M + k − 1, of z = (v − min)/(max −
+    min)·(M − k + 1); the last knot interval is closed on the right."""
+    span = n_bins - order + 1
+    knots = np.clip(np.arange(n_bins + order) - order + 1, 0, span).astype(float)
+
+    def basis(v):
+        z = (v - v.min()) / (v.max() - v.min()) * span
+        # order 1: indicators of [t_i, t_{i+1}); z = span belongs to the last non-empty interval
+        b = np.array(
+            [
+                (knots[i] <= z) & ((z < knots[i + 1]) | ((z == span) & (knots[i + 1] == span) & (knots[i] < span)))
+                for i in range(n_bins + order - 1)
+            ],
+            dtype=float,
+        ).T
+        for d in range(2, order + 1):
+            cols = []
+            for i in range(b.shape[1] - 1):
+                left = (z - knots[i]) / (knots[i + d - 1] - knots[i]) if knots[i + d - 1] > knots[i] else 0 * z
+                right = (knots[i + d] - z) / (knots[i + d] - knots[i + 1]) if knots[i + d] > knots[i + 1] else 0 * z
+                cols.append(left * b[:, i] + right * b[:, i + 1])
+            b = np.stack(cols, axis=1)
+        return b
+
+    wx, wy = basis(np.asarray(x, dtype=float)), basis(np.asarray(y, dtype=float))
+
+    def h(p):
+        p = p[p > 0]
+        return -(p * np.log(p)).sum()
+
+    joint = wx.T @ wy / len(x)
+    return h(joint.sum(1)) + h(joint.sum(0)) - h(joint)
+
+
 @pytest.mark.parametrize("rho", [0.5, 0.9])
-def test_bspline_mi_of_correlated_gaussians_underestimates_as_measured(rho):
-    # Measured, N = 5000, seeds 0..5, as a fraction of −½ ln(1−ρ²): M=10, k=3: 0.62..0.68 (ρ = 0.5) and
-    # 0.47..0.51 (ρ = 0.9): the smoothing over 3 of 10 bins costs far more than the 10–25 % once guessed.
-    # M=30, k=3: 1.03..1.10 (ρ = 0.5, the small-sample bias now dominates) and 0.91..0.95 (ρ = 0.9).
+def test_bspline_mi_of_correlated_gaussians_equals_the_reference_and_underestimates_as_measured(rho):
+    # The estimate is Daub's, recomputed independently (numpy, from the paper), to rounding; then what it does
+    # to the known answer −½ ln(1−ρ²). Measured, N = 5000, seeds 0..5, as a fraction of it: M=10, k=3: 0.62..0.68
+    # (ρ = 0.5) and 0.47..0.51 (ρ = 0.9): the smoothing over 3 of 10 bins costs far more than the 10–25 % once
+    # guessed. M=30, k=3: 1.03..1.10 (ρ = 0.5, the small-sample bias now dominates) and 0.91..0.95 (ρ = 0.9).
     ratios = {0.5: (0.58, 0.72, 0.98, 1.15), 0.9: (0.43, 0.55, 0.88, 0.98)}[rho]
     x, y = gaussian_pair(rho, 5000, seed=0)
+    for n_bins, order in ((10, 3), (30, 3), (7, 4), (10, 1)):
+        expected = reference_bspline_mi(x.numpy(), y.numpy(), n_bins, order)
+        assert bspline.bspline_mi(x, y, n_bins=n_bins, order=order) == pytest.approx(expected, abs=1e-10)
     assert ratios[0] < bspline.bspline_mi(x, y) / gaussian_mi(rho) < ratios[1]
     assert ratios[2] < bspline.bspline_mi(x, y, n_bins=30) / gaussian_mi(rho) < ratios[3]
 
@@ -196,11 +237,15 @@ def test_bspline_layer_mi_of_labels_independent_of_the_layer_is_about_zero_and_w
 
 
 def hand_dcor(x, y):
-    """dCor of two lists of scalars with the double-centring formula in plain loops."""
+    """dCor of two lists of scalars (or of equal-length tuples: Euclidean distances) with the double-centring
+    formula in plain loops."""
     n = len(x)
 
+    def distance(u, v):
+        return abs(u - v) if isinstance(u, float) else math.dist(u, v)
+
     def centred(v):
-        a = [[abs(v[i] - v[j]) for j in range(n)] for i in range(n)]
+        a = [[distance(v[i], v[j]) for j in range(n)] for i in range(n)]
         row = [sum(a[i]) / n for i in range(n)]
         col = [sum(a[i][j] for i in range(n)) / n for j in range(n)]
         grand = sum(row) / n
@@ -238,16 +283,21 @@ def test_distance_correlation_is_one_for_similarities_and_about_zero_for_indepen
     assert dcor.distance_correlation(a, torch.zeros(2000)) == 0.0  # zero distance variance
 
 
-def test_dcor_layer_returns_dependences_in_the_unit_interval():
+def test_dcor_layer_is_dcor_of_inputs_and_layer_and_of_layer_and_one_hot_labels():
     g = torch.Generator().manual_seed(11)
-    inputs = torch.randn(400, 5, generator=g)
-    labels = (inputs[:, 0] > 0).long()
-    layer = torch.tanh(inputs @ torch.randn(5, 4, generator=g))
+    inputs = torch.randn(30, 5, generator=g, dtype=torch.float64)
+    labels = torch.randint(0, 3, (30,), generator=g)
+    layer = torch.tanh(inputs @ torch.randn(5, 4, generator=g, dtype=torch.float64))
     d_xt, d_ty = dcor.dcor_layer(layer, labels, inputs)
-    assert 0 < d_xt <= 1 and 0 < d_ty <= 1
-    # T = the one-hot label itself: dCor(T, Y) = 1
-    one_hot = torch.nn.functional.one_hot(labels).double()
-    assert dcor.dcor_layer(one_hot, labels, inputs)[1] == pytest.approx(1.0, abs=1e-9)
+    rows = lambda t: [tuple(r) for r in t.tolist()]  # noqa: E731
+    one_hot = [tuple(1.0 if c == k else 0.0 for k in range(3)) for c in labels.tolist()]
+    assert d_xt == pytest.approx(hand_dcor(rows(inputs), rows(layer)), abs=1e-12)
+    assert d_ty == pytest.approx(hand_dcor(rows(layer), one_hot), abs=1e-12)
+    assert 0.3 < d_ty < d_xt < 1  # T is a function of X, and Y is not: the two differ
+    # exact answers: T = an orthogonal map of X gives dCor(X, T) = 1; T = the one-hot label gives dCor(T, Y) = 1
+    rotation = torch.linalg.qr(torch.randn(5, 5, generator=g, dtype=torch.float64))[0]
+    assert dcor.dcor_layer(inputs @ rotation, labels, inputs)[0] == pytest.approx(1.0, abs=1e-9)
+    assert dcor.dcor_layer(torch.tensor(one_hot), labels, inputs)[1] == pytest.approx(1.0, abs=1e-9)
 
 
 # --- bad input -------------------------------------------------------------------------------------------
