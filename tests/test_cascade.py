@@ -348,8 +348,12 @@ def test_prediction_on_cuda_matches_cpu(small_t10k):
     gpu = predict_trainability(NetworkSpec(CRITICAL, SMALL_DEPTH), spec, small_t10k, seed=0, device="cuda")
     assert gpu.strategy == "lockstep" and gpu.finite
     assert small_t10k.train_x.device.type == "cpu"
-    np.testing.assert_allclose(gpu.kl_mean, cpu.kl_mean, rtol=0.05, atol=1e-3)
-    np.testing.assert_allclose(gpu.decoder_loss, cpu.decoder_loss, rtol=0.05)
+    # Both sides compute in float32 at 'highest' matmul precision (tf32_training is off by default): they differ
+    # only in summation order (2^-24 relative per rounding), grown by the decoders' SGD. The TF32 test below runs
+    # the same cascade with 10-bit-mantissa operands (2^-11, ~8000× coarser) and stays within rtol 5e-3, so a
+    # float32 CPU/GPU pair must too; 5e-2 would let a 5 % error in the GPU path through.
+    np.testing.assert_allclose(gpu.kl_mean, cpu.kl_mean, rtol=5e-3, atol=1e-6)
+    np.testing.assert_allclose(gpu.decoder_loss, cpu.decoder_loss, rtol=5e-3)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
