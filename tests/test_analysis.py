@@ -79,21 +79,31 @@ def test_frames_on_tiny_results_have_the_documented_columns_and_rows(tiny, name)
     assert sorted(frame["sigma_w2"].unique()) == [0.5, 1.76, 3.0]  # the tiny preset's σw²
 
 
-def test_tiny_cutoffs_are_layers_within_the_searched_range(tiny):
+def test_tiny_cutoffs_are_the_stored_cutoffs_of_the_deepest_cascades(tiny):
     cutoffs = analysis.cutoffs_by_sigma(tiny).collect()
     assert set(cutoffs["measure"]) == set(analysis.CUTOFF_MEASURES)
     assert (cutoffs["n_seeds"] == 1).all()  # the tiny grid has one seed
     assert cutoffs["cutoff_std"].is_null().all()  # no spread from one seed
-    assert ((cutoffs["cutoff_mean"] >= 1) & (cutoffs["cutoff_mean"] <= cutoffs["last_layer"])).all()
     assert (cutoffs["depth"] == 6).all() and (cutoffs["last_layer"] == 4).all()  # wide: L - 2
+    # recomputed from the stored rows: the depth-6 cascade's cutoff of each σw² and measure, one seed
+    rows = tiny.scan("cutoffs").filter(pl.col("depth") == 6).collect()
+    assert rows.height == cutoffs.height == 3 * len(analysis.CUTOFF_MEASURES)
+    for row in rows.iter_rows(named=True):
+        (got,) = cutoffs.filter(sigma_w2=row["sigma_w2"], measure=row["measure"]).iter_rows(named=True)
+        assert got["cutoff_mean"] == row["cutoff_layer"] and got["n_unsaturated"] == int(not row["saturated"])
+        assert 1 <= got["cutoff_mean"] <= 4  # a layer of the network
 
 
-def test_tiny_trainable_depth_counts_every_training(tiny):
+def test_tiny_trainable_depth_is_recomputed_from_the_stored_trainings(tiny):
     trainable = analysis.trainable_depth(tiny).collect()
     assert (trainable["n_trained"] == 2).all() and (trainable["deepest_trained"] == 6).all()
+    summary = tiny.scan("train_summary").collect()
     for row in trainable.iter_rows(named=True):
-        assert row["trainable_depth"] in (0, 3, 6)
-        assert row["any_trainable"] == (row["trainable_depth"] > 0)
+        mine = summary.filter(sigma_w2=row["sigma_w2"])
+        reached = [d for d, ok in mine.select("depth", "reached_threshold").rows() if ok]
+        assert row["trainable_depth"] == max(reached, default=0) and row["n_reached"] == len(reached)
+        assert row["any_trainable"] == bool(reached)
+        assert row["best_test_accuracy"] == mine["best_test_accuracy"].max()
 
 
 def test_comparison_joins_every_sigma_w2_of_either_side(tiny):

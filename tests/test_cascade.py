@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from infoflow_ray import cascade, entropy
+from infoflow_ray import cascade, entropy, theory
 from infoflow_ray.cascade import Decoders, reconstruct, reconstruct_in_chunks, train_cascade
 from infoflow_ray.config import CascadeSpec, NetworkSpec
 from infoflow_ray.data import Dataset, load_dataset
@@ -35,10 +35,12 @@ def small_t10k(t10k) -> Dataset:
 
 
 @pytest.fixture(scope="module")
-def phases(t10k) -> dict[float, Prediction]:
-    """One epoch of the cascade on all 8,000 training images, evaluated on 500 test images, per σw²."""
-    spec = CascadeSpec(eval_samples=500, stored_images=200)
-    return {s: predict_trainability(NetworkSpec(s, DEEP), spec, t10k, seed=0) for s in (ORDERED, CRITICAL)}
+def phases(small_t10k) -> dict[float, Prediction]:
+    """One epoch of the cascade on 1,000 training images, evaluated on 200 test images, per σw². (On all 8,000
+    images and 500 test images it was the suite's slowest fixture; the per-image cutoffs 5.4 and 22.8 at 1,000
+    images keep the ordered/critical gap far above the 5 layers the tests ask for.)"""
+    spec = CascadeSpec(eval_samples=200, stored_images=200)
+    return {s: predict_trainability(NetworkSpec(s, DEEP), spec, small_t10k, seed=0) for s in (ORDERED, CRITICAL)}
 
 
 # --- the science on MNIST-t10k ----------------------------------------------------------------------------
@@ -47,7 +49,7 @@ def phases(t10k) -> dict[float, Prediction]:
 def test_curves_cover_layers_zero_to_L(phases):
     for p in phases.values():
         assert p.finite and p.depth == DEEP
-        assert p.kl_per_image.shape == (DEEP + 1, 500)
+        assert p.kl_per_image.shape == (DEEP + 1, 200)
         assert p.kl_mean.shape == p.diff_entropy.shape == p.clamped_pixels.shape == (DEEP + 1,)
         assert np.all(p.kl_per_image[0] == 0) and np.all(p.kl_per_image[1:] > 0)
         assert p.cutoff_last_layer == DEEP - 2
@@ -85,6 +87,31 @@ def test_layer_one_reconstruction_at_criticality_is_close_to_the_input(phases, t
     mse_reconstruction = (x_hat_1 - x).square().mean().item()
     mse_mean_image = (x.mean(dim=0) - x).square().mean().item()  # the best constant image
     assert mse_reconstruction < 0.3 * mse_mean_image
+
+
+@pytest.fixture(scope="module")
+def critical_line(small_t10k) -> dict[tuple[float, float], float]:
+    """Per-image cutoffs of depth-20 cascades (1,000 training images, 100 test images) at σw² = 1 and at the
+    mean-field critical σw² of σb² = 0.05 (1.761) and of σb² = 0.5 (2.843), keyed by (σw², σb²)."""
+    spec = CascadeSpec(eval_samples=100)
+    points = [(s, b) for b in (0.05, 0.5) for s in (1.0, round(float(theory.critical_sigma_w2(b)), 3))]
+    return {
+        (s, b): predict_trainability(NetworkSpec(s, 20, b), spec, small_t10k, seed=0).per_image_cutoff_mean
+        for s, b in points
+    }
+
+
+def test_the_cutoff_rises_to_the_critical_point_of_each_sigma_b2_as_mean_field_says(critical_line):
+    """The critical line on real cascades: for both σb² the cutoff at the critical σw² lies deeper than at the
+    ordered σw² = 1, and at σw² = 1 it lies deeper for σb² = 0.05 (critical point 1.761, 6ξ_c = 21.8) than for
+    σb² = 0.5 (critical point 2.843, 6ξ_c = 8.4): the critical point moves with σb² as mean field says. Measured
+    (seed 0): σb² = 0.05: 8.2 at σw² = 1, 17.4 at 1.761; σb² = 0.5: 3.9 at 1, 7.1 at 2.843 (last layer 18).
+    Deep in the chaotic phase the cutoff does not fall again within depth 30 at this budget (σw² = 4: 26.5 against
+    22.8 at 1.76, 1,000 images): the chaotic side is not checked here (README: the cutoff stays high there)."""
+    c = critical_line
+    assert c[1.761, 0.05] >= c[1.0, 0.05] + 5, c
+    assert c[2.843, 0.5] >= c[1.0, 0.5] + 2, c
+    assert c[1.0, 0.05] >= c[1.0, 0.5] + 2, c
 
 
 # --- mechanics on a small network ---------------------------------------------------------------------------

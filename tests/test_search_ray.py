@@ -47,31 +47,34 @@ def small_search(results: Path, **search):
 LADDER_TOML = "[train]\nladder = [1, 2]\n"  # the budget ladder of SMALL, for the job's --config
 
 
-def brackets_of_search(results: Path) -> dict[float, tuple]:
-    """(passed, failed) of each σw²'s depth search: its last decision's bracket (NaN → None)."""
+def brackets_of_search(results: Path) -> dict[tuple[float, int], tuple]:
+    """(passed, failed) of each (σw², seed)'s depth search: its last decision's bracket (NaN → None)."""
     rows = (
         ResultStore.open(str(results), create=False)
         .scan("search")
         .filter(pl.col("search") == "depth")
-        .sort("sigma_w2", "step")
-        .group_by("sigma_w2", maintain_order=True)
+        .sort("sigma_w2", "seed", "step")
+        .group_by("sigma_w2", "seed", maintain_order=True)
         .last()
         .collect()
     )
     assert rows["done"].all()
     none = lambda v: None if math.isnan(v) else int(v)  # noqa: E731
-    return {s: (none(lo), none(hi)) for s, lo, hi in rows.select("sigma_w2", "bracket_low", "bracket_high").rows()}
+    return {
+        (s, seed): (none(lo), none(hi))
+        for s, seed, lo, hi in rows.select("sigma_w2", "seed", "bracket_low", "bracket_high").rows()
+    }
 
 
-def brackets_of_grid(results: Path) -> dict[float, tuple]:
-    """What the full grid says per σw²: the deepest depth that reached the threshold, the shallowest above it
-    that did not."""
+def brackets_of_grid(results: Path) -> dict[tuple[float, int], tuple]:
+    """What the full grid says per (σw², seed): the deepest depth that reached the threshold, the shallowest above
+    it that did not."""
     summary = ResultStore.open(str(results), create=False).scan("train_summary").collect()
     out = {}
-    for (sigma_w2,), part in summary.group_by("sigma_w2"):
+    for (sigma_w2, seed), part in summary.group_by("sigma_w2", "seed"):
         passed = part.filter("reached_threshold")["depth"].max()
         above = part.filter(~pl.col("reached_threshold") & (pl.col("depth") > (passed or 0)))["depth"].min()
-        out[sigma_w2] = (passed, above)
+        out[sigma_w2, seed] = (passed, above)
     return out
 
 
@@ -93,15 +96,34 @@ def searched(tmp_path_factory, ray_local) -> Path:
     return path
 
 
-def test_search_brackets_equal_the_full_grid_which_reuses_the_searched_tasks(searched, tmp_path):
-    import shutil
+# Both phases, two seeds, the edge inside the depth list: SGD at 0.05 for 1 epoch on 1,000 images (measured,
+# seeds 0 and 1: σw² = 0.5 reaches 0.4 at depth 3 (0.54), not at 6 (0.29, 0.19); σw² = 4 (chaotic) at 10
+# (0.65, 0.50), at 16 only with seed 1 (0.37, 0.40), not at 24).
+BOTH_SIDES = {
+    "sigma_w2": (0.5, 4.0),
+    "depths": (3, 6, 10, 16, 24),
+    "seeds": (0, 1),
+    "data": {"max_train_samples": 1000},
+    "cascade": {"eval_samples": 100},
+    "train": {"lr": 0.05, "max_epochs": 1},
+}
 
+
+def test_search_brackets_equal_the_full_grid_on_both_sides_which_reuses_the_searched_tasks(tmp_path, ray_local):
     results = tmp_path / "results"
-    shutil.copytree(searched, results)
+    search = resolve_grid("tiny", overrides={**BOTH_SIDES, "results": str(results), "search": {"enabled": True}})
+    outcome = run_grid(search, progress_interval_seconds=300)
+    assert not outcome.failed and not outcome.interrupted
     store = ResultStore.open(str(results), create=False)
     searched_runs = store.scan("runs").collect()
     search_brackets = brackets_of_search(results)
-    grid = resolve_grid("tiny", overrides={"depths": SMALL["depths"], "results": str(results)})
+    # every (σw², seed) found a trainable depth and a failing one inside the list: an edge, not the list's end
+    assert set(search_brackets) == {(s, seed) for s in (0.5, 4.0) for seed in (0, 1)}
+    for key, (passed, failed) in search_brackets.items():
+        assert passed in BOTH_SIDES["depths"] and failed in BOTH_SIDES["depths"] and passed < failed, key
+    # the ordered σw² trains less deep than the chaotic one at this budget
+    assert max(search_brackets[0.5, seed][0] for seed in (0, 1)) < min(search_brackets[4.0, seed][0] for seed in (0, 1))
+    grid = resolve_grid("tiny", overrides={**BOTH_SIDES, "results": str(results)})
     n_grid_trainings = sum(t.kind == "baseline" for t in grid.tasks())
     assert searched_runs.filter(pl.col("kind") == "baseline").height < n_grid_trainings  # it did skip some
     run_grid(grid, progress_interval_seconds=300)

@@ -13,7 +13,10 @@ import polars as pl
 import pytest
 from drivers import start_job
 
+from infoflow_ray import theory
+from infoflow_ray.predict import predict_trainability
 from infoflow_ray.store import ResultStore
+from infoflow_ray.sweep.task_runner import load_task_data
 from infoflow_ray.sweep.tuning import experiment_id, run_predict_then_tune
 from infoflow_ray.sweep.tuning_spec import resolve_tuning
 
@@ -43,7 +46,21 @@ def test_both_arms_run_every_trial_and_only_the_control_leaves_the_predicted_int
     # the predicted range is the interval search's answer, as the search table records it
     edges = store.scan("search").filter(pl.col("search") == "sigma_w2_interval", pl.col("done")).collect()
     assert edges.height and low == pytest.approx(edges["bracket_low"][-1]) and high == pytest.approx(4.0)
-    assert 0.1 < low < high  # the ordered end of the range is predicted untrainable at depth 8
+    # the predicted interval holds the mean-field critical point, where the cascades reach deepest
+    assert low < float(theory.critical_sigma_w2(spec.sigma_b2)) < high
+    # the low edge recomputed without Ray: the σw² just inside reaches depth 8, the one just outside does not, and
+    # the interval starts halfway between them
+    edge = outcome.prediction.interval.low
+    assert 0.1 <= edge.outside < edge.inside and low == pytest.approx((edge.inside + edge.outside) / 2)
+    grid = spec.prediction_grid()
+    data = load_task_data(spec.dataset, grid.data, "cpu")
+    cutoff = {
+        s: predict_trainability(
+            grid.network(spec.dataset, s, grid.deepest, spec.sigma_b2), grid.cascade, data, seed=0
+        ).per_image_cutoff_mean
+        for s in (edge.inside, edge.outside)
+    }
+    assert cutoff[edge.inside] >= spec.depth > cutoff[edge.outside]
     assert trials.height == spec.trials * len(SEEDS) * 2 and trials["trial_id"].n_unique() == trials.height
     for arm in ("predicted", "control"):
         for seed in SEEDS:
