@@ -104,6 +104,10 @@ def test_tiny_trainable_depth_is_recomputed_from_the_stored_trainings(tiny):
         assert row["trainable_depth"] == max(reached, default=0) and row["n_reached"] == len(reached)
         assert row["any_trainable"] == bool(reached)
         assert row["best_test_accuracy"] == mine["best_test_accuracy"].max()
+    # the known answer: in 2 epochs the ordered σw² = 0.5 trains at no depth (measured best accuracy 0.13–0.14),
+    # the critical one reaches 0.4 at depth 6 (0.48)
+    depth_of = dict(trainable.select("sigma_w2", "trainable_depth").rows())
+    assert depth_of[0.5] == 0 and depth_of[1.76] == 6
 
 
 def test_comparison_joins_every_sigma_w2_of_either_side(tiny):

@@ -35,12 +35,13 @@ def small_t10k(t10k) -> Dataset:
 
 
 @pytest.fixture(scope="module")
-def phases(small_t10k) -> dict[float, Prediction]:
-    """One epoch of the cascade on 1,000 training images, evaluated on 200 test images, per σw². (On all 8,000
-    images and 500 test images it was the suite's slowest fixture; the per-image cutoffs 5.4 and 22.8 at 1,000
-    images keep the ordered/critical gap far above the 5 layers the tests ask for.)"""
-    spec = CascadeSpec(eval_samples=200, stored_images=200)
-    return {s: predict_trainability(NetworkSpec(s, DEEP), spec, small_t10k, seed=0) for s in (ORDERED, CRITICAL)}
+def phases(t10k) -> dict[float, Prediction]:
+    """One epoch of the cascade on 4,000 training images, evaluated on 500 test images, per σw². (On 1,000 images
+    the critical network's deepest layers clamp a few pixels and its layer-1 decoder is too rough for the
+    reconstruction test.)"""
+    spec = CascadeSpec(eval_samples=500, stored_images=200)
+    half = dataclasses.replace(t10k, train_x=t10k.train_x[:4000], train_y=t10k.train_y[:4000])
+    return {s: predict_trainability(NetworkSpec(s, DEEP), spec, half, seed=0) for s in (ORDERED, CRITICAL)}
 
 
 # --- the science on MNIST-t10k ----------------------------------------------------------------------------
@@ -49,7 +50,7 @@ def phases(small_t10k) -> dict[float, Prediction]:
 def test_curves_cover_layers_zero_to_L(phases):
     for p in phases.values():
         assert p.finite and p.depth == DEEP
-        assert p.kl_per_image.shape == (DEEP + 1, 200)
+        assert p.kl_per_image.shape == (DEEP + 1, 500)
         assert p.kl_mean.shape == p.diff_entropy.shape == p.clamped_pixels.shape == (DEEP + 1,)
         assert np.all(p.kl_per_image[0] == 0) and np.all(p.kl_per_image[1:] > 0)
         assert p.cutoff_last_layer == DEEP - 2
