@@ -55,8 +55,13 @@ def test_the_tiny_preset_stores_every_point_once_with_sane_values(tiny_ib):
     by_layer = {(step, layer): v for step, layer, v in density.select("step", "layer", "i_xt").rows()}
     for step in {step for step, _ in by_layer}:
         assert by_layer[step, 2] <= 1.04 * by_layer[step, 1], (step, by_layer)
-    seed004 = traj.filter(pl.col("experiment") == "tiny-seed004").sort("estimator", "step", "layer")
-    print("PROBE", seed004.select("estimator", "step", "layer", "i_xt", "i_ty", "n_samples").rows())
+    # against binning on the same 32 bins: the density model's held-out cross-entropy bounds H(T) from above, the
+    # plug-in binning of 2,000 samples from below (and by ln 2000 = 7.6 nats); measured at layer 1: 35.5 and 46.5
+    # nats against 7.60 (every sample in a bin of its own), so the two cannot agree there, but must be ordered
+    binned = traj.filter(experiment="tiny-seed004", estimator="binning")
+    binned = {(step, layer): v for step, layer, v in binned.select("step", "layer", "i_xt").rows()}
+    assert binned.keys() == by_layer.keys()
+    assert all(by_layer[key] >= binned[key] for key in by_layer), (by_layer, binned)
     figures = tiny_ib / "figures"
     assert {p.name for p in figures.glob("*.png")} == {"info_plane_tiny-tishby.png", "info_plane_tiny-seed004.png"}
     report = (figures / "report.md").read_text()
