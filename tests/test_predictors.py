@@ -327,6 +327,7 @@ def test_leaderboard_reads_predictor_rows_cutoffs_and_trainings_from_a_results_f
                             stop_reason="threshold",
                             seconds=5.0,
                             resumed_from_epoch=0,
+                            threshold_epoch=1 if depth <= best else None,
                         )
                     ]
                 },
