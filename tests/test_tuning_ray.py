@@ -133,11 +133,12 @@ def test_an_interrupted_run_resumes_without_running_a_finished_trial_again(tuned
     assert not (results / "_tune").exists()
 
 
-def test_the_readme_example_reads_the_results(tuned, capsys):
-    from test_readme import readme_block
+def test_the_docs_example_reads_the_results(tuned, capsys):
+    from doc_examples import python_block
 
     results, _ = tuned
-    code = readme_block("Predict, then tune").replace("results/predict-then-tune", str(results))
+    code = python_block("docs/predict-then-tune.md", "# Predict, then tune")
+    code = code.replace("results/predict-then-tune", str(results))
     names: dict = {}
     exec(code, names)
     assert names["per_seed"].height == 2 * len(SEEDS) and "saving" in capsys.readouterr().out
