@@ -13,10 +13,16 @@ depths. Pure functions: no Ray, no polars (``infoflow_ray.analysis.budget`` buil
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from infoflow_ray.search import DepthBracket
+
+
+def threshold_epoch(history: Iterable[tuple[int, float]], threshold: float) -> int | None:
+    """The first epoch whose test accuracy reached ``threshold``, from (epoch, test accuracy) pairs in any order
+    (epochs count from 1); None when none did. What ``train_summary.threshold_epoch`` records."""
+    return min((epoch for epoch, accuracy in history if accuracy >= threshold), default=None)
 
 
 @dataclass(frozen=True)

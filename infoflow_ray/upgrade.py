@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from infoflow_ray.budget import threshold_epoch
 from infoflow_ray.errors import ResultsError
 from infoflow_ray.store import MANIFEST, SCHEMA_VERSION, TABLES, ResultStore
 
@@ -75,11 +76,11 @@ def _threshold_epochs(store: ResultStore, dataset: str, task_id: str, summary: p
             break
         except (OSError, pa.ArrowException):
             continue
-    out = []
-    for threshold in summary.column("accuracy_threshold").to_pylist():
-        reached = [r["epoch"] for r in epochs if threshold is not None and r["test_accuracy"] >= threshold]
-        out.append(min(reached) if reached else None)
-    return out
+    history = [(r["epoch"], r["test_accuracy"]) for r in epochs]
+    return [
+        None if threshold is None else threshold_epoch(history, threshold)
+        for threshold in summary.column("accuracy_threshold").to_pylist()
+    ]
 
 
 Conversion = Callable[[pa.Table, ResultStore, str, str], pa.Table]

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 import infoflow_ray
-from infoflow_ray import cascade, estimators, families, interpret, predictors, seeding
+from infoflow_ray import budget, cascade, estimators, families, interpret, predictors, seeding
 from infoflow_ray.data import Dataset, load_dataset
 from infoflow_ray.errors import ConfigError
 from infoflow_ray.predict import Prediction, evaluate, predict_trainabilities, stored_layer_indices
@@ -404,11 +404,6 @@ def _param_text(value: object) -> str:
     return str(value)
 
 
-def threshold_epoch(accuracies: list[float], threshold: float) -> int | None:
-    """The first epoch (epochs count from 1) whose test accuracy is at least ``threshold``; None when none is."""
-    return next((epoch for epoch, a in enumerate(accuracies, start=1) if a >= threshold), None)
-
-
 def baseline_rows(task: Task, history: list[EpochRecord], stop_reason: str, resumed_from_epoch: int = 0) -> Rows:
     """``train_epochs`` and ``train_summary`` rows of one finished baseline training (``resumed_from_epoch``: the
     epoch of the checkpoint its last attempt started from, 0 when it trained from the start)."""
@@ -426,7 +421,9 @@ def baseline_rows(task: Task, history: list[EpochRecord], stop_reason: str, resu
         "stop_reason": stop_reason,
         "seconds": float(sum(r.seconds for r in history)),
         "resumed_from_epoch": resumed_from_epoch,
-        "threshold_epoch": threshold_epoch(accuracies, task.train.accuracy_threshold),
+        "threshold_epoch": budget.threshold_epoch(
+            ((r.epoch, r.test_accuracy) for r in history), task.train.accuracy_threshold
+        ),
     }
     return {"train_epochs": epochs, "train_summary": [summary]}
 
