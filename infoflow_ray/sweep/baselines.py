@@ -28,6 +28,7 @@ from infoflow_ray.sweep.task_runner import (
     Rows,
     baseline_rows,
     device_name,
+    failure_row,
     info_plane_point,
     interpret_curves,
     interpret_rows,
@@ -272,19 +273,7 @@ class _TuneProgress(tune.Callback):
             pass
         for task in tasks:
             self.store.write_failure(
-                task.task_id,
-                trial.num_failures,
-                {
-                    "task_id": task.task_id,
-                    "kind": "baseline",
-                    "dataset": task.dataset,
-                    "sigma_w2": task.network.sigma_w2,
-                    "depth": task.network.depth,
-                    "seed": task.seed,
-                    "attempt": trial.num_failures,
-                    "error": error,
-                    "failed_at": utc_now(),
-                },
+                task.task_id, trial.num_failures, failure_row(task, "baseline", trial.num_failures, error)
             )
         self.progress.finished(
             "baseline", f"FAILED {_label(tasks)}: {error}", failed=True, count=len(tasks), was_running=was_running

@@ -31,6 +31,8 @@ from infoflow_ray.sweep.progress import Progress
 from infoflow_ray.sweep.task_runner import (
     cascade_group_key,
     device_name,
+    error_line,
+    failure_row,
     load_task_data,
     run_cascades,
     runs_row,
@@ -112,26 +114,6 @@ def pool_size(
         else:
             cascade_workers = max(1, int(resources.get("CPU", 1) // cpus_per_cascade))
     return PoolSize(max(1, min(cascade_workers, n_tasks)), cpus_per_cascade, gpus)
-
-
-def _error_line(exc: BaseException) -> str:
-    cause = exc.cause if isinstance(exc, RayTaskError) and getattr(exc, "cause", None) else exc
-    text = f"{type(cause).__name__}: {cause}"
-    return text.strip().splitlines()[0][:500] if isinstance(cause, InfoflowError) else " ".join(text.split())[:500]
-
-
-def _failure_row(task: Task, attempt: int, error: str) -> dict:
-    return {
-        "task_id": task.task_id,
-        "kind": "cascade",
-        "dataset": task.dataset,
-        "sigma_w2": task.network.sigma_w2,
-        "depth": task.network.depth,
-        "seed": task.seed,
-        "attempt": attempt,
-        "error": error,
-        "failed_at": utc_now(),
-    }
 
 
 class _Queue:
@@ -251,11 +233,13 @@ def run_cascade_pool(
                         if attempt < max_attempts and not permanent:
                             queue.push(task, attempt + 1)
                             progress.retried(
-                                "cascade", f"retrying {task.label} (attempt {attempt} failed: {_error_line(exc)})"
+                                "cascade", f"retrying {task.label} (attempt {attempt} failed: {error_line(exc)})"
                             )
                         else:
-                            store.write_failure(task.task_id, attempt, _failure_row(task, attempt, _error_line(exc)))
-                            progress.finished("cascade", f"FAILED {task.label}: {_error_line(exc)}", failed=True)
+                            store.write_failure(
+                                task.task_id, attempt, failure_row(task, "cascade", attempt, error_line(exc))
+                            )
+                            progress.finished("cascade", f"FAILED {task.label}: {error_line(exc)}", failed=True)
                     continue
                 idle.append(worker)
                 for task, summary in zip(group_tasks, summaries):

@@ -21,7 +21,15 @@ from infoflow_ray.model import default_device
 from infoflow_ray.store import ResultStore
 from infoflow_ray.sweep.grid import Task
 from infoflow_ray.sweep.progress import Progress
-from infoflow_ray.sweep.task_runner import device_name, load_task_data, predictor_rows, runs_row, utc_now
+from infoflow_ray.sweep.task_runner import (
+    device_name,
+    error_line,
+    failure_row,
+    load_task_data,
+    predictor_rows,
+    runs_row,
+    utc_now,
+)
 
 
 @ray.remote(max_retries=0)
@@ -49,11 +57,6 @@ def predict(task: Task, results: str, grid_name: str, attempt: int) -> dict:
     ]
     ResultStore.open(results, create=False).write_task(task.task_id, task.dataset, rows)
     return {**summary, "seconds": seconds}
-
-
-def _error_line(exc: BaseException) -> str:
-    cause = exc.cause if isinstance(exc, RayTaskError) and getattr(exc, "cause", None) else exc
-    return " ".join(f"{type(cause).__name__}: {cause}".split())[:500]
 
 
 def run_predictor_tasks(
@@ -92,25 +95,11 @@ def run_predictor_tasks(
             except (RayTaskError, WorkerCrashedError) as exc:
                 permanent = isinstance(getattr(exc, "cause", None), InfoflowError)
                 if attempt < max_attempts and not permanent:
-                    progress.retried("predictors", f"retrying {task.label} (attempt {attempt}: {_error_line(exc)})")
+                    progress.retried("predictors", f"retrying {task.label} (attempt {attempt}: {error_line(exc)})")
                     submit(task, attempt + 1)
                     continue
-                store.write_failure(
-                    task.task_id,
-                    attempt,
-                    {
-                        "task_id": task.task_id,
-                        "kind": "predictors",
-                        "dataset": task.dataset,
-                        "sigma_w2": task.network.sigma_w2,
-                        "depth": task.network.depth,
-                        "seed": task.seed,
-                        "attempt": attempt,
-                        "error": _error_line(exc),
-                        "failed_at": utc_now(),
-                    },
-                )
-                progress.finished("predictors", f"FAILED {task.label}: {_error_line(exc)}", failed=True)
+                store.write_failure(task.task_id, attempt, failure_row(task, "predictors", attempt, error_line(exc)))
+                progress.finished("predictors", f"FAILED {task.label}: {error_line(exc)}", failed=True)
                 continue
             finished += 1
             scores = ", ".join(f"{k} {v:.3g}" for k, v in summary.items() if k != "seconds")

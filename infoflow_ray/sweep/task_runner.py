@@ -21,11 +21,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from ray.exceptions import RayTaskError
 
 import infoflow_ray
 from infoflow_ray import budget, cascade, estimators, families, interpret, predictors, seeding
 from infoflow_ray.data import Dataset, load_dataset
-from infoflow_ray.errors import ConfigError
+from infoflow_ray.errors import ConfigError, InfoflowError
 from infoflow_ray.predict import Prediction, evaluate, predict_trainabilities, stored_layer_indices
 from infoflow_ray.store import CURVE_MEASURES
 from infoflow_ray.sweep.grid import DataOptions, InfoPlaneSpec, Task
@@ -36,6 +37,29 @@ Rows = dict[str, list[dict[str, Any]]]
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def error_line(exc: BaseException) -> str:
+    """A failed attempt's error in one line of at most 500 characters (the cause of a Ray task error; an
+    infoflow-ray error's own first line, any other error with its white space folded)."""
+    cause = exc.cause if isinstance(exc, RayTaskError) and getattr(exc, "cause", None) else exc
+    text = f"{type(cause).__name__}: {cause}"
+    return text.strip().splitlines()[0][:500] if isinstance(cause, InfoflowError) else " ".join(text.split())[:500]
+
+
+def failure_row(task: Task, kind: str, attempt: int, error: str) -> dict:
+    """The ``failures`` row of one failed attempt at ``task`` (kind: 'cascade', 'baseline', 'predictors')."""
+    return {
+        "task_id": task.task_id,
+        "kind": kind,
+        "dataset": task.dataset,
+        "sigma_w2": task.network.sigma_w2,
+        "depth": task.network.depth,
+        "seed": task.seed,
+        "attempt": attempt,
+        "error": error,
+        "failed_at": utc_now(),
+    }
 
 
 def load_task_data(dataset: str, options: DataOptions, device: torch.device | str) -> Dataset:
