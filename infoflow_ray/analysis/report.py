@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from infoflow_ray import analysis, families, leaderboard_plots, plots, theory
+from infoflow_ray import analysis, families, plots, theory
 from infoflow_ray.analysis import budget as budget_frames
 from infoflow_ray.analysis import info_plane, interpret, leaderboard, tuning
 from infoflow_ray.analysis import search as search_frames
@@ -296,11 +296,9 @@ def leaderboard_figures(store, a: Analysis) -> pl.DataFrame | None:
         a.figure(
             f"predictors_vs_truth_{suffix}",
             {"predictors": per_sigma},
-            lambda: leaderboard_plots.predictors_vs_truth(per_sigma, board, **key),
+            lambda: plots.predictors_vs_truth(per_sigma, board, **key),
         )
-        a.figure(
-            f"predictor_cost_{suffix}", {"predictors": board}, lambda: leaderboard_plots.cost_vs_accuracy(board, **key)
-        )
+        a.figure(f"predictor_cost_{suffix}", {"predictors": board}, lambda: plots.predictor_cost(board, **key))
     return board
 
 
