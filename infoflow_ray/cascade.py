@@ -361,14 +361,24 @@ def reconstruct_in_chunks(network: TanhNetwork, decoders: Decoders, x: Tensor, l
 
     Memory stays at ``layers_per_chunk`` × M × n_max floats; the frozen forward pass runs once over all layers.
     """
-    L = decoders.depth
+    return chunked_reconstructions(
+        network, decoders.depth, x, layers_per_chunk, lambda acts, first: _decode_chains(decoders, acts, first)
+    )
+
+
+def chunked_reconstructions(
+    network, depth: int, x: Tensor, layers_per_chunk: int, decode_chunk: Callable[[list[Tensor], int], Tensor]
+):
+    """Yield (first_layer, decode_chunk(activations of layers first..last, first)) for consecutive chunks of
+    ``layers_per_chunk`` layers covering 1..depth, running the frozen forward pass (``network.next_activation``)
+    once over all layers: every family's cascade reconstructs through this loop, decoding a chunk its own way."""
     a_prev = x
-    for first in range(1, L + 1, layers_per_chunk):
+    for first in range(1, depth + 1, layers_per_chunk):
         acts = []
-        for layer in range(first, min(L, first + layers_per_chunk - 1) + 1):
+        for layer in range(first, min(depth, first + layers_per_chunk - 1) + 1):
             a_prev = network.next_activation(layer, a_prev)
             acts.append(a_prev)
-        yield first, _decode_chains(decoders, acts, first)
+        yield first, decode_chunk(acts, first)
 
 
 def layers_per_chunk(n_images: int, widths: tuple[int, ...], budget_bytes: int) -> int:

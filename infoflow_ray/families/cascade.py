@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from infoflow_ray import seeding
-from infoflow_ray.cascade import ProgressFn, TrainedCascade, resolve_strategy
+from infoflow_ray.cascade import ProgressFn, TrainedCascade, chunked_reconstructions, resolve_strategy
 from infoflow_ray.config import CascadeSpec
 
 
@@ -127,11 +127,8 @@ def decode_chain(decoders: ModuleDecoders, layer: int, a: Tensor) -> Tensor:
 def reconstruct_in_chunks(network, decoders: ModuleDecoders, x: Tensor, layers_per_chunk: int):
     """Yield (first_layer, reconstructions (n, M, n_0)) for consecutive chunks of layers covering 1..L; the
     frozen forward pass runs once over all layers."""
-    L = decoders.depth
-    a = x
-    for first in range(1, L + 1, layers_per_chunk):
-        chunk = []
-        for layer in range(first, min(L, first + layers_per_chunk - 1) + 1):
-            a = network.next_activation(layer, a)
-            chunk.append(decode_chain(decoders, layer, a))
-        yield first, torch.stack(chunk)
+
+    def decode_chunk(acts: list[Tensor], first: int) -> Tensor:
+        return torch.stack([decode_chain(decoders, first + i, a) for i, a in enumerate(acts)])
+
+    return chunked_reconstructions(network, decoders.depth, x, layers_per_chunk, decode_chunk)

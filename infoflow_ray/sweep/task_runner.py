@@ -138,32 +138,11 @@ def _keys(task: Task) -> dict[str, Any]:
     }
 
 
-def runs_row(
-    task: Task,
-    *,
-    grid_name: str,
-    status: str,
-    started_at: datetime,
-    finished_at: datetime,
-    seconds: float,
-    attempts: int,
-    node_id: str,
-    device: str,
-) -> dict[str, Any]:
-    """The ``runs`` row of a finished task: its config, versions, hardware and timing."""
-    return run_record(
-        _keys(task),
-        task.kind,
-        task.config(),
-        grid_name=grid_name,
-        status=status,
-        started_at=started_at,
-        finished_at=finished_at,
-        seconds=seconds,
-        attempts=attempts,
-        node_id=node_id,
-        device=device,
-    )
+def runs_row(task: Task, **run: Any) -> dict[str, Any]:
+    """The ``runs`` row of a finished task: its config, versions, hardware and timing; ``run`` holds
+    ``run_record``'s keyword fields (grid_name, status, started_at, finished_at, seconds, attempts, node_id,
+    device)."""
+    return run_record(_keys(task), task.kind, task.config(), **run)
 
 
 def run_record(
