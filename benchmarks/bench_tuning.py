@@ -46,7 +46,7 @@ def main() -> None:
     trials = tuning.tune_trials(ResultStore.open(spec.results, create=False))
     target = tuning.target_accuracy(trials)
     per_seed = tuning.experiments(trials, target)
-    print(f"wall time {wall:.0f} s; prediction {outcome.prediction.sigma_w2} from {outcome.prediction.cascades} "
+    print(f"wall time {wall:.0f} s; prediction {outcome.prediction.sigma_w2} from {outcome.prediction.networks} "
           f"cascades, {outcome.prediction.seconds:.0f} task-seconds; target accuracy {target:.4f}")  # fmt: skip
     with pl.Config(tbl_rows=100, tbl_cols=30, tbl_width_chars=250, tbl_hide_dataframe_shape=True):
         print(per_seed.drop("job", "profile", "sigma_b2", "experiment_id"))

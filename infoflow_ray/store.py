@@ -307,7 +307,7 @@ TABLES: dict[str, pa.Schema] = {
             ("test_accuracy_by_epoch", pa.list_(pa.float64())),
             ("seconds_by_epoch", pa.list_(pa.float64())),
             ("ended_at_by_epoch", pa.list_(UTC_US)),  # when each epoch ended: orders the arm's epochs in time
-            ("prediction_seconds", pa.float64()),  # cascade task-seconds the prediction cost (0 for control)
+            ("prediction_seconds", pa.float64()),  # the prediction's task-seconds (cascades or predictor; 0: control)
             ("target_accuracy", pa.float64()),  # the job's target accuracy; NaN: derived at analysis
             ("device", pa.string()),
         ]

@@ -15,7 +15,7 @@ from infoflow_ray.errors import ConfigError
 from infoflow_ray.search import IntervalEdge, IntervalSearch
 from infoflow_ray.sweep.grid import resolve_grid
 from infoflow_ray.sweep.jobs import job
-from infoflow_ray.sweep.tuning import experiment_id, predicted_range, trial_row
+from infoflow_ray.sweep.tuning import experiment_id, passing_range, predicted_range, trial_row
 from infoflow_ray.sweep.tuning_spec import PRESETS, resolve_tuning
 from infoflow_ray.training import BaselineTrainer
 
@@ -33,6 +33,8 @@ main = job("tune").main
         (["--budget", "0"], "trials must be an integer >= 1, got 0"),
         (["--optimizers", "sgd,rmsprop"], "space.optimizer must be a non-empty list of sgd, adam"),
         (["--dataset", "imagenet"], "dataset must be one of"),
+        (["--predictor", "ntk"], "predictor must be one of cascade, mean_field_6xi, mean_field_grad, xiao2020, apjn"),
+        (["--predictor", "ntk_condition"], "predictor must be one of cascade,"),  # no depth: nothing to tune over
     ],
 )
 def test_bad_input_fails_in_one_line_before_any_work(tmp_path, capsys, argv, needle):
@@ -86,6 +88,33 @@ def test_predicted_range_takes_edge_midpoints_and_the_range_end_where_an_edge_li
     assert predicted_range(_interval(IntervalEdge(1.5, 1.0), IntervalEdge(4.0, None)), space) == (1.25, 4.0)
     assert predicted_range(_interval(IntervalEdge(0.25, None), IntervalEdge(2.0, 2.5)), space) == (0.25, 2.25)
     assert predicted_range(_interval(None, None), space) is None
+
+
+def test_a_predictors_range_reaches_halfway_to_its_grid_neighbours_outside_like_the_cascades():
+    grid = (0.5, 1.0, 1.5, 2.0, 2.5)
+    assert passing_range((1.0, 2.0), grid) == (0.75, 2.25)
+    assert passing_range((0.5, 1.5), grid) == (0.5, 1.75)  # the grid's end: the space's end
+    assert passing_range((2.5, 2.5), grid) == (2.25, 2.5)  # one passing σw² still gives a range to search
+    assert passing_range(None, grid) is None
+
+
+def test_the_predictors_grid_is_as_fine_as_the_cascades_tolerance_and_the_default_keeps_old_ids(capsys):
+    spec = resolve_tuning("cpu", overrides={"predictor": "apjn"})
+    grid = spec.predictor_sigma_w2
+    steps = [b - a for a, b in zip(grid, grid[1:])]
+    assert (grid[0], grid[-1]) == spec.space.sigma_w2 and max(steps) <= spec.sigma_w2_tolerance
+    assert max(steps) - min(steps) < 1e-5 and len(grid) == 39
+    # the default predictor (the cascade) leaves every settings id, hence every stored experiment, as it was
+    # before the field existed (values computed at 196e94e); another predictor is another experiment
+    assert [resolve_tuning(p).settings_id for p in ("tiny", "cpu", "paper-mnist")] == [
+        "00fda56e8b40e7b7",
+        "fcf892337108906d",
+        "2dd216501df080f5",
+    ]
+    assert spec.settings_id != resolve_tuning("cpu").settings_id
+    assert main(["--preset", "cpu", "--dry-run", "--predictor", "mean_field_6xi"]) == 0
+    out = capsys.readouterr().out
+    assert "ℓ̂ (mean_field_6xi) ≥ 30" in out and "39 σw² from 0.25 to 4" in out and "cascades of depth" not in out
 
 
 def test_experiment_ids_differ_by_arm_seed_and_range_not_by_resources():

@@ -13,11 +13,12 @@ import polars as pl
 import pytest
 from drivers import start_job
 
-from infoflow_ray import theory
+from infoflow_ray import families, theory
 from infoflow_ray.predict import predict_trainability
+from infoflow_ray.predictors.interval import depth_interval
 from infoflow_ray.store import ResultStore
 from infoflow_ray.sweep.task_runner import load_task_data
-from infoflow_ray.sweep.tuning import experiment_id, run_predict_then_tune
+from infoflow_ray.sweep.tuning import experiment_id, passing_range, run_predict_then_tune
 from infoflow_ray.sweep.tuning_spec import resolve_tuning
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -142,3 +143,44 @@ def test_the_docs_example_reads_the_results(tuned, capsys):
     names: dict = {}
     exec(code, names)
     assert names["per_seed"].height == 2 * len(SEEDS) and "saving" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("predictor", ["mean_field_6xi", "apjn"])
+def test_any_depth_predictor_drives_the_search_with_the_interval_depth_interval_computes(
+    predictor, tmp_path, ray_local
+):
+    """``--predictor``: mean field in closed form, and the measured APJN, each give the predicted arm its σw²
+    range — the one ``depth_interval`` computes here without Ray on the same untrained networks — and the rest of
+    the job (both arms, the tables) is the cascade's."""
+    results = tmp_path / "results"
+    spec = resolve_tuning(
+        "tiny",
+        overrides={"results": str(results), "predictor": predictor, "trials": 2, "max_epochs": 1, "search_seeds": (0,)},
+    )
+    outcome = run_predict_then_tune(spec, progress_interval_seconds=300)
+    assert not outcome.interrupted and not outcome.prediction_failed and outcome.failed_trials == 0
+    prediction = outcome.prediction
+    assert prediction.predictor == predictor and prediction.interval is None and prediction.seconds > 0
+    grid = spec.predictor_sigma_w2
+    data = load_task_data(spec.dataset, spec.data, "cpu")
+
+    def build(sigma_w2):
+        network = spec.network(sigma_w2)
+        return families.build(network, 0, "cpu"), network
+
+    expected = depth_interval(predictor, build, grid, spec.depth, data.train_x[:32], data.train_y[:32])
+    assert expected is not None and prediction.passing == expected
+    low, high = passing_range(expected, grid)
+    assert prediction.sigma_w2 == (low, high) and (low, high) != spec.space.sigma_w2
+    if predictor == "mean_field_6xi":  # closed form: 6·ξ_c >= L exactly on the passing σw², not just outside
+        depth = {s: 6 * float(theory.xi_c(s, spec.sigma_b2)) for s in grid}
+        assert all(depth[s] >= spec.depth for s in grid if expected[0] <= s <= expected[1])
+        assert all(depth[s] < spec.depth for s in grid if not expected[0] <= s <= expected[1])
+    trials = ResultStore.open(str(results), create=False).scan("tune_trials").collect()
+    assert trials.height == 2 * spec.trials
+    predicted, control = trials.filter(arm="predicted"), trials.filter(arm="control")
+    assert set(predicted["experiment_id"]) == {experiment_id(spec, "predicted", 0, (low, high))}
+    assert predicted["sigma_w2"].is_between(low, high).all()
+    assert (predicted["space_sigma_w2_low"] == low).all() and (predicted["space_sigma_w2_high"] == high).all()
+    assert (predicted["prediction_seconds"] == prediction.seconds).all() and (control["prediction_seconds"] == 0).all()
+    assert not (results / "cutoffs").exists()  # no cascade ran

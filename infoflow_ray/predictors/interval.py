@@ -1,5 +1,5 @@
-"""The σw² interval a depth predictor calls trainable at depth L: the building block of
-``jobs/predict_then_tune.py --predictor NAME`` (the job itself still predicts with the cascade's search)."""
+"""The σw² interval a depth predictor calls trainable at depth L: what ``jobs/predict_then_tune.py --predictor NAME``
+tunes over (``sweep.tuning``; the default, ``--predictor cascade``, is the cascade's own interval search)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def depth_interval(
     if not predictor.gives_depth or predictor.kind == "cascade":
         raise ConfigError(
             f"predictor '{name}' gives no depth computed here; use one of "
-            f"{', '.join(n for n in _depth_predictors())} (the cascade's interval comes from its own search)"
+            f"{', '.join(depth_predictors())} (the cascade's interval comes from its own search)"
         )
     passing = []
     for sigma_w2 in sorted(sigma_w2_grid):
@@ -32,7 +32,8 @@ def depth_interval(
     return (passing[0], passing[-1]) if passing else None
 
 
-def _depth_predictors() -> list[str]:
+def depth_predictors() -> tuple[str, ...]:
+    """The registered predictors ``depth_interval`` takes: those that give a depth and are computed here."""
     from infoflow_ray.predictors.registry import REGISTRY
 
-    return [n for n, p in REGISTRY.items() if p.gives_depth and p.kind != "cascade"]
+    return tuple(n for n, p in REGISTRY.items() if p.gives_depth and p.kind != "cascade")

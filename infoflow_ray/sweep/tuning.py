@@ -1,5 +1,7 @@
 """Predict, then tune, on Ray (``jobs/predict_then_tune.py``): the prediction as an adaptive search of
-cascades, then one Ray Tune experiment per (arm, search seed) with Optuna's sampler and ASHA.
+cascades (or, with ``--predictor NAME``, one Ray task asking a registered depth predictor at every σw² of
+``TuningSpec.predictor_sigma_w2``), then one Ray Tune experiment per (arm, search seed) with Optuna's sampler and
+ASHA.
 
 Every ended trial is a row of the ``tune_trials`` table, written by a Tune callback as it ends; when the experiment
 finishes, the rows its results hold and the table lacks (trials that ended just before an interruption) are
@@ -23,13 +25,15 @@ from typing import TextIO
 import optuna
 import polars as pl
 import ray
+import torch
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
-from infoflow_ray import search
+from infoflow_ray import families, predictors, search
 from infoflow_ray.config import NetworkSpec, TrainSpec
 from infoflow_ray.model import default_device
+from infoflow_ray.predictors.interval import depth_interval
 from infoflow_ray.store import ResultStore
 from infoflow_ray.store import task_id as hash_config
 from infoflow_ray.sweep.baselines import (
@@ -55,13 +59,18 @@ METRIC = "test_accuracy"
 
 @dataclass
 class PredictedRange:
-    """What the cascades predicted: the σw² range the ``predicted`` arm searches (None: no σw² reaches the
-    target depth), the interval search's edges, and the cascade task-seconds it cost."""
+    """What was predicted: the σw² range the ``predicted`` arm searches (None: no σw² reaches the target depth),
+    which ``predictor`` predicted it ('cascade' or a registered depth predictor), the task-seconds it cost, and on
+    how many ``networks`` (cascades, or the predictor's untrained networks). ``interval``: the cascade's interval
+    search (its edges; None for other predictors); ``passing``: a predictor's ``depth_interval`` answer, the
+    lowest and highest σw² of its grid with ℓ̂ >= L (None for the cascade, or where none passed)."""
 
     sigma_w2: tuple[float, float] | None
-    interval: search.IntervalSearch
     seconds: float
-    cascades: int
+    networks: int
+    predictor: str = "cascade"
+    interval: search.IntervalSearch | None = None
+    passing: tuple[float, float] | None = None
 
 
 @dataclass
@@ -88,7 +97,10 @@ def predict(
     spec: TuningSpec, address: str | None, out: TextIO, progress_interval_seconds: float
 ) -> PredictedRange | str:
     """Run (or read back) the interval search of ``spec.prediction_grid()``; a message when it did not finish.
-    The interval is the grid job's answer, taken from its Outcome (``GridOutcome.searches``)."""
+    The interval is the grid job's answer, taken from its Outcome (``GridOutcome.searches``). With a non-cascade
+    ``spec.predictor``, the interval is that predictor's (``predict_with_predictor``)."""
+    if spec.predictor != "cascade":
+        return predict_with_predictor(spec, address)
     grid = spec.prediction_grid()
     outcome = run_grid(grid, address=address, out=out, progress_interval_seconds=progress_interval_seconds)
     if outcome.interrupted:
@@ -103,8 +115,60 @@ def predict(
     ids = pl.Series(sorted(group.used), dtype=pl.String).implode()
     seconds = store.scan("runs").filter(pl.col("task_id").is_in(ids)).select(pl.col("seconds").sum()).collect().item()
     return PredictedRange(
-        predicted_range(group.interval, spec.space.sigma_w2), group.interval, float(seconds or 0.0), len(group.used)
+        predicted_range(group.interval, spec.space.sigma_w2),
+        float(seconds or 0.0),
+        len(group.used),
+        interval=group.interval,
     )
+
+
+def predictor_interval(spec: TuningSpec, device: torch.device | str = "cpu") -> tuple[float, float] | None:
+    """``depth_interval`` of ``spec.predictor`` over ``spec.predictor_sigma_w2`` at ``spec.depth``: the tuned
+    network (``spec.network(σw²)``) of the first cascade seed, untrained, and the first training images (as many
+    as the predictor's ``batch``). Pure: no Ray (the job runs it in one Ray task)."""
+    data = load_task_data(spec.dataset, spec.data, device)
+    batch = predictors.get(spec.predictor).settings().get("batch", 1)
+    seed = spec.cascade_seeds[0]
+
+    def build(sigma_w2: float):
+        network = spec.network(sigma_w2)
+        return families.build(network, seed, device), network
+
+    x, y = data.train_x[:batch], data.train_y[:batch]
+    return depth_interval(spec.predictor, build, spec.predictor_sigma_w2, spec.depth, x, y)
+
+
+@ray.remote(max_retries=0)
+def _predictor_task(spec: TuningSpec) -> tuple[tuple[float, float] | None, float]:
+    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
+    torch.set_num_threads(max(1, int(cpus)))
+    t0 = time.perf_counter()
+    passing = predictor_interval(spec, default_device())
+    return passing, time.perf_counter() - t0
+
+
+def passing_range(passing: tuple[float, float] | None, grid: tuple[float, ...]) -> tuple[float, float] | None:
+    """The predicted arm's σw² range from a predictor's passing hull on ``grid`` (sorted): each edge halfway to the
+    grid's next σw² outside, or the grid's end — the rule ``predicted_range`` applies to the cascade's edges."""
+    if passing is None:
+        return None
+    i, j = grid.index(passing[0]), grid.index(passing[1])
+    low = (grid[i - 1] + grid[i]) / 2 if i > 0 else grid[0]
+    high = (grid[j] + grid[j + 1]) / 2 if j + 1 < len(grid) else grid[-1]
+    return low, high
+
+
+def predict_with_predictor(spec: TuningSpec, address: str | None) -> PredictedRange:
+    """The σw² interval of ``spec.predictor`` (a registered depth predictor), computed in one Ray task of
+    ``resources.cpus_per_trial`` CPUs (and the trials' GPU share); recomputed on every run (it is deterministic
+    and costs seconds), so nothing is stored but the trials' ``prediction_seconds``."""
+    connect(address)
+    res = spec.resources
+    gpus = res.gpus_per_trial if res.gpus_per_trial is not None else (0.25 if ray.cluster_resources().get("GPU") else 0)
+    task = _predictor_task.options(num_cpus=res.cpus_per_trial, num_gpus=gpus, name=f"predict {spec.predictor}")
+    passing, seconds = ray.get(task.remote(spec))
+    grid = spec.predictor_sigma_w2
+    return PredictedRange(passing_range(passing, grid), seconds, len(grid), spec.predictor, passing=passing)
 
 
 def experiment_id(spec: TuningSpec, arm: str, search_seed: int, sigma_w2: tuple[float, float]) -> str:
@@ -131,17 +195,23 @@ def run_predict_then_tune(
     outcome.prediction = prediction
     space = spec.space.sigma_w2
     if prediction.sigma_w2 is None:
+        said = "ℓ_c" if prediction.predictor == "cascade" else f"ℓ̂ of {prediction.predictor}"
         print(
-            f"prediction: no σw² in [{space[0]:g}, {space[1]:g}] reaches depth {spec.depth} (ℓ_c < {spec.depth} "
+            f"prediction: no σw² in [{space[0]:g}, {space[1]:g}] reaches depth {spec.depth} ({said} < {spec.depth} "
             "everywhere): the predicted arm has nothing to search; running the control arm only",
             file=out,
         )
     else:
         low, high = prediction.sigma_w2
+        source = (
+            f"{prediction.networks} cascades"
+            if prediction.predictor == "cascade"
+            else f"{prediction.predictor} on {prediction.networks} untrained networks"
+        )
         print(
             f"prediction: trainable at depth {spec.depth} for σw² in [{low:.3g}, {high:.3g}] "
             f"({(high - low) / (space[1] - space[0]):.0%} of the range [{space[0]:g}, {space[1]:g}]), from "
-            f"{prediction.cascades} cascades, {prediction.seconds:.0f} task-seconds",
+            f"{source}, {prediction.seconds:.0f} task-seconds",
             file=out,
         )
     store = ResultStore.open(spec.results)
@@ -423,20 +493,29 @@ class _TrialRecorder(tune.Callback):
 
 def plan(spec: TuningSpec, out: TextIO) -> None:
     """``--dry-run``: the prediction's cascades (planned worst case) and the experiments; starts nothing."""
-    grid = spec.prediction_grid()
-    worst = search.worst_case_cascades(grid.sigma_w2, spec.sigma_w2_tolerance) * len(spec.cascade_seeds)
     space = spec.space
     print(
         f"predict-then-tune '{spec.name}': {spec.dataset}, depth {spec.depth} ({spec.network(1.0).profile_name}), "
         f"σb² {spec.sigma_b2:g}; results in {spec.results}",
         file=out,
     )
-    print(
-        f"  predict: σw² interval with ℓ_c ({spec.measure}) ≥ {spec.depth}, from cascades of depth {grid.deepest} "
-        f"at σw² {', '.join(f'{s:g}' for s in grid.sigma_w2)} bisected to ±{spec.sigma_w2_tolerance:g} "
-        f"(≤ {worst} cascades, seeds {', '.join(map(str, spec.cascade_seeds))})",
-        file=out,
-    )
+    if spec.predictor == "cascade":
+        grid = spec.prediction_grid()
+        worst = search.worst_case_cascades(grid.sigma_w2, spec.sigma_w2_tolerance) * len(spec.cascade_seeds)
+        print(
+            f"  predict: σw² interval with ℓ_c ({spec.measure}) ≥ {spec.depth}, from cascades of depth {grid.deepest} "
+            f"at σw² {', '.join(f'{s:g}' for s in grid.sigma_w2)} bisected to ±{spec.sigma_w2_tolerance:g} "
+            f"(≤ {worst} cascades, seeds {', '.join(map(str, spec.cascade_seeds))})",
+            file=out,
+        )
+    else:
+        grid_sw = spec.predictor_sigma_w2
+        print(
+            f"  predict: σw² interval with ℓ̂ ({spec.predictor}) ≥ {spec.depth}, from the untrained depth-{spec.depth} "
+            f"networks (seed {spec.cascade_seeds[0]}) at {len(grid_sw)} σw² from {grid_sw[0]:g} to {grid_sw[-1]:g} "
+            f"(step {grid_sw[1] - grid_sw[0]:.3g}), in one Ray task",
+            file=out,
+        )
     print(
         f"  tune: σw² uniform in the predicted interval (arm predicted) or in [{space.sigma_w2[0]:g}, "
         f"{space.sigma_w2[1]:g}] (arm control); lr log-uniform in [{space.lr[0]:g}, {space.lr[1]:g}]; batch size "
@@ -471,8 +550,9 @@ TUNE = register(
     Job(
         name="tune",
         script="predict_then_tune.py",
-        description="Predict the trainable σw² interval at one depth with reconstruction-entropy cascades, then "
-        "tune (σw², learning rate, …) with Ray Tune inside it, against the same search over the whole σw² range.",
+        description="Predict the trainable σw² interval at one depth with reconstruction-entropy cascades (or any "
+        "depth predictor: --predictor), then tune (σw², learning rate, …) with Ray Tune inside it, against the same "
+        "search over the whole σw² range.",
         spec=TuningSpec,
         presets=PRESETS,
         default_preset="cpu",

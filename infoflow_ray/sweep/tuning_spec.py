@@ -5,7 +5,9 @@ The job answers: how much compute does a hyperparameter search save when it firs
 σw² interval where a depth-L network is trainable, and only then tunes (σw², learning rate, …) inside it?
 
 - **predict**: the σw² interval search of ``infoflow_ray.search`` at target depth L (cascades only), started
-  from ``coarse_points`` σw² spread over the space's σw² range;
+  from ``coarse_points`` σw² spread over the space's σw² range — or, with ``predictor`` = a registered predictor
+  that gives a depth (``infoflow_ray.predictors``: mean field, APJN), the σw² of ``predictor_sigma_w2`` whose
+  predicted depth ℓ̂ >= L (``predictors.interval.depth_interval``);
 - **tune**, arm ``predicted``: a Ray Tune search (Optuna's TPE, or random) with ASHA early stopping over σw²
   inside the predicted interval and the other hyperparameters;
 - **control**, arm ``control``: the same searcher, scheduler, trial budget and seeds over the whole σw² range.
@@ -23,6 +25,7 @@ from typing import Any
 
 from infoflow_ray.config import OPTIMIZERS, CascadeSpec, NetworkSpec, _is_number, _require
 from infoflow_ray.data import DATASET_NAMES
+from infoflow_ray.predictors.interval import depth_predictors
 from infoflow_ray.store import task_id as hash_config
 from infoflow_ray.sweep.grid import (
     DATASET_SHAPES,
@@ -140,6 +143,7 @@ class TuningSpec:
     cascade_seeds: tuple[int, ...] = (0,)
     sigma_w2_tolerance: float = 0.05
     measure: str = "kl_per_image"
+    predictor: str = "cascade"  # 'cascade' (its interval search, by `measure`) or a predictor giving a depth
     data: DataOptions = field(default_factory=DataOptions)
     cascade: CascadeSpec = field(default_factory=CascadeSpec)
     resources: TuneResources = field(default_factory=TuneResources)
@@ -195,6 +199,8 @@ class TuningSpec:
             "a number > 0",
         )
         _require(self.measure in SEARCH_MEASURES, "measure", self.measure, f"one of {', '.join(SEARCH_MEASURES)}")
+        predictors = ("cascade", *depth_predictors())
+        _require(self.predictor in predictors, "predictor", self.predictor, f"one of {', '.join(predictors)}")
         _require(bool(self.results) and isinstance(self.results, str), "results", self.results, "a path or a URI")
         if isinstance(self.widths, list):
             object.__setattr__(self, "widths", tuple(self.widths))
@@ -228,6 +234,15 @@ class TuningSpec:
         if self.cascade_depth is not None:
             return self.cascade_depth
         return math.ceil(1.25 * self.depth) + (2 if self.widths == "wide" else 0)
+
+    @property
+    def predictor_sigma_w2(self) -> tuple[float, ...]:
+        """The σw² a non-cascade ``predictor`` is asked at: evenly spaced over ``space.sigma_w2``, ends included, at
+        most ``sigma_w2_tolerance`` apart (and at least ``coarse_points`` of them). The predicted arm's interval
+        reaches halfway to the first σw² outside, as the cascade's search's does (``tuning.predicted_range``)."""
+        low, high = self.space.sigma_w2
+        n = max(self.coarse_points, math.ceil((high - low) / self.sigma_w2_tolerance - 1e-9) + 1)
+        return tuple(round(low + (high - low) * i / (n - 1), 6) for i in range(n))
 
     def prediction_grid(self) -> GridSpec:
         """The adaptive search that predicts the trainable σw² interval at ``depth``: cascades only."""
@@ -264,6 +279,8 @@ class TuningSpec:
         values = self.as_dict()
         for key in ("name", "results", "resources", "cascade_workers", "search_seeds", "target_accuracy"):
             values.pop(key)
+        if values["predictor"] == "cascade":  # the default: the ids of results from before the field existed hold
+            values.pop("predictor")
         return hash_config(values)
 
 
