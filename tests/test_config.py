@@ -4,6 +4,7 @@ import math
 
 import pytest
 
+from infoflow_ray import families
 from infoflow_ray.config import CascadeSpec, NetworkSpec, TrainSpec
 from infoflow_ray.errors import ConfigError
 
@@ -127,6 +128,17 @@ def test_shrinking_profile_is_the_ceiling_of_a_linspace(depth, n_in, n_out):
     assert widths == expected
     assert widths[0] == n_in and widths[-1] == n_out
     assert all(a >= b for a, b in zip(widths, widths[1:]))
+
+
+def test_constant_profile_is_n_in_then_n_hidden_units_then_n_out_at_every_depth():
+    spec = NetworkSpec(1.76, 6, widths="constant-16", n_inputs=64)
+    assert spec.layer_widths == (64, 16, 16, 16, 16, 16, 10) and spec.profile_name == "constant-16"
+    assert NetworkSpec(1.76, 48, widths="constant-32").layer_widths == (784,) + (32,) * 47 + (10,)
+    assert spec.cutoff_last_layer() == 6  # no wide head to drop: every layer, as for shrinking
+    assert families.of_profile("constant-16").name == "mlp"  # the tables' profile value maps back to its family
+    for bad in ("constant-0", "constant-x", "constant-016", "constant-", "narrow-16"):
+        with pytest.raises(ConfigError, match=f"widths must be one of wide, shrinking, constant-N .*got '{bad}'"):
+            NetworkSpec(1.76, 6, widths=bad)
 
 
 def test_explicit_widths_are_kept_as_a_tuple():

@@ -191,6 +191,31 @@ PRESET_CONTENT = {
         baselines=48,
         search=False,
     ),
+    **{
+        f"predictors-{regime}": dict(
+            sigma_w2=(0.5, 1.0, 1.5, 1.76, 2.5, 4.0, 6.0, 8.0),
+            depths=(8, 16, 24, 32, 48, 64),
+            dataset="digits",
+            seeds=(0, 1),
+            widths=widths,
+            max_epochs=10,
+            cascades=16,
+            baselines=96,
+            search=False,
+        )
+        for regime, widths in (("chaotic", "wide"), ("narrow", "constant-16"), ("shrinking", "shrinking"))
+    },
+    "predictors-conv": dict(
+        sigma_w2=(0.5, 1.0, 1.76, 3.0, 6.0),
+        depths=(8, 16, 32),
+        dataset="digits",
+        widths="wide",
+        max_epochs=10,
+        cascades=10,
+        baselines=30,
+        search=False,
+        architecture=("cnn", "resnet"),
+    ),
     "predictors-paper": dict(
         sigma_w2=tuple(round(0.1 * i, 1) for i in range(1, 41)),
         depths=tuple(range(10, 201, 10)),

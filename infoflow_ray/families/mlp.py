@@ -2,9 +2,11 @@
 
 Sizes: ``NetworkSpec.widths`` names a profile or lists n_0..n_L. 'wide' keeps the input width n_0 through
 layer L−2 and ends in the reference's n_0 → 400 → n_out head; 'shrinking' interpolates linearly from n_0 to
-n_out, n_l = ⌈n_0 + (n_out − n_0)·l/L⌉. Its cascades train with the hand-written engine of
-``infoflow_ray.cascade`` (decoders tanh(V a + c) with gradients written out, several networks stacked into one
-batched matmul on a GPU), and its baseline trainings can be stacked (``batched_training``).
+n_out, n_l = ⌈n_0 + (n_out − n_0)·l/L⌉; 'constant-N' (e.g. 'constant-32') has N units in every hidden layer,
+n_0 → N → … → N → n_out (a narrow network at any depth, where mean field's large-width limit weakens). Its
+cascades train with the hand-written engine of ``infoflow_ray.cascade`` (decoders tanh(V a + c) with gradients
+written out, several networks stacked into one batched matmul on a GPU), and its baseline trainings can be
+stacked (``batched_training``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from infoflow_ray.families.base import Family
 from infoflow_ray.model import TanhNetwork, stack_parameters
 
 WIDTH_PROFILES = ("wide", "shrinking")
+CONSTANT = "constant-"  # 'constant-N': N hidden units in every hidden layer
 WIDE_PENULTIMATE_WIDTH = 400  # the reference's 784 -> 400 -> 10 head of the `wide` profile
 MIN_DEPTH = 3  # the named profiles end in a fixed head
 
@@ -31,9 +34,14 @@ def check_widths(spec: NetworkSpec) -> None:
     12-5-1 network has depth 2)."""
     min_depth = MIN_DEPTH if isinstance(spec.widths, str) else 1
     require(spec.depth >= min_depth, "depth", spec.depth, f"an integer >= {min_depth}")
-    allowed = f"one of {', '.join(WIDTH_PROFILES)} or a tuple of depth+1 positive integers"
+    allowed = (
+        f"one of {', '.join(WIDTH_PROFILES)}, constant-N (N hidden units, e.g. constant-32) "
+        "or a tuple of depth+1 positive integers"
+    )
     if isinstance(spec.widths, str):
-        require(spec.widths in WIDTH_PROFILES, "widths", spec.widths, allowed)
+        require(
+            spec.widths in WIDTH_PROFILES or constant_width(spec.widths) is not None, "widths", spec.widths, allowed
+        )
         return
     require(isinstance(spec.widths, tuple), "widths", spec.widths, allowed)
     require(
@@ -50,6 +58,12 @@ def check_widths(spec: NetworkSpec) -> None:
     )
 
 
+def constant_width(profile: str) -> int | None:
+    """N of a 'constant-N' profile name (N a positive integer), else None."""
+    digits = profile[len(CONSTANT) :] if profile.startswith(CONSTANT) else ""
+    return int(digits) if digits.isdigit() and int(digits) > 0 and digits == str(int(digits)) else None
+
+
 def widths_of(spec: NetworkSpec) -> tuple[int, ...]:
     """n_0..n_L of the widths profile (module docstring)."""
     L, n_in, n_out = spec.depth, spec.n_inputs, spec.n_outputs
@@ -57,6 +71,8 @@ def widths_of(spec: NetworkSpec) -> tuple[int, ...]:
         return (n_in,) * (L - 1) + (WIDE_PENULTIMATE_WIDTH, n_out)
     if spec.widths == "shrinking":
         return tuple(math.ceil(n_in + (n_out - n_in) * i / L) for i in range(L + 1))
+    if isinstance(spec.widths, str):
+        return (n_in,) + (constant_width(spec.widths),) * (L - 1) + (n_out,)
     return tuple(spec.widths)
 
 
@@ -84,11 +100,11 @@ class MLP(Family):
         return widths_of(spec)
 
     def profile_name(self, spec: NetworkSpec) -> str:
-        """'wide', 'shrinking' or 'custom' (an explicit tuple)."""
+        """'wide', 'shrinking', 'constant-N' or 'custom' (an explicit tuple)."""
         return spec.widths if isinstance(spec.widths, str) else "custom"
 
     def owns_profile(self, profile: str) -> bool:
-        return profile in (*WIDTH_PROFILES, "custom")
+        return profile in (*WIDTH_PROFILES, "custom") or constant_width(profile) is not None
 
     def cutoff_last_layer(self, spec: NetworkSpec, layer_range: str = "constant_width") -> int:
         return cutoff_last_layer(spec, layer_range)

@@ -667,6 +667,17 @@ class GridSpec:
 
 ALL_PREDICTORS = predictors.names()  # the cascade's cutoffs (read), mean field, APJN, NTK, NASWOT, GradNorm, ZiCo
 
+REGIMES = dict(
+    sigma_w2=(0.5, 1.0, 1.5, 1.76, 2.5, 4.0, 6.0, 8.0),
+    depths=(8, 16, 24, 32, 48, 64),
+    datasets=("digits",),
+    seeds=(0, 1),
+    cascade=dict(eval_samples=200),
+    train=dict(max_epochs=10, lr=0.01),
+    predictors=ALL_PREDICTORS,
+)
+"""The settings the ``predictors-*`` regime presets share (docs/predictors.md, the regimes)."""
+
 PRESETS: dict[str, dict[str, Any]] = {
     # End-to-end check in well under a minute on a laptop CPU (tests use it).
     "tiny": dict(
@@ -730,6 +741,24 @@ PRESETS: dict[str, dict[str, Any]] = {
         train=dict(max_epochs=5, lr=0.01),
         predictors=ALL_PREDICTORS,
         results="results/predictors-laptop",
+    ),
+    # The regimes where the cascade should earn its cost (docs/predictors.md): where mean field's large-width,
+    # fully connected assumptions weaken or break, and deep enough to reach the chaotic side's fall-off. On
+    # scikit-learn's 8×8 digits (64 inputs: 'wide' = 64 units), SGD at 10⁻² for 10 epochs (ladder 1, 2, 4, 8, 10),
+    # depths to 64, seeds 0 and 1; each in its own folder (one leaderboard each). Measured: benchmarks/RESULTS.md.
+    "predictors-chaotic": dict(REGIMES, results="results/predictors-chaotic"),
+    "predictors-narrow": dict(REGIMES, widths="constant-16", results="results/predictors-narrow"),
+    "predictors-shrinking": dict(REGIMES, widths="shrinking", results="results/predictors-shrinking"),
+    # The CNN and the ResNet (16 channels): with SGD neither trains (see 'architectures'), so Adam at 3·10⁻³; one seed.
+    "predictors-conv": dict(
+        REGIMES,
+        seeds=(0,),
+        sigma_w2=(0.5, 1.0, 1.76, 3.0, 6.0),
+        depths=(8, 16, 32),
+        architecture=("cnn", "resnet"),
+        channels=16,
+        train=dict(max_epochs=10, optimizer="adam", lr=3e-3),
+        results="results/predictors-conv",
     ),
     # The same comparison at the paper's scale (fig. 3's σw² and depths, 3 seeds, 200 epochs): GPU clusters.
     "predictors-paper": dict(
