@@ -91,8 +91,10 @@ def values(results: Path) -> dict[str, pl.DataFrame]:
 def searched(tmp_path_factory, ray_local) -> Path:
     """The small search run once, undisturbed."""
     path = tmp_path_factory.mktemp("search") / "results"
-    outcome = run_grid(small_search(path), progress_interval_seconds=300)
+    out = io.StringIO()
+    outcome = run_grid(small_search(path), out=out, progress_interval_seconds=300)
     assert not outcome.failed and not outcome.interrupted
+    (path.parent / "out.txt").write_text(out.getvalue())  # the progress lines, for the policy test
     return path
 
 
@@ -179,6 +181,35 @@ def test_a_killed_search_resumes_without_redoing_a_task_and_takes_the_same_decis
         assert got[table].equals(want[table]), table
     rungs = got["search"].filter(pl.col("search") == "rung")  # the same rungs: ℓ_train within 1 of 2 epochs
     assert rungs.height == 3 and (rungs["budget"] == 1).all()
+
+
+def _cascade_lines_before_trainings_asked(output: str) -> int:
+    """How many cascades had ended (their progress lines) when the search first asked for trainings."""
+    ended = 0
+    for line in output.splitlines():
+        if "asked next:" in line and "trainings" in line:
+            return ended
+        ended += "cutoff per-image KL" in line
+    raise AssertionError(f"no trainings asked in:\n{output}")
+
+
+def test_per_round_takes_the_per_result_decisions_and_only_per_result_asks_mid_round(searched, tmp_path):
+    """The driver's two ``search.policy`` values on the same small search (``searched`` ran the default,
+    per_result): the same search rows, trainings and cutoffs. Per round asks for trainings once all 3 coarse
+    cascades have ended, and starts none before; per result asks as soon as the first cascade is in — on 2 CPUs
+    the third cascade starts only after that, so it is still to come."""
+    results = tmp_path / "results"
+    out = io.StringIO()
+    outcome = run_grid(small_search(results, policy="per_round"), out=out, progress_interval_seconds=300)
+    assert not outcome.failed and not outcome.interrupted
+    got, want = values(results), values(searched)
+    for table in want:
+        assert got[table].equals(want[table]), table
+    assert _cascade_lines_before_trainings_asked(out.getvalue()) == 3
+    runs = ResultStore.open(str(results), create=False).scan("runs").collect()
+    first = runs.filter(pl.col("kind") == "baseline")["started_at"].min()
+    assert first >= runs.filter(pl.col("kind") == "cascade")["finished_at"].max()
+    assert _cascade_lines_before_trainings_asked((searched.parent / "out.txt").read_text()) < 3
 
 
 def test_sigma_w2_bisection_finds_an_edge_within_the_tolerance(tmp_path, ray_local):

@@ -1,9 +1,9 @@
 """A search killed while trainings run resumes them from their checkpoints (issue 29, point 4).
 
-Each round of the search runs its trainings as one Tune experiment named by the round's pending set. After a
-kill the restarted search's pending set differs (the trainings stored before the kill are gone from it, the
-searches they advanced ask for new ones), so the experiment is not found by name; ``run_baselines`` now finds
-the interrupted trainings' checkpoints in the kept experiments instead of training them again from epoch 0.
+The search runs its trainings as trials of one Tune experiment per run, added as the searches ask for them
+(``baselines.stream_baselines``). After a kill the restarted search runs a new experiment; it finds the
+interrupted trainings' checkpoints in the kept one and starts each from there when the search asks for it again,
+instead of training it from epoch 0.
 """
 
 from __future__ import annotations

@@ -190,3 +190,49 @@ def test_the_docs_example_runs_as_written(capsys):
     exec(python_block("docs/cluster-scale.md", "# The search at cluster scale"), {})
     out = capsys.readouterr().out
     assert out.startswith("search per_result   32 workers: makespan ") and "130 trainings, 40 cascades" in out
+
+
+@pytest.mark.parametrize("policy", ["per_result", "per_round"])
+def test_the_drivers_stream_replans_when_its_policy_says(policy):
+    """sweep.execution.Stream, the driver's hand-out (no Ray needed): per result it replans after every end, per
+    round once everything handed out has ended; cascades go to the pool's queue, trainings to Tune's searcher,
+    which hears FINISHED only once the stream is closed. A replan that raises closes it with the error."""
+    import io
+
+    from infoflow_ray.sweep.execution import Stream
+    from infoflow_ray.sweep.progress import Progress
+
+    cascade = GRID.tasks()[0]
+    a, b, c = _tasks(3)
+    calls = []
+
+    def replan(ended):
+        calls.append([t.task_id for t in ended])
+        return [b, c, cascade] if len(calls) == 1 else [c]  # c asked again: handed out once
+
+    progress = Progress(("cascade", "baseline"), stream=io.StringIO())
+    stream = Stream([a, cascade], replan, policy, progress)
+    assert stream.cascades.get_nowait() == cascade and stream.next_group() == [a] and stream.next_group() is None
+    stream.end([a])
+    if policy == "per_result":
+        assert calls == [[a.task_id]]
+        assert [stream.next_group(), stream.next_group()] == [[b], [c]]
+        stream.end([cascade])
+        assert calls[-1] == [cascade.task_id] and stream.next_group() is None
+    else:
+        assert calls == [] and stream.next_group() is None  # the cascade is still open: no replan yet
+        stream.end([cascade])
+        assert calls == [[a.task_id, cascade.task_id]]
+        assert [stream.next_group(), stream.next_group()] == [[b], [c]]
+    assert stream.cascades.empty()  # the cascade asked again was handed out already
+    stream.end([b])
+    assert not stream.closed.is_set()
+    stream.end([c])
+    assert stream.closed.is_set() and stream.next_group() == "FINISHED" and stream.error is None
+
+    def broken(ended):
+        raise OSError("store unreadable")
+
+    failing = Stream([a], broken, policy, progress)
+    failing.end([a])
+    assert failing.closed.is_set() and isinstance(failing.error, OSError) and failing.next_group() == "FINISHED"

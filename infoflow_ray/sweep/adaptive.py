@@ -1,8 +1,10 @@
 """The adaptive search on Ray (``jobs/full_grid.py --search``): the driver's loop around ``infoflow_ray.search``.
 
-Every round the driver reads what is stored, *replays* every search from it (``plan``: pure, no Ray) and runs
-the tasks the searches ask for next — cascades on the actor pool, trainings as Tune trials, the same tasks with
-the same ids as a full grid's — until no search asks for anything. The searches of one (dataset, profile, σb²):
+Every time a task ends (``search.policy = "per_result"``; or once everything asked has ended, ``"per_round"``)
+the driver reads what is stored, *replays* every search from it (``plan``: pure, no Ray) and starts the tasks
+the searches ask for next — cascades on the actor pool, trainings as trials of one running Tune experiment
+(``sweep.execution.Stream``), the same tasks with the same ids as a full grid's — until no search asks for
+anything. The searches of one (dataset, profile, σb²):
 
 - the coarse cascades, one per (σw², seed) of the grid;
 - with ``search.target_depth`` L: the σw² interval where ℓ_c ≥ L, both edges bisected (cascades at new σw²),
@@ -29,7 +31,7 @@ from infoflow_ray import budget, families, search, theory
 from infoflow_ray.analysis.search import search_cost
 from infoflow_ray.store import ResultStore
 from infoflow_ray.store import task_id as hash_config
-from infoflow_ray.sweep.execution import GridOutcome, execute, prepare, task_records
+from infoflow_ray.sweep.execution import GridOutcome, Stream, describe, execute, prepare, task_records
 from infoflow_ray.sweep.grid import GridSpec, Task
 from infoflow_ray.sweep.progress import Progress
 
@@ -108,7 +110,8 @@ def search_id(grid: GridSpec, dataset: str, sigma_b2: float, architecture: str =
         family["channels"] = grid.channels
     # the budget options only where set, so a search stored before them keeps its id (and its log file)
     new = {"resolve_rungs": False, "extra_seeds": 0, "close_margin": 0.05}
-    values["search"] = {k: v for k, v in values["search"].items() if k not in new or v != new[k]}
+    # the policy changes when tasks start, never what is decided
+    values["search"] = {k: v for k, v in values["search"].items() if (k not in new or v != new[k]) and k != "policy"}
     if values["train"].get("ladder") is None:
         values["train"].pop("ladder", None)
     return hash_config(
@@ -613,75 +616,59 @@ def unique(tasks: list[Task]) -> list[Task]:
 def run_search(
     grid: GridSpec, store: ResultStore, address: str | None, out: TextIO, progress_interval_seconds: float, start: float
 ) -> GridOutcome:
-    """Rounds of: read the store, replay the searches, run what they ask for — until nothing is asked."""
+    """Read the store, replay the searches, run what they ask for, and replan as results arrive — after every
+    result (``search.policy = "per_result"``) or once everything asked has ended (``"per_round"``) — until
+    nothing is asked. Either way the decisions are ``plan``'s over the stored results."""
     measure = grid.search.measure
     failed: set[str] = set()
     asked: dict[str, Task] = {}  # every task the searches used or asked for, by id
-    ran: set[str] = set()
+    settings = grid.as_dict()
+    settings["search"].pop("policy")  # the grid file is named by what decides the tasks, not by when they start
     outcome = GridOutcome()
-    connected = False
-    round_ = 0
-    finished = store.finished_task_ids()
-    while True:
-        groups = plan(grid, read_stored(store, measure, frozenset(failed), finished))
+    groups: list[GroupPlan] = []
+    already = store.finished_task_ids()
+
+    def replan(ended: list[Task], finished: set[str] | None = None) -> list[Task]:
+        """What the searches ask for now, after ``ended`` (a task that ended unstored failed for good)."""
+        finished = finished if finished is not None else store.finished_task_ids()
+        failed.update(t.task_id for t in ended if t.task_id not in finished)
+        groups[:] = plan(grid, read_stored(store, measure, frozenset(failed), finished))
         for g in groups:
             store.write_search(g.search_id, g.dataset, g.rows)
         pending = unique([t for g in groups for t in g.asks])
         for g in groups:
             asked.update(g.used)
         asked.update((t.task_id, t) for t in pending)
-        store.write_grid(grid.name, grid.as_dict(), task_records(list(asked.values())), growing=True)
-        if not pending:
-            break
-        if not connected:
-            prepare(grid, store, address)
-            connected = True
-        round_ += 1
-        kinds = tuple(k for k in grid.kinds if any(t.kind == k for t in pending))
+        store.write_grid(grid.name, settings, task_records(list(asked.values())), growing=True)
+        return pending
+
+    pending = replan([], already)
+    replans = 0
+    if pending:
+        prepare(grid, store, address)
+        kinds = tuple(k for k in grid.kinds if k in ("cascade", "baseline"))
         progress = Progress(kinds, stream=out, interval_seconds=progress_interval_seconds)
-        for kind in kinds:
-            progress.set_total(kind, sum(t.kind == kind for t in pending), 0)
-        progress.note(f"search round {round_}: {_describe(pending)}")
-        interrupted = execute(grid, store, pending, progress)
-        ran.update(t.task_id for t in pending)
-        finished = store.finished_task_ids()
-        failed.update(t.task_id for t in pending if t.task_id not in finished)
-        if interrupted:
-            outcome.interrupted = True
+        progress.note(f"search ({grid.search.policy.replace('_', ' ')}): {describe(pending)}")
+        stream = Stream(pending, replan, grid.search.policy, progress, grid.resources.baseline_group)
+        outcome.interrupted = execute(grid, store, [], progress, stream=stream)
+        replans = stream.replans
+        if outcome.interrupted:
             progress.note("interrupted: finished tasks are stored; run the same command again to resume the search")
-            break
+    finished = store.finished_task_ids()
     outcome.total = {k: sum(t.kind == k for t in asked.values()) for k in grid.kinds}
-    outcome.skipped = {k: sum(t.kind == k and i not in ran for i, t in asked.items()) for k in grid.kinds}
+    outcome.skipped = {k: sum(t.kind == k and i in already for i, t in asked.items()) for k in grid.kinds}
     outcome.failed = {asked[t].label: "not finished" for t in failed if t not in finished}
     outcome.seconds = time.monotonic() - start
     outcome.searches = groups
-    print_search_summary(grid, store, groups, out, round_)
+    print_search_summary(grid, store, groups, out, replans)
     return outcome
-
-
-def _describe(tasks: list[Task]) -> str:
-    cascades = sorted({t.network.sigma_w2 for t in tasks if t.kind == "cascade"})
-    trainings = [t for t in tasks if t.kind == "baseline"]
-    parts = []
-    if cascades:
-        parts.append(
-            f"{sum(t.kind == 'cascade' for t in tasks)} cascades at σw² " + ", ".join(f"{s:g}" for s in cascades)
-        )
-    if trainings:
-        parts.append(
-            f"{len(trainings)} trainings ("
-            + ", ".join(f"σw² {t.network.sigma_w2:g} L={t.network.depth}" for t in trainings[:8])
-            + (", …" if len(trainings) > 8 else "")
-            + ")"
-        )
-    return "; ".join(parts)
 
 
 def print_search_summary(grid: GridSpec, store: ResultStore, groups: list[GroupPlan], out: TextIO, rounds: int) -> None:
     """What the searches found: ℓ_train brackets per σw², the σw² interval at L, the peak against mean field."""
     for g in groups:
         critical = float(theory.critical_sigma_w2(g.sigma_b2))
-        print(f"search {g.dataset} {g.profile} σb²={g.sigma_b2:g} ({rounds} rounds this run):", file=out)
+        print(f"search {g.dataset} {g.profile} σb²={g.sigma_b2:g} ({rounds} replans asked for work):", file=out)
         for sigma_w2 in grid.sigma_w2:
             cells = []
             for seed in searched_seeds(grid, g, sigma_w2):

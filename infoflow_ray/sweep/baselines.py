@@ -11,13 +11,16 @@ import functools
 import hashlib
 import logging
 import os
+import pickle
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow.fs as pafs
 import torch
 from ray import tune
+from ray.tune.search import Searcher
 
 from infoflow_ray.batched_training import train_baselines_batched
 from infoflow_ray.model import default_device
@@ -426,9 +429,9 @@ def run_baselines(
         common["resume_from"] = latest_checkpoints(storage, name)
         previous, name = [name], f"{name}-rerun-{int(time.time())}"
     else:
-        # A run killed while trainings ran left their checkpoints in an experiment of another name: a search's
-        # round is named by its pending set, which is smaller once some of its trainings are stored. Start each
-        # pending task from its newest checkpoint there, not from epoch 0.
+        # A run killed while trainings ran may have left their checkpoints in an experiment of another name (a
+        # search's stream, or a grid of other tasks in the same folder). Start each pending task from its newest
+        # checkpoint there, not from epoch 0.
         common["resume_from"], previous = interrupted_checkpoints(storage, pending, exclude=name)
         if previous:
             progress.note(
@@ -460,13 +463,132 @@ def run_baselines(
         ),
     )
     if _fit_and_clean_up(tuner, storage, name, pending, store) and "resume_from" in common:
-        done = store.finished_task_ids("baseline")
-        for old in previous:  # once every task checkpointed there is stored (another run may still need one)
-            if set(latest_checkpoints(storage, old)) <= done:
-                delete_experiment(storage, old)
+        _delete_used(storage, previous, store)
 
 
-def _fit_and_clean_up(tuner: tune.Tuner, storage: str, name: str, tasks: list[Task], store: ResultStore) -> bool:
+def _delete_used(storage: str, previous: list[str], store: ResultStore) -> None:
+    """Delete the kept experiments ``previous`` once every task checkpointed there is stored (another run may
+    still need one)."""
+    done = store.finished_task_ids("baseline")
+    for old in previous:
+        if set(latest_checkpoints(storage, old)) <= done:
+            delete_experiment(storage, old)
+
+
+class TaskSearcher(Searcher):
+    """Tune's searcher for a stream of trainings (the search, ``sweep.execution.Stream``): ``suggest`` hands Tune
+    the next group of tasks the search has asked for (None while it has asked for nothing new, FINISHED once it
+    is done), and ``on_trial_complete`` reports the group's end, on which the search replans. Trials are thus
+    added to the running experiment as the search decides, not a round at a time.
+
+    ``resume_from``: task id → its newest checkpoint in a kept experiment (a run killed mid-training): such a
+    task's trial starts from that epoch, not from epoch 0."""
+
+    def __init__(
+        self,
+        next_group: Callable[[], list[Task] | str | None],
+        ended: Callable[[list[Task]], None],
+        common: dict,
+        resume_from: dict[str, str],
+    ):
+        super().__init__()
+        self._next_group, self._ended, self._common, self._resume = next_group, ended, common, resume_from
+        self._trials: dict[str, list[Task]] = {}
+        self.tasks: list[Task] = []  # every task handed to Tune
+
+    def suggest(self, trial_id: str) -> dict | str | None:
+        group = self._next_group()
+        if group is None or group == Searcher.FINISHED:
+            return group
+        self._trials[trial_id] = group
+        self.tasks += group
+        config = {**self._common, "tasks": [t.config() for t in group]}
+        resume = {t.task_id: self._resume[t.task_id] for t in group if t.task_id in self._resume}
+        return config | ({"resume_from": resume} if resume else {})
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        group = self._trials.pop(trial_id, None)
+        if group:
+            self._ended(group)
+
+    # Tune pickles its searcher with the experiment state; this one is rebuilt by every run (a killed run's
+    # trainings resume from their checkpoints through ``resume_from``, not through ``Tuner.restore``).
+    def __getstate__(self) -> dict:
+        return {}
+
+    def __setstate__(self, state: dict) -> None:
+        self._trials, self.tasks, self._resume = {}, [], {}
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump({}, f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        pass
+
+
+def stream_baselines(
+    next_group: Callable[[], list[Task] | str | None],
+    ended: Callable[[list[Task]], None],
+    *,
+    results: str,
+    grid_name: str,
+    cpus: float,
+    gpus: float,
+    max_concurrent: int | None,
+    max_attempts: int,
+    checkpoint_every_epochs: int,
+    store: ResultStore,
+    progress: Progress,
+) -> None:
+    """Run trainings as they are asked for, in one Tune experiment driven by a ``TaskSearcher`` (see there).
+
+    The experiment is this run's own (``baselines-stream-…``); trainings that a killed run left checkpointed in a
+    kept experiment resume from their newest checkpoint there, and that experiment is deleted once every task it
+    checkpointed is stored. ``max_concurrent`` None: as many trials as the cluster's CPUs (or GPUs) hold."""
+    trainable = tune.with_resources(baseline_trainable, {"cpu": cpus, "gpu": gpus})
+    storage = tune_storage(results)
+    name = f"baselines-stream-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+    resume_from, previous = interrupted_checkpoints(storage, None, exclude=name)
+    if resume_from:
+        progress.note(
+            f"{len(resume_from)} training(s) resume from the checkpoints of an interrupted run "
+            f"({', '.join(previous)}) when the search asks for them"
+        )
+    common = {"results": results, "grid_name": grid_name, "checkpoint_every_epochs": checkpoint_every_epochs}
+    searcher = TaskSearcher(next_group, ended, common, resume_from)
+    if max_concurrent is None:  # the limiter also sets how many trials wait for resources at once
+        import ray
+
+        cluster = ray.cluster_resources()
+        slots = cluster.get("GPU", 0) / gpus if gpus else cluster.get("CPU", 1) / cpus
+        max_concurrent = max(1, int(slots))
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=searcher,
+            num_samples=-1,  # until the searcher says FINISHED
+            max_concurrent_trials=max_concurrent,
+            reuse_actors=True,
+            trial_name_creator=lambda trial: _trial_name(trial),
+            trial_dirname_creator=lambda trial: _trial_name(trial).replace(" ", "_"),
+        ),
+        run_config=tune.RunConfig(
+            name=name,
+            storage_path=storage,
+            verbose=0,
+            callbacks=[_TuneProgress(progress, store)],
+            failure_config=tune.FailureConfig(max_failures=max_attempts - 1),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        ),
+    )
+    if _fit_and_clean_up(tuner, storage, name, lambda: searcher.tasks, store):
+        _delete_used(storage, previous, store)
+
+
+def _fit_and_clean_up(
+    tuner: tune.Tuner, storage: str, name: str, tasks: list[Task] | Callable[[], list[Task]], store: ResultStore
+) -> bool:
     """Run the experiment; once every trial of it ended without error and every task's rows are stored, delete its
     Tune state (nothing in it is needed any more) and return True. An interrupted experiment (KeyboardInterrupt
     passes through), or one with a trial that failed for good or a task without rows, keeps its state, so the next
@@ -474,6 +596,7 @@ def _fit_and_clean_up(tuner: tune.Tuner, storage: str, name: str, tasks: list[Ta
     serialise_experiment_state_sync()
     results = tuner.fit()
     done = store.finished_task_ids("baseline")
+    tasks = tasks() if callable(tasks) else tasks  # a stream's: known once it ended
     if results.errors or any(t.task_id not in done for t in tasks):
         return False
     delete_experiment(storage, name)
@@ -487,8 +610,10 @@ def _storage_fs(storage: str) -> tuple[pafs.FileSystem, str]:
 def delete_experiment(storage: str, name: str) -> None:
     """Delete one experiment's Tune state, and Tune's storage folder once it is empty."""
     filesystem, root = _storage_fs(storage)
-    filesystem.delete_dir(f"{root}/{name}")
-    if not filesystem.get_file_info(pafs.FileSelector(root, allow_not_found=True)):
+    if filesystem.get_file_info(f"{root}/{name}").type != pafs.FileType.NotFound:  # a stream may have had no trial
+        filesystem.delete_dir(f"{root}/{name}")
+    exists = filesystem.get_file_info(root).type == pafs.FileType.Directory
+    if exists and not filesystem.get_file_info(pafs.FileSelector(root, allow_not_found=True)):
         filesystem.delete_dir(root)
 
 
@@ -510,10 +635,10 @@ def latest_checkpoints(storage: str, name: str) -> dict[str, str]:
     return {task: path for task, (_, path) in newest.items()}
 
 
-def interrupted_checkpoints(storage: str, tasks: list[Task], exclude: str) -> tuple[dict[str, str], list[str]]:
-    """The newest checkpoint of each of ``tasks`` in the baseline experiments kept in ``storage`` (those of
-    interrupted or failed runs; ``exclude``: the experiment about to run), and the experiments they are in.
-    Where two experiments hold one task, the checkpoint of the later epoch wins."""
+def interrupted_checkpoints(storage: str, tasks: list[Task] | None, exclude: str) -> tuple[dict[str, str], list[str]]:
+    """The newest checkpoint of each of ``tasks`` (None: of every task) in the baseline experiments kept in
+    ``storage`` (those of interrupted or failed runs; ``exclude``: the experiment about to run), and the
+    experiments they are in. Where two experiments hold one task, the checkpoint of the later epoch wins."""
     filesystem, root = _storage_fs(storage)
     infos = filesystem.get_file_info(pafs.FileSelector(root, allow_not_found=True))
     names = sorted(
@@ -521,11 +646,11 @@ def interrupted_checkpoints(storage: str, tasks: list[Task], exclude: str) -> tu
         for i in infos
         if i.type == pafs.FileType.Directory and i.base_name.startswith("baselines-") and i.base_name != exclude
     )
-    wanted = {t.task_id for t in tasks}
+    wanted = None if tasks is None else {t.task_id for t in tasks}
     candidates: dict[str, list[tuple[str, str]]] = {}  # task → [(checkpoint, experiment)]
     for name in names:
         for task, path in latest_checkpoints(storage, name).items():
-            if task in wanted:
+            if wanted is None or task in wanted:
                 candidates.setdefault(task, []).append((path, name))
     chosen = {
         task: max(found, key=lambda c: _checkpoint_epochs(c[0])) if len(found) > 1 else found[0]

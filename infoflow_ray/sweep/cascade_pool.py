@@ -16,7 +16,9 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
+from queue import SimpleQueue
 
 import ray
 import torch
@@ -125,6 +127,9 @@ class _Queue:
     def __bool__(self) -> bool:
         return bool(self._items)
 
+    def __len__(self) -> int:
+        return len(self._items)
+
     def push(self, task: Task, attempt: int) -> None:
         self._items.append((task, attempt))
 
@@ -162,8 +167,11 @@ def run_cascade_pool(
     stop: threading.Event | None = None,
     on_worker_started=None,
     group: int | None = None,
+    incoming: SimpleQueue | None = None,
+    closed: threading.Event | None = None,
+    on_end: Callable[[list[Task]], None] | None = None,
 ) -> dict[str, dict]:
-    """Run ``tasks`` on ``size.workers`` actors; returns task_id → summary for the tasks that finished.
+    """Run ``tasks`` on up to ``size.workers`` actors; returns task_id → summary for the tasks that finished.
 
     ``group``: cascades trained together per call (None: as many as the actor's device memory holds, 1 on a
     CPU), never more than an even share of the compatible tasks still waiting, so no actor is left idle.
@@ -171,20 +179,43 @@ def run_cascade_pool(
     so a restart never burns the attempts of the tasks queued behind it. A task counts an attempt when it
     raised or its actor died under it (a task that kills its actor every time ends as failed, not in a loop).
     Errors of infoflow-ray's own kinds (bad config, missing dataset) are not retried.
+
+    Streaming (the search, ``sweep.execution.Stream``): more tasks arrive on ``incoming`` while the pool runs, and
+    it ends only once ``closed`` is set and nothing is queued or running; ``on_end(tasks)`` is called, in this
+    thread, for every group of tasks that ended (stored, or failed for good). Actors start when tasks wait for
+    them and are killed when nothing is queued, so their CPUs/GPUs go to the trainings meanwhile.
+    ``on_worker_started(workers)``: called once with the first actors (those of ``tasks``).
     """
     stop = stop or threading.Event()
-    workers = [
-        CascadeWorker.options(num_cpus=size.cpus, num_gpus=size.gpus).remote(results, grid_name)
-        for _ in range(size.workers)
-    ]
-    if on_worker_started:
-        on_worker_started(workers)
+    if closed is None:  # a fixed list: nothing more comes
+        closed = threading.Event()
+        closed.set()
     queue = _Queue(tasks)
-    idle = list(workers)
+    workers: list = []
+    idle: list = []
     in_flight: dict[ray.ObjectRef, tuple[object, list[Task], list[int]]] = {}
     pinging: dict[ray.ObjectRef, object] = {}
     finished: dict[str, dict] = {}
     capacity: dict[tuple, int] = {}
+
+    def start_workers(n: int) -> list:
+        new = [
+            CascadeWorker.options(num_cpus=size.cpus, num_gpus=size.gpus).remote(results, grid_name)
+            for _ in range(max(0, n))
+        ]
+        workers.extend(new)
+        idle.extend(new)
+        return new
+
+    def release_idle() -> None:
+        for worker in idle:
+            ray.kill(worker)
+            workers.remove(worker)
+        idle.clear()
+
+    def take_incoming() -> None:
+        while incoming is not None and not incoming.empty():
+            queue.push(incoming.get(), 1)
 
     def group_limit(worker, task: Task) -> int:
         key = cascade_group_key(task)
@@ -195,11 +226,23 @@ def run_cascade_pool(
                 )
             except RayActorError:
                 return 1  # the actor is restarting; ask again next time
-        fair_share = -(-(queue.waiting_like(task)) // len(workers))
+        fair_share = -(-(queue.waiting_like(task)) // size.workers)
         return max(1, min(capacity[key], fair_share))
 
+    take_incoming()
+    first = start_workers(min(size.workers, len(queue)))
+    if on_worker_started:
+        on_worker_started(first)
     try:
-        while (queue or in_flight) and not stop.is_set():
+        while not stop.is_set():
+            take_incoming()
+            if not queue and not in_flight:
+                release_idle()
+                if closed.is_set() and (incoming is None or incoming.empty()):
+                    break
+                closed.wait(0.2)  # waiting for the search to ask for more cascades
+                continue
+            start_workers(min(size.workers - len(workers), len(queue) - len(idle)))
             while queue and idle:
                 worker = idle.pop()
                 batch = queue.take(group_limit(worker, queue.peek()))
@@ -208,6 +251,11 @@ def run_cascade_pool(
                 in_flight[ref] = (worker, group_tasks, attempts)
                 for _ in group_tasks:
                     progress.started("cascade")
+            if not queue:
+                release_idle()  # no waiting task needs them
+            if not in_flight and not pinging:
+                time.sleep(0.2)
+                continue
             done, _ = ray.wait([*in_flight, *pinging], num_returns=1, timeout=1.0)
             progress.tick()
             for ref in done:
@@ -229,6 +277,7 @@ def run_cascade_pool(
                     if len(group_tasks) > 1:  # e.g. out of device memory: retry in smaller groups
                         key = cascade_group_key(group_tasks[0])
                         capacity[key] = max(1, min(capacity.get(key, 1), len(group_tasks)) // 2)
+                    ended = []
                     for task, attempt in zip(group_tasks, attempts):
                         if attempt < max_attempts and not permanent:
                             queue.push(task, attempt + 1)
@@ -240,6 +289,9 @@ def run_cascade_pool(
                                 task.task_id, attempt, failure_row(task, "cascade", attempt, error_line(exc))
                             )
                             progress.finished("cascade", f"FAILED {task.label}: {error_line(exc)}", failed=True)
+                            ended.append(task)
+                    if ended and on_end:
+                        on_end(ended)
                     continue
                 idle.append(worker)
                 for task, summary in zip(group_tasks, summaries):
@@ -251,6 +303,8 @@ def run_cascade_pool(
                         f"curve {summary['kl_mean']}, diff-entropy {summary['diff_entropy']} "
                         f"({summary['seconds']:.1f} s)",
                     )
+                if on_end:
+                    on_end(group_tasks)
     finally:
         for worker in workers:
             ray.kill(worker)

@@ -1,19 +1,25 @@
-"""Running a set of grid tasks: join Ray, run cascades on the actor pool and baselines on Tune, and say what ran.
+"""Running grid tasks: join Ray, run cascades on the actor pool and baselines on Tune, and say what ran.
 
-Shared by the plain grid (``driver``) and the adaptive search (``adaptive``), which runs one set per round.
+Shared by the plain grid (``driver``: a fixed set of tasks) and the adaptive search (``adaptive``: a ``Stream``
+of tasks handed out as the searches ask for them — after every result, or once per round, by
+``search.policy``).
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from queue import SimpleQueue
 
 import ray
 
 from infoflow_ray.data import load_dataset
+from infoflow_ray.errors import ConfigError
 from infoflow_ray.store import ResultStore
-from infoflow_ray.sweep.baselines import run_baselines
+from infoflow_ray.sweep.baselines import group_tasks, run_baselines, stream_baselines
 from infoflow_ray.sweep.cascade_pool import pool_size, run_cascade_pool
 from infoflow_ray.sweep.grid import GridSpec, Task
 from infoflow_ray.sweep.progress import Progress
@@ -88,13 +94,120 @@ def prepare(grid: GridSpec, store: ResultStore, address: str | None) -> None:
     connect(address)
 
 
+class Stream:
+    """The tasks of a search, handed out as the searches ask for them.
+
+    ``replan(ended)`` — called with the tasks that ended (stored, or failed for good) since the last call —
+    returns every task the searches ask for now; those not handed out before go at once to the cascade pool
+    (``cascades``) or to Tune's searcher (``next_group``). When it is called is the ``policy``
+    (``search.policy``, the simulator's names): ``per_result`` after every task that ends; ``per_round`` once
+    everything handed out has ended. The stream closes when nothing handed out is still open and a replan asks for
+    nothing new. Thread-safe: the pool's thread and Tune's loop (the driver's thread) both report ends; replans
+    run one at a time, in the thread that reported the end.
+    """
+
+    def __init__(
+        self,
+        first: list[Task],
+        replan: Callable[[list[Task]], list[Task]],
+        policy: str,
+        progress: Progress,
+        baseline_group: int = 1,
+    ):
+        self._replan, self.policy, self._progress, self._group = replan, policy, progress, baseline_group
+        self._lock = threading.RLock()
+        self._handed: set[str] = set()
+        self._open = 0  # tasks handed out and not yet ended
+        self._ended: list[Task] = []  # ended since the last replan
+        self.cascades: SimpleQueue[Task] = SimpleQueue()
+        self._trainings: deque[list[Task]] = deque()
+        self.closed = threading.Event()
+        self.error: BaseException | None = None
+        self.replans = 0  # replans that handed out something (per round: the rounds)
+        self._hand_out(first)
+
+    def _hand_out(self, tasks: list[Task]) -> None:
+        fresh = [t for t in tasks if t.task_id not in self._handed]
+        unknown = sorted({t.kind for t in fresh} - {"cascade", "baseline"})
+        if unknown:
+            raise ConfigError(f"a search asked for task kind(s) {', '.join(unknown)}: it runs cascades and baselines")
+        self._handed.update(t.task_id for t in fresh)
+        self._open += len(fresh)
+        for t in fresh:
+            if t.kind == "cascade":
+                self.cascades.put(t)
+        self._trainings.extend(group_tasks([t for t in fresh if t.kind == "baseline"], self._group))
+        for kind in ("cascade", "baseline"):
+            if any(t.kind == kind for t in fresh):
+                self._progress.add_total(kind, sum(t.kind == kind for t in fresh))
+        if fresh:
+            self.replans += 1
+            if self.replans > 1:
+                self._progress.note(f"asked next: {describe(fresh)}")
+        if self._open == 0:
+            self.closed.set()
+
+    def end(self, tasks: list[Task]) -> None:
+        """``tasks`` ended (their rows stored, or failed for good): replan per the policy, hand out what is new."""
+        with self._lock:
+            if self.closed.is_set():
+                return
+            self._open -= len(tasks)
+            self._ended += tasks
+            if self.policy == "per_result" or self._open == 0:
+                ended, self._ended = self._ended, []
+                try:
+                    self._hand_out(self._replan(ended))
+                except BaseException as exc:  # raised again by ``execute`` in the driver's thread
+                    self.error = exc
+                    self._trainings.clear()
+                    self.closed.set()
+
+    def next_group(self) -> list[Task] | str | None:
+        """For Tune's searcher: the next group of trainings, None while none is asked, FINISHED once closed."""
+        with self._lock:
+            if self._trainings:
+                return self._trainings.popleft()
+            return "FINISHED" if self.closed.is_set() else None
+
+
+def describe(tasks: list[Task]) -> str:
+    """The tasks in a line: cascades by σw², trainings by σw² and depth (the first 8)."""
+    cascades = sorted({t.network.sigma_w2 for t in tasks if t.kind == "cascade"})
+    trainings = [t for t in tasks if t.kind == "baseline"]
+    parts = []
+    if cascades:
+        parts.append(
+            f"{sum(t.kind == 'cascade' for t in tasks)} cascades at σw² " + ", ".join(f"{s:g}" for s in cascades)
+        )
+    if trainings:
+        parts.append(
+            f"{len(trainings)} trainings ("
+            + ", ".join(f"σw² {t.network.sigma_w2:g} L={t.network.depth}" for t in trainings[:8])
+            + (", …" if len(trainings) > 8 else "")
+            + ")"
+        )
+    return "; ".join(parts)
+
+
 def execute(
-    grid: GridSpec, store: ResultStore, pending: list[Task], progress: Progress, all_baselines: list[Task] | None = None
+    grid: GridSpec,
+    store: ResultStore,
+    pending: list[Task],
+    progress: Progress,
+    all_baselines: list[Task] | None = None,
+    stream: Stream | None = None,
 ) -> bool:
     """Run ``pending`` tasks: cascades on the actor pool (started first, so predictions arrive early), baseline
     trainings as Tune trials beside it, predictor tasks (``sweep.predictor_tasks``) as Ray tasks beside both.
     ``all_baselines`` names the Tune experiment (so an interrupted set of
-    trainings resumes under the same name; default: the pending ones). Returns True when interrupted."""
+    trainings resumes under the same name; default: the pending ones). Returns True when interrupted.
+
+    With a ``stream`` (the search; ``pending`` is ignored): the pool takes cascades from it as they are asked
+    for, and trainings join one running Tune experiment through a searcher (``baselines.stream_baselines``), each
+    end reported to the stream, until it closes."""
+    if stream is not None:
+        return _execute_stream(grid, store, stream, progress)
     cascades = [t for t in pending if t.kind == "cascade"]
     baselines = [t for t in pending if t.kind == "baseline"]
     predictions = [t for t in pending if t.kind == "predictors"]
@@ -178,4 +291,72 @@ def execute(
             if worker_thread is not None:
                 worker_thread.join(timeout=30)
         return True
+    return False
+
+
+def _execute_stream(grid: GridSpec, store: ResultStore, stream: Stream, progress: Progress) -> bool:
+    res = grid.resources
+    stop = threading.Event()
+    pool_ready = threading.Event()
+    size = pool_size(res.cascade_workers, res.cpus_per_cascade, res.gpus_per_cascade, 1 << 30)
+    progress.note(f"cascade pool: up to {size.workers} actors × ({size.cpus:g} CPU, {size.gpus:g} GPU)")
+
+    def started(workers):
+        ray.get([w.pid.remote() for w in workers])  # the first cascades' actors hold their resources before Tune
+        pool_ready.set()
+
+    def cascade_loop():
+        try:
+            run_cascade_pool(
+                [],
+                results=grid.results,
+                grid_name=grid.name,
+                size=size,
+                max_attempts=res.max_task_attempts,
+                store=store,
+                progress=progress,
+                stop=stop,
+                on_worker_started=started,
+                group=res.cascade_group,
+                incoming=stream.cascades,
+                closed=stream.closed,
+                on_end=stream.end,
+            )
+        except BaseException as exc:
+            stream.error = stream.error or exc
+            stream.closed.set()
+        finally:
+            pool_ready.set()
+
+    thread = threading.Thread(target=cascade_loop, name="cascade-pool", daemon=True)
+    thread.start()
+    pool_ready.wait()
+    try:
+        if "baseline" in grid.kinds:
+            cluster_gpus = ray.cluster_resources().get("GPU", 0)
+            gpus = res.gpus_per_trial if res.gpus_per_trial is not None else (0.25 if cluster_gpus else 0.0)
+            stream_baselines(
+                stream.next_group,
+                stream.end,
+                results=grid.results,
+                grid_name=grid.name,
+                cpus=res.cpus_per_trial,
+                gpus=gpus,
+                max_concurrent=res.max_concurrent_trials,
+                max_attempts=res.max_task_attempts,
+                checkpoint_every_epochs=res.checkpoint_every_epochs,
+                store=store,
+                progress=progress,
+            )
+        while thread.is_alive():
+            thread.join(timeout=1.0)
+    except KeyboardInterrupt:
+        stop.set()
+        thread.join(timeout=30)
+        return True
+    except BaseException:
+        stop.set()  # the pool's actors go with the driver's error
+        raise
+    if stream.error is not None:
+        raise stream.error
     return False

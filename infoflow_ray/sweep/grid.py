@@ -244,6 +244,9 @@ class InterpretSpec:
 
 
 SEARCH_MEASURES = ("kl_per_image", "kl_mean", "kl_median_normalised", "diff_entropy")
+# How the driver hands out the search's tasks (the simulator, ``sweep/simulate.py``, replays the same two):
+# per_result replans as soon as any task ends; per_round waits for everything handed out before it replans.
+SEARCH_POLICIES = ("per_round", "per_result")
 
 
 @dataclass(frozen=True)
@@ -264,9 +267,15 @@ class SearchSpec:
     budget) the depths each smaller rung's own depth search asks for, until every rung is determined.
     ``extra_seeds`` more seeds (after the grid's largest) search a σw² only where its outcome is close: a training
     whose best test accuracy is within ``close_margin`` of the threshold, or seeds that disagree at a depth.
+
+    ``policy`` (docs/cluster-scale.md): ``per_result`` replans as soon as any task ends and starts what the searches
+    ask for next at once; ``per_round`` submits what they ask for, waits for all of it, then replans. Both take
+    the same decisions (the replay is a pure function of the stored results); per result keeps workers busy
+    while the round's slowest training runs.
     """
 
     enabled: bool = False
+    policy: str = "per_result"
     measure: str = "kl_per_image"
     depth_resolution: int | None = None
     confirm: bool = True
@@ -279,6 +288,7 @@ class SearchSpec:
 
     def __post_init__(self) -> None:
         _require(isinstance(self.enabled, bool), "search.enabled", self.enabled, "true or false")
+        _require(self.policy in SEARCH_POLICIES, "search.policy", self.policy, f"one of {', '.join(SEARCH_POLICIES)}")
         _require(
             self.measure in SEARCH_MEASURES, "search.measure", self.measure, f"one of {', '.join(SEARCH_MEASURES)}"
         )

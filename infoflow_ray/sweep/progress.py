@@ -57,6 +57,11 @@ class Progress:
             c = self._counts[kind]
             c.total, c.done, c.skipped = total, already_done, already_done
 
+    def add_total(self, kind: str, more: int) -> None:
+        """``more`` tasks of ``kind`` joined the run (a search asks for tasks as it goes)."""
+        with self._lock:
+            self._counts[kind].total += more
+
     def started(self, kind: str, message: str = "") -> None:
         """A piece of work started; with a ``message`` (long work, e.g. a training) print a line saying so."""
         with self._lock:

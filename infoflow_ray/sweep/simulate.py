@@ -9,9 +9,12 @@ far, exactly as the driver does.
 Workers: N identical slots (GPUs), one task each at a time, started in the order asked (cascades first, as the
 driver starts them). Two policies of handing out the search's tasks:
 
-- ``per_round`` (the driver today): submit everything the searches ask for, wait for the slowest, replan;
-- ``per_result``: replan as soon as any task ends, and submit what the searches ask for next at once (the next
-  depth of a (dataset, profile, σb², σw², seed) starts when the training it depends on ends).
+- ``per_round``: submit everything the searches ask for, wait for the slowest, replan;
+- ``per_result`` (the driver's default, ``search.policy``): replan as soon as any task ends, and submit what the
+  searches ask for next at once (the next depth of a (dataset, profile, σb², σw², seed) starts when the training
+  it depends on ends).
+
+The driver (``sweep/execution.py``) runs the same two policies under the same names.
 
 A full grid has no dependencies: every task is submitted at time 0, so both policies give the same schedule.
 
@@ -29,9 +32,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from infoflow_ray.errors import ConfigError
-from infoflow_ray.sweep.grid import GridSpec, Task
+from infoflow_ray.sweep.grid import SEARCH_POLICIES, GridSpec, Task
 
-POLICIES = ("per_round", "per_result")
+POLICIES = SEARCH_POLICIES  # the names of ``search.policy``, which the driver runs
 ESTIMATE_WORKERS = 32  # the cluster size ``--dry-run`` estimates for (benchmarks/bench_simulator.py: any sizes)
 
 # Training images per dataset, when the grid takes the whole split (DataOptions.max_train_samples = None).
@@ -391,9 +394,9 @@ def plot_makespan(estimates: list[Estimate], path: str) -> None:
 
 
 def print_estimate(grid: GridSpec, workers: int, out, cost: CostModel | None = None) -> list[Estimate]:
-    """``--dry-run``'s estimate: the search (per round, as the driver runs it, and per result) and the full grid
-    on ``workers`` workers, durations from the cost model and outcomes from mean-field theory (``ModelOracle``).
-    Returns the estimates printed."""
+    """``--dry-run``'s estimate: the search (per round and per result, the two ``search.policy`` values) and the
+    full grid on ``workers`` workers, durations from the cost model and outcomes from mean-field theory
+    (``ModelOracle``). Returns the estimates printed."""
     cost = cost or CostModel()
     oracle = ModelOracle(cost)
     search_grid = grid if grid.search.enabled else dataclasses.replace(grid, search=_enabled(grid.search))
