@@ -178,7 +178,10 @@ def test_a_killed_search_resumes_without_redoing_a_task_and_takes_the_same_decis
     assert {t: s for t, s in runs.select("task_id", "started_at").rows() if t in before} == before
     got, want = values(results), values(searched)
     for table in want:
-        assert got[table].equals(want[table]), table
+        g, w = got[table], want[table]
+        if table == "train_summary":  # a training killed mid-way went on from its checkpoint: the same epochs
+            g, w = g.drop("resumed_from_epoch"), w.drop("resumed_from_epoch")
+        assert g.equals(w), (table, [c for c in w.columns if c not in g.columns or not g[c].equals(w[c])])
     rungs = got["search"].filter(pl.col("search") == "rung")  # the same rungs: ℓ_train within 1 of 2 epochs
     assert rungs.height == 3 and (rungs["budget"] == 1).all()
 
