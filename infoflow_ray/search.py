@@ -170,6 +170,17 @@ def worst_case_trainings(depths: Sequence[int], resolution: int | None = None, c
     return worst
 
 
+def worst_case_chain_trainings(
+    depths: Sequence[int], resolution: int | None = None, confirm: bool = True, rungs: int = 1
+) -> int:
+    """The most trainings the search of one (σw², seed) can need when ``rungs`` budgets of the ladder are each
+    resolved (``search.resolve_rungs``: every smaller rung runs the same depth search over the outcomes at its
+    budget): each of the ``rungs`` searches trains at most ``worst_case_trainings`` depths, and no depth is
+    trained twice, so at most min(rungs × that, the number of depths). ``rungs = 1``: the search at the full
+    budget alone."""
+    return min(rungs * worst_case_trainings(depths, resolution, confirm), len(set(depths)))
+
+
 # --- the σw² interval at a target depth -----------------------------------------------------------------------
 
 

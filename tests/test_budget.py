@@ -111,7 +111,7 @@ def _search_grid(tmp_path, **search):
             "sigma_w2": (1.0,),
             "depths": DEPTHS,
             "train": {"max_epochs": 40, "ladder": (10, 20, 40)},
-            "search": {"enabled": True, "target_depth": None, **search},
+            "search": {"enabled": True, "target_depth": None, "resolve_rungs": False, **search},
         },
     )
 
@@ -168,3 +168,25 @@ def test_extra_seeds_are_spent_only_where_the_outcome_is_close(tmp_path):
     close, asked_close = _replay(_search_grid(tmp_path, extra_seeds=1, close_margin=0.05), accuracy_at_20=0.38)
     assert {s for _, s in asked_close} == {0, 1} and (16, 1) == asked_close[len(asked_far)]  # starts at seed 0's
     assert (1.0, 1) in close.brackets and close.brackets[(1.0, 1)].passed == 16
+
+
+def test_dry_run_counts_the_trainings_resolve_rungs_and_extra_seeds_can_add(tmp_path):
+    """The dry-run's bound holds for a replay that spends both options, and grows with each of them."""
+    import io
+
+    from infoflow_ray import search
+    from infoflow_ray.sweep.driver import describe_search
+
+    def bound(grid) -> int:
+        out = io.StringIO()
+        describe_search(grid, set(), out)
+        return int(out.getvalue().split(" and at most ")[1].split(" trainings")[0])
+
+    plain = _search_grid(tmp_path)
+    both = _search_grid(tmp_path, resolve_rungs=True, extra_seeds=1, close_margin=0.05)
+    _, asked = _replay(both, accuracy_at_20=0.38)  # close: the extra seed searches too
+    per_chain = search.worst_case_chain_trainings(DEPTHS, rungs=3)  # ladder 10, 20, 40
+    assert per_chain == min(3 * search.worst_case_trainings(DEPTHS), len(DEPTHS))
+    assert bound(plain) == search.worst_case_trainings(DEPTHS)  # one σw², one seed
+    assert bound(both) == 2 * per_chain > bound(plain)  # the grid's seed and one extra seed, each resolved
+    assert len(asked) <= bound(both) and {s for _, s in asked} == {0, 1}

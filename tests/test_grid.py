@@ -54,6 +54,8 @@ def test_paper_presets_have_the_papers_grid():
     grid = resolve_grid("paper-mnist-wide")
     assert grid.sigma_w2[0] == 0.1 and grid.sigma_w2[-1] == 4.0 and len(grid.sigma_w2) == 40
     assert max(grid.depths) == 200 and grid.train.max_epochs == 200
+    # the paper's training (SGD at lr 10⁻³, batch 64) stays in the paper presets, whatever the default uses
+    assert (grid.train.optimizer, grid.train.lr, grid.train.batch_size) == ("sgd", 1e-3, 64)
     assert resolve_grid("paper-cifar-shrinking").widths == "shrinking"
 
 

@@ -396,7 +396,9 @@ def test_non_monotone_trainings_and_the_critical_line_are_recorded_in_the_search
     trained = set(on_grid.select("sigma_w2", "depth").rows())
     untrained = [d for s in grid.sigma_w2 for d in grid.depths if (s, d) not in trained]
     assert cost["trainings"] == summary.height < cost["grid_trainings"] == 6 * 12
-    assert cost["grid_training_seconds_estimate"] == pytest.approx(on_grid.height * 1.0 + sum(untrained) * 5 * rate)
+    assert cost["grid_training_seconds_estimate"] == pytest.approx(
+        on_grid.height * 1.0 + sum(untrained) * grid.train.max_epochs * rate  # untrained: the full budget
+    )
     for sigma_b2, part in table.filter(pl.col("search") == "peak").group_by("sigma_b2"):
         critical = float(theory.critical_sigma_w2(sigma_b2[0]))
         low, high = part["bracket_low"][0], part["bracket_high"][0]

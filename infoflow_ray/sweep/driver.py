@@ -76,11 +76,16 @@ def describe_search(grid: GridSpec, finished: set[str], out: TextIO) -> None:
         )
     print(f"  the search runs at most {cascades} cascades", end="", file=out)
     if "baseline" in grid.kinds:
-        worst = search.worst_case_trainings(grid.depths, spec.depth_resolution, spec.confirm)
+        rungs = len(grid.train.budgets) if spec.resolve_rungs else 1
+        worst = search.worst_case_chain_trainings(grid.depths, spec.depth_resolution, spec.confirm, rungs)
+        extra = groups * len(grid.sigma_w2) * spec.extra_seeds  # (σw², seed) searches added where close
         edge = 4 * len(grid.seeds) * groups if spec.edge_trainings and spec.target_depth is not None else 0
         print(
-            f" and at most {worst * chains + edge} trainings ({worst} per (σw², seed) over {len(grid.depths)} "
-            f"depths, worst case over every start and every outcome monotone in depth"
+            f" and at most {worst * (chains + extra) + edge} trainings ({worst} per (σw², seed) over "
+            f"{len(grid.depths)} depths"
+            + (f" with each of the {rungs} rungs resolved" if spec.resolve_rungs else "")
+            + (f"; {chains} searches + up to {extra} of extra seeds where close" if extra else "")
+            + ", worst case over every start and every outcome monotone in depth"
             + (f", + {edge} edge checks" if edge else "")
             + ")",
             end="",

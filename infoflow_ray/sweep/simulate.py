@@ -285,15 +285,24 @@ def simulate_grid(grid: GridSpec, workers: int, oracle: Oracle) -> Schedule:
 
 
 def simulate_search(grid: GridSpec, workers: int, oracle: Oracle, policy: str = "per_round") -> Schedule:
-    """The adaptive search of ``grid``: the driver's replay (``adaptive.plan``) over the simulated outcomes."""
+    """The adaptive search of ``grid``: the driver's replay (``adaptive.plan``) over the simulated outcomes.
+
+    An oracle's training outcome has no epochs, so the simulator takes it to hold at every rung of the budget
+    ladder (reached at epoch 1, or failed over the full budget): ``search.resolve_rungs`` then adds no training
+    here, and a simulated search with it is a lower bound on what the real one trains."""
     from infoflow_ray.sweep.adaptive import Stored, plan, unique
 
     last: list = []
+    full = grid.train.max_epochs
 
     def asks(outcomes: dict[str, Result]) -> list[Task]:
+        trainings = {t: r.training for t, r in _kind(outcomes, "training")}
         stored = Stored(
             {t: (r.cutoff if math.isfinite(r.cutoff) else math.nan) for t, r in _kind(outcomes, "cutoff")},
-            {t: r.training for t, r in _kind(outcomes, "training")},
+            trainings,
+            ladder={
+                t: (1, 1, "threshold") if reached else (None, full, "budget") for t, (reached, _) in trainings.items()
+            },
         )
         groups = plan(grid, stored)
         last[:] = [groups]
