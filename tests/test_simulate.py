@@ -236,3 +236,13 @@ def test_the_drivers_stream_replans_when_its_policy_says(policy):
     failing = Stream([a], broken, policy, progress)
     failing.end([a])
     assert failing.closed.is_set() and isinstance(failing.error, OSError) and failing.next_group() == "FINISHED"
+
+
+def test_a_search_that_resolves_every_rung_runs_to_its_end():
+    """The oracle's outcomes have no epochs: each holds at every rung, so every rung is determined and the search
+    asks for nothing more (without the ladder the rung searches asked again for trainings already run)."""
+    grid = resolve_grid("default", overrides={"search": {"resolve_rungs": True}})
+    schedule = simulate_search(grid, 4, ModelOracle())
+    assert all(not g.asks for g in schedule.final)
+    rungs = [r for g in schedule.final for r in g.rows if r["search"] == "rung"]
+    assert len(rungs) == len(grid.sigma_w2) * (len(grid.train.budgets) - 1) and all(r["done"] for r in rungs)
