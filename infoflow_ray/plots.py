@@ -1123,10 +1123,14 @@ def predictor_cost(board: pl.DataFrame, *, dataset, profile, sigma_b2) -> Figure
     ranks, _ = _pick(board, dataset, profile, sigma_b2, what="predictor leaderboard")
     fig = Figure(figsize=(9, 3.6), layout="constrained")
     for ax, metric in zip(fig.subplots(1, 2), ("spearman", "auroc")):
-        for row in ranks.iter_rows(named=True):
+        shown = [r for r in ranks.iter_rows(named=True) if r[metric] is not None and math.isfinite(r[metric])]
+        for row in shown:
             seconds = max(row["seconds_per_network"] or 1e-6, 1e-6)
             ax.scatter(seconds, row[metric], color=PREDICTOR_KIND_COLOURS.get(row["kind"], "k"), s=25)
             ax.annotate(row["predictor"], (seconds, row[metric]), fontsize=6, xytext=(3, 2), textcoords="offset points")
+        if not shown:  # e.g. Spearman where ℓ_train is the same at every σw²: nothing to rank against
+            ax.set_xlim(1e-3, 1e2)
+            ax.text(0.5, 0.5, f"{metric} undefined for every predictor", ha="center", transform=ax.transAxes)
         ax.set_xscale("log")
         ax.set_xlabel("task-seconds per network")
         ax.set_ylabel(metric)

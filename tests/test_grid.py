@@ -200,12 +200,16 @@ PRESET_CONTENT = {
             dataset="digits",
             seeds=(0, 1),
             widths=widths,
-            max_epochs=10,
+            max_epochs=epochs,
             cascades=16,
             baselines=96,
             search=False,
         )
-        for regime, widths in (("chaotic", "wide"), ("narrow", "constant-16"), ("shrinking", "shrinking"))
+        for regime, widths, epochs in (
+            ("chaotic", "wide", 10),
+            ("narrow", "constant-32", 20),
+            ("shrinking", "shrinking", 10),
+        )
     },
     "predictors-conv": dict(
         sigma_w2=(0.5, 1.0, 1.76, 3.0, 6.0),

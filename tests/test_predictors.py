@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 
 import numpy as np
@@ -252,6 +253,32 @@ def test_leaderboard_on_a_hand_made_frame():
     assert good["seconds_per_network"] == 2.0 and good["n_sigma_w2"] == 4 and good["n_cells"] == 12
     assert bad["spearman"] == pytest.approx(-1.0)  # the lower-is-better score is flipped: it ranks backwards
     assert board["predictor"].to_list() == ["good", "bad"]  # best Spearman first
+
+
+def test_a_constant_truth_leaves_spearman_undefined_and_the_cost_figure_still_draws():
+    """Where ℓ_train is the same at every σw² (the digits ResNet of predictors-conv: 8 everywhere) Spearman is
+    NaN for every predictor; the cost figure draws the AUROC panel and says so instead of failing."""
+    import polars as pl
+
+    from infoflow_ray import plots
+    from infoflow_ray.analysis.leaderboard import leaderboard
+
+    key = dict(dataset="digits", profile="resnet-c16", sigma_b2=0.05)
+    cells = pl.DataFrame(
+        [{**key, "sigma_w2": s, "depth": d, "seed": 0, "reached": d == 8} for s in (0.5, 1.0, 2.0) for d in (8, 16)]
+    )
+    rows = [
+        {**key, "sigma_w2": s, "depth": 16, "seed": 0, "predictor": "p", "kind": "network", "score": s,
+         "predicted_depth": 10.0, "higher_is_better": True, "seconds": 0.1}
+        for s in (0.5, 1.0, 2.0)
+    ]  # fmt: skip
+    board = leaderboard(pl.DataFrame(rows), cells)
+    row = board.row(0, named=True)
+    assert math.isnan(row["spearman"]) and row["auroc"] == pytest.approx(1.0)  # 10 − 8 > 0 > 10 − 16
+    fig = plots.predictor_cost(board, **key)
+    assert "spearman undefined for every predictor" in [t.get_text() for t in fig.axes[0].texts]
+    assert len(fig.axes[1].collections) == 1  # the AUROC point is drawn
+    fig.savefig(io.BytesIO(), format="png")  # rendering a log axis with no finite point raised ValueError
 
 
 def test_leaderboard_reads_predictor_rows_cutoffs_and_trainings_from_a_results_folder(tmp_path):
