@@ -184,6 +184,20 @@ def test_dry_run_prints_the_simulated_estimate(tmp_path, capsys):
     assert not (tmp_path / "r").exists()  # a dry run writes nothing
 
 
+def test_dry_run_of_a_grid_with_predictor_tasks_estimates_its_cascades_and_trainings(tmp_path, capsys):
+    """A grid with predictor tasks (which a search does not run) still gets its estimate, counting the same
+    cascades and trainings as the grid without them, instead of an error from the search variant."""
+    from infoflow_ray.sweep.jobs import main
+
+    code = main("grid", ["--preset", "predictors-laptop", "--results", str(tmp_path / "r"), "--dry-run"])
+    out = capsys.readouterr().out
+    assert code == 0 and "predictor tasks not counted" in out
+    plain = resolve_grid("predictors-laptop", overrides={"predictors": [], "kinds": ["cascade", "baseline"]})
+    grid_line = [line.strip() for line in out.splitlines() if " workers: makespan " in line][-1]
+    assert grid_line == estimate(plain, 32, ModelOracle(), "grid").line().replace("GPU-hours", "worker-hours")
+    assert not (tmp_path / "r").exists()
+
+
 def test_the_docs_example_runs_as_written(capsys):
     from doc_examples import python_block
 

@@ -408,6 +408,9 @@ def print_estimate(grid: GridSpec, workers: int, out, cost: CostModel | None = N
     (``ModelOracle``). Returns the estimates printed."""
     cost = cost or CostModel()
     oracle = ModelOracle(cost)
+    # Predictor tasks (seconds each, benchmarks/RESULTS.md) are not simulated: the estimate counts the cascades
+    # and trainings, which hold the workers; a search runs no predictor tasks.
+    grid = dataclasses.replace(grid, predictors=(), kinds=tuple(k for k in grid.kinds if k != "predictors"))
     search_grid = grid if grid.search.enabled else dataclasses.replace(grid, search=_enabled(grid.search))
     estimates = [
         estimate(search_grid, workers, oracle, "search", "per_round"),
@@ -417,7 +420,7 @@ def print_estimate(grid: GridSpec, workers: int, out, cost: CostModel | None = N
     print(
         f"estimate on {workers} workers (simulated: infoflow_ray.sweep.simulate; outcomes from mean-field theory, "
         f"durations from the cost model with speedup {cost.speedup:g} over the 2-thread CPU lanes of "
-        "benchmarks/RESULTS.md — no GPU measured; see docs/cluster-scale.md):",
+        "benchmarks/RESULTS.md — no GPU measured; predictor tasks not counted; see docs/cluster-scale.md):",
         file=out,
     )
     for e in estimates:
