@@ -32,7 +32,6 @@ from pathlib import Path
 import polars as pl
 
 from infoflow_ray.store import ResultStore
-from infoflow_ray.sweep.driver import run_grid
 from infoflow_ray.sweep.grid import SEARCH_POLICIES, resolve_grid
 from infoflow_ray.sweep.simulate import ResultsOracle, simulate_search
 
@@ -50,6 +49,27 @@ def search_overrides(epochs: int, images: int, seeds: int) -> dict:
         "cascade": {"eval_samples": 100},
         "train": {"lr": 0.05, "max_epochs": epochs, "ladder": (epochs,)},
     }
+
+
+def toml(values: dict) -> str:
+    """``values`` (numbers, strings, booleans, tuples; one level of tables) as a TOML config for ``--config``."""
+
+    def value(v) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return f'"{v}"'
+        if isinstance(v, tuple | list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        return repr(v)
+
+    top = [f"{k} = {value(v)}" for k, v in values.items() if not isinstance(v, dict)]
+    tables = [
+        f"[{k}]\n" + "\n".join(f"{kk} = {value(vv)}" for kk, vv in v.items())
+        for k, v in values.items()
+        if isinstance(v, dict)
+    ]
+    return "\n".join(top) + "\n\n" + "\n\n".join(tables) + "\n"
 
 
 def start_cluster(state: Path, workers: int) -> dict[str, str]:
@@ -109,19 +129,22 @@ def main(argv: list[str] | None = None) -> int:
     env = start_cluster(state, args.workers)
     rows = []
     try:
-        os.environ.update({k: v for k, v in env.items() if k.startswith("RAY_")})
-        for key in [k for k in os.environ if k.startswith("RAY_") and k not in env]:
-            del os.environ[key]
         for policy in args.policies:
             results = work / f"results-{policy}"
             overrides = search_overrides(args.epochs, args.images, args.seeds)
             overrides["search"] = {"enabled": True, "policy": policy}
+            config = work / f"{policy}.toml"
+            config.write_text(toml(overrides))
             grid = resolve_grid("tiny", overrides={**overrides, "results": str(results)})
             t0 = time.perf_counter()
-            outcome = run_grid(grid, address=env["RAY_ADDRESS"], progress_interval_seconds=60)
+            # the driver as a user runs it, on the head node (Ray reads its auth settings when it is imported)
+            job = [sys.executable, "jobs/full_grid.py", "--preset", "tiny", "--config", str(config)]
+            job += ["--results", str(results), "--address", env["RAY_ADDRESS"]]
+            run = subprocess.run(job, env=env, cwd=ROOT, capture_output=True, text=True)
             wall = time.perf_counter() - t0
-            if outcome.failed or outcome.interrupted:
-                raise SystemExit(f"{policy}: the search did not finish ({outcome.failed or 'interrupted'})")
+            if run.returncode != 0:
+                raise SystemExit(f"{policy}: the search failed (exit {run.returncode}):\n{run.stdout[-3000:]}")
+            print(run.stdout.splitlines()[-1] if run.stdout else "", file=sys.stderr)
             m = measured(results, args.workers)
             sim = simulate_search(grid, args.workers, ResultsOracle(str(results), grid.search.measure), policy)
             m.update(policy=policy, wall=wall, sim_makespan=sim.makespan, sim_utilisation=sim.utilisation)
@@ -135,9 +158,6 @@ def main(argv: list[str] | None = None) -> int:
             if args.keep:
                 shutil.copytree(results, Path(args.keep) / policy, dirs_exist_ok=True)
     finally:
-        import ray
-
-        ray.shutdown()
         stop_cluster(state, env)
         shutil.rmtree(work, ignore_errors=True)
     print(
