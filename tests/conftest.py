@@ -21,6 +21,14 @@ def ray_local():
 
 
 @pytest.fixture(scope="session")
+def ray_address(ray_local) -> str:
+    """The session cluster's address, for job scripts started as processes (``--address``): they join it instead
+    of starting a local Ray of their own (seconds per driver). Killing such a driver ends its job's workers and
+    actors (Ray cleans up after a dead driver); the cluster stays up for the next driver."""
+    return ray_local.get_runtime_context().gcs_address
+
+
+@pytest.fixture(scope="session")
 def tiny_results(tmp_path_factory, ray_local) -> Path:
     """The `tiny` preset run once for the session; tests that change results must copy it (`tiny_copy`)."""
     from infoflow_ray.sweep.driver import run_grid

@@ -1,9 +1,13 @@
-"""Start a job script the way a user does, for the tests that kill, interrupt or race drivers."""
+"""Start a job script the way a user does, for the tests that kill, interrupt or race drivers; run
+jobs/analyze.py's ``main`` in-process for the tests that only read what it writes."""
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,3 +26,17 @@ def start_job(script: str, *args: str, env: dict | None = None) -> subprocess.Po
         text=True,
         start_new_session=True,
     )
+
+
+def analyze(*args) -> SimpleNamespace:
+    """``jobs/analyze.py ARGS`` run as its ``main`` in this process (no interpreter start and imports: seconds per
+    call), with ``returncode``, ``stdout`` and ``stderr`` as ``subprocess.run`` gives them. The script as a
+    process is run by test_analysis.py's test_analyze_job_writes_figures_and_report."""
+    if str(ROOT / "jobs") not in sys.path:
+        sys.path.insert(0, str(ROOT / "jobs"))
+    import analyze as job
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = job.main([str(a) for a in args])
+    return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())

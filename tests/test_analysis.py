@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from drivers import analyze
 from PIL import Image
 
 from infoflow_ray import analysis, plots, theory
@@ -166,7 +167,7 @@ def test_every_figure_is_drawn_from_tiny_results(tiny, tmp_path):
     critical = theory.critical_sigma_w2(0.05)
     cutoffs = analysis.cutoffs_by_sigma(tiny)
     curves = analysis.curves_by_sigma(tiny)
-    mean_field = analysis.mean_field_frame(np.linspace(0.3, 3.2, 200), 0.05)
+    mean_field = analysis.mean_field_frame(np.linspace(0.3, 3.2, 60), 0.05)
     figures = {
         "phase": plots.phase_diagram(
             analysis.accuracy_grid(tiny), cutoffs, mean_field, critical, analysis.trainable_depth(tiny)
@@ -195,6 +196,7 @@ def test_a_frame_with_several_groups_must_be_narrowed(tiny):
 
 
 def _run_analyze(*args):
+    """``python jobs/analyze.py ARGS`` as a process, as a user runs it (the other tests call it in-process)."""
     return subprocess.run(
         [sys.executable, str(ANALYZE), *map(str, args)], capture_output=True, text=True, timeout=300, cwd=ROOT
     )
@@ -238,7 +240,7 @@ def test_analyze_job_writes_figures_and_report(tiny_results, tmp_path):
 
 
 def test_analyze_job_defaults_to_an_analysis_folder_inside_the_results(tiny_copy):
-    result = _run_analyze(tiny_copy)
+    result = analyze(tiny_copy)
     assert result.returncode == 0, result.stderr
     assert (tiny_copy / "analysis" / "report.md").exists()
     assert analysis.missing(analysis.open_results(tiny_copy)).problems() == []  # the folder still reads
@@ -396,7 +398,7 @@ def test_information_figures_are_drawn_from_real_results(info_results, tmp_path)
 
 def test_analyze_job_draws_the_information_figures(info_results, tmp_path):
     out = tmp_path / "analysis"
-    result = _run_analyze(info_results, "--out", out)
+    result = analyze(info_results, "--out", out)
     assert result.returncode == 0, result.stderr
     printed = [Path(line) for line in result.stdout.splitlines()]
     for stem in ("information_plane", "mi_vs_layer"):
@@ -635,7 +637,7 @@ def test_phase_diagram_of_the_known_answer(handmade, tmp_path):
     """What the figure draws is the known answer: the accuracy cells (0.9 up to T(σw²), 0.1 deeper), ℓ_train = T,
     the cutoffs' mean T − 2 with std √2 over the two seeds, 6ξ_c from theory and the critical line at σw²_c."""
     critical = float(theory.critical_sigma_w2(0.05))
-    sigma_grid = np.linspace(0.3, 3.2, 300)
+    sigma_grid = np.linspace(0.3, 3.2, 60)  # 60 points: ξ_c is a bisection per point, 300 took ~10 s
     fig = plots.phase_diagram(
         analysis.accuracy_grid(handmade),
         analysis.cutoffs_by_sigma(handmade),
@@ -700,14 +702,14 @@ def test_failed_tasks_are_reported(handmade):
 def test_an_empty_folder_is_not_a_results_folder(tmp_path):
     with pytest.raises(ResultsError, match="not an infoflow results folder"):
         analysis.open_results(tmp_path)
-    result = _run_analyze(tmp_path)
+    result = analyze(tmp_path)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "not an infoflow results folder" in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_a_missing_location_exits_2_with_one_line(tmp_path):
-    result = _run_analyze(tmp_path / "nowhere")
+    result = analyze(tmp_path / "nowhere")
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "does not exist" in result.stderr
 
 
@@ -723,7 +725,7 @@ def test_a_results_folder_with_no_tasks_yet(tmp_path):
         "train_epochs",
         "train_summary",
     }
-    result = _run_analyze(tmp_path / "new", "--out", tmp_path / "out")
+    result = analyze(tmp_path / "new", "--out", tmp_path / "out")
     assert result.returncode == 0, result.stderr
     assert "None could be drawn" in (tmp_path / "out" / "report.md").read_text()
 
@@ -735,7 +737,7 @@ def test_an_absent_table_is_named_and_the_other_figures_are_still_drawn(tiny_cop
         analysis.trainable_depth(store)
     assert "\n" not in str(e.value)
     out = tmp_path / "out"
-    result = _run_analyze(tiny_copy, "--out", out)
+    result = analyze(tiny_copy, "--out", out)
     assert result.returncode == 0, result.stderr
     assert not list(out.glob("phase_diagram_*"))
     assert list(out.glob("diff_entropy_map_*.png")) and list(out.glob("timing_*.png"))
@@ -759,7 +761,7 @@ def test_a_truncated_file_is_skipped_counted_and_reported(tiny_copy, tmp_path):
     with pytest.warns(CorruptFileWarning, match="skipping unreadable results file"):
         analysis.cutoffs_by_sigma(store)
     out = tmp_path / "out"
-    result = _run_analyze(tiny_copy, "--out", out)
+    result = analyze(tiny_copy, "--out", out)
     assert result.returncode == 0, result.stderr
     assert "1 unreadable (truncated or corrupt) file(s) skipped" in (out / "report.md").read_text()
 

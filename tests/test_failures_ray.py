@@ -58,7 +58,7 @@ def test_a_training_whose_worker_dies_for_good_is_recorded_and_resumes_from_its_
         "kinds": ("baseline",),
         "sigma_w2": (1.76,),
         "depths": (4,),
-        "train": {"max_epochs": 40, "accuracy_threshold": 0.999},
+        "train": {"max_epochs": 12, "accuracy_threshold": 0.999},
         "data": {"max_train_samples": 1000},
         "resources": {"max_task_attempts": 1},
     }
@@ -91,7 +91,7 @@ def test_a_training_whose_worker_dies_for_good_is_recorded_and_resumes_from_its_
     rerun = run_grid(resolve_grid("tiny", overrides={**overrides, "resources": {"max_task_attempts": 2}}), out=log)
     assert not rerun.failed
     summary = store.scan("train_summary").collect()
-    assert summary["epochs"].to_list() == [40] and summary["resumed_from_epoch"][0] >= 2, log.getvalue()
+    assert summary["epochs"].to_list() == [12] and summary["resumed_from_epoch"][0] >= 2, log.getvalue()
     task = resolve_grid("tiny", overrides=overrides).tasks()[0]  # the same training in one go, without Ray
     data = load_task_data(task.dataset, task.data, "cpu")
     undisturbed = train_baseline(task.network, task.train, data, task.seed, "cpu")

@@ -1,7 +1,9 @@
 """Faults and bad input: killed or interrupted drivers, damaged files, concurrent drivers, refused grids.
 
-Each driver here is a real `python jobs/full_grid.py` process with its own local Ray. After every fault the
-results must hold every task exactly once, with the values of an undisturbed run of the same seeds.
+Each driver here is a real `python jobs/full_grid.py` process on two σw² of the tiny preset (6 of its 9 tasks),
+joined to the session's Ray cluster (``--address``): killing it ends its job's workers as killing its own local
+Ray would. After every fault the results must hold every task exactly once, with the values of the session's
+undisturbed tiny run of the same seeds.
 """
 
 import json
@@ -23,12 +25,14 @@ from infoflow_ray.sweep.jobs import EXIT_BAD_INPUT, EXIT_INTERRUPTED, job
 main = job("grid").main
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY_TASKS = resolve_grid("tiny").tasks()
+SIGMA_W2 = "0.5,1.76"
+TASKS = resolve_grid("tiny", overrides={"sigma_w2": (0.5, 1.76)}).tasks()
 
 
-def _driver(results: Path, *extra: str) -> subprocess.Popen:
-    """The main job on the tiny preset, in its own process group."""
-    return start_job("full_grid.py", "--preset", "tiny", "--results", str(results), *extra)
+def _driver(results: Path, address: str, *extra: str) -> subprocess.Popen:
+    """The main job on two σw² of the tiny preset, in its own process group, on the cluster at ``address``."""
+    args = ("--preset", "tiny", "--sigma-w2", SIGMA_W2, "--results", str(results), "--address", address)
+    return start_job("full_grid.py", *args, *extra)
 
 
 def _wait_for_runs(results: Path, n: int, proc: subprocess.Popen, timeout: float = 300) -> None:
@@ -50,19 +54,22 @@ def _kill_group(proc: subprocess.Popen, sig: int) -> None:
 
 def _assert_exactly_once_and_equal(results: Path, reference: Path) -> None:
     runs = ResultStore.open(str(results), create=False).scan("runs").collect()
-    assert sorted(runs["task_id"]) == sorted(t.task_id for t in TINY_TASKS)
-    got, want = science(results), science(reference)
+    ids = sorted(t.task_id for t in TASKS)
+    assert sorted(runs["task_id"]) == ids
+    got, want = science(results), science(reference, ids)
     for table in want:
         assert got[table].equals(want[table]), table
 
 
-def test_killed_driver_and_damaged_files_resume_to_every_task_once_with_identical_values(tmp_path, tiny_results):
+def test_killed_driver_and_damaged_files_resume_to_every_task_once_with_identical_values(
+    tmp_path, tiny_results, ray_address
+):
     results = tmp_path / "results"
-    proc = _driver(results)
-    _wait_for_runs(results, 4, proc)  # the cascades and at least one training are stored
-    _kill_group(proc, signal.SIGKILL)  # the driver and its local Ray, mid-grid
+    proc = _driver(results, ray_address)
+    _wait_for_runs(results, 2, proc)  # a cascade or a training is stored, the rest still runs
+    _kill_group(proc, signal.SIGKILL)  # the driver (and with it its job's workers), mid-grid
     proc.wait(timeout=60)
-    assert len(list((results / "runs").rglob("*.parquet"))) < len(TINY_TASKS)
+    assert len(list((results / "runs").rglob("*.parquet"))) < len(TASKS)
     # a finished task's runs file truncated (a crashed disk write) and a stray temp file of a dead writer
     runs_file = next((results / "runs").rglob("*.parquet"))
     data = runs_file.read_bytes()
@@ -70,28 +77,28 @@ def test_killed_driver_and_damaged_files_resume_to_every_task_once_with_identica
     (runs_file.parent / ".tmp-crashed-writer.parquet").write_bytes(b"PAR1 half")
     with pytest.warns(UserWarning, match="unreadable"):
         ResultStore.open(str(results), create=False).scan("runs").collect()
-    resumed = _driver(results)
+    resumed = _driver(results, ray_address)
     _, err = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, err[-3000:]
     _assert_exactly_once_and_equal(results, tiny_results)
 
 
-def test_second_driver_is_refused_ctrl_c_stops_cleanly_and_the_rerun_completes(tmp_path, tiny_results):
+def test_second_driver_is_refused_ctrl_c_stops_cleanly_and_the_rerun_completes(tmp_path, tiny_results, ray_address):
     results = tmp_path / "results"
     serial = tmp_path / "serial.toml"  # one task at a time: the same results, more time to interrupt it
     serial.write_text("[resources]\ncascade_workers = 1\nmax_concurrent_trials = 1\n")
-    first = _driver(results, "--config", str(serial))
+    first = _driver(results, ray_address, "--config", str(serial))
     _wait_for_runs(results, 1, first)
-    second = _driver(results)  # a second driver on the same folder would race the first one's Tune state
+    second = _driver(results, ray_address)  # a second driver on the same folder would race the first one's Tune state
     _, err2 = second.communicate(timeout=120)
     assert second.returncode == EXIT_BAD_INPUT
     assert "another driver is running" in err2 and err2.strip().count("\n") == 0
     os.kill(first.pid, signal.SIGINT)  # the driver only, as a terminal's Ctrl-C would reach it
     _, err1 = first.communicate(timeout=180)
-    _kill_group(first, signal.SIGKILL)  # whatever of its local Ray outlived it
+    _kill_group(first, signal.SIGKILL)  # whatever of it outlived it
     assert first.returncode == EXIT_INTERRUPTED, err1[-3000:]
     assert "run the same command again to resume" in err1
-    rerun = _driver(results)
+    rerun = _driver(results, ray_address)
     _, err = rerun.communicate(timeout=600)
     assert rerun.returncode == 0, err[-3000:]
     _assert_exactly_once_and_equal(results, tiny_results)

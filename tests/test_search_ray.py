@@ -138,7 +138,7 @@ def test_search_brackets_equal_the_full_grid_on_both_sides_which_reuses_the_sear
     assert search_brackets == brackets_of_grid(results)
 
 
-def _search_driver(results: Path) -> subprocess.Popen:
+def _search_driver(results: Path, address: str) -> subprocess.Popen:
     config = results.parent / "ladder.toml"
     config.write_text(LADDER_TOML)
     return start_job(
@@ -152,18 +152,20 @@ def _search_driver(results: Path) -> subprocess.Popen:
         str(config),
         "--results",
         str(results),
+        "--address",  # the session's Ray: no local Ray started for this driver
+        address,
     )
 
 
-def test_a_killed_search_resumes_without_redoing_a_task_and_takes_the_same_decisions(searched, tmp_path):
+def test_a_killed_search_resumes_without_redoing_a_task_and_takes_the_same_decisions(searched, tmp_path, ray_address):
     results = tmp_path / "results"
-    proc = _search_driver(results)
+    proc = _search_driver(results, ray_address)
     deadline = time.monotonic() + 300
     while len(list((results / "runs").rglob("*.parquet"))) < 5:  # the 3 cascades and 2 trainings
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, "the search stored too few tasks in 300 s"
         time.sleep(0.5)
-    os.killpg(proc.pid, signal.SIGKILL)  # the driver and its local Ray, mid-search
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver (and with it its job's workers), mid-search
     proc.wait(timeout=60)
     store = ResultStore.open(str(results), create=False)
     before = dict(store.scan("runs").select("task_id", "started_at").collect().rows())

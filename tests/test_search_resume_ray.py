@@ -48,10 +48,11 @@ def _checkpointed_unfinished(results) -> dict[str, int]:
     return out
 
 
-def test_a_killed_search_resumes_its_running_trainings_from_their_checkpoints(tmp_path, ray_local):
+def test_a_killed_search_resumes_its_running_trainings_from_their_checkpoints(tmp_path, ray_address):
     results = tmp_path / "results"
     args = [a for k, v in FLAGS.items() for a in (f"--{k}", v)]
-    proc = start_job("full_grid.py", "--preset", "tiny", "--search", *args, "--results", str(results))
+    args += ["--results", str(results), "--address", ray_address]  # the session's Ray, not a local one
+    proc = start_job("full_grid.py", "--preset", "tiny", "--search", *args)
     deadline = time.monotonic() + 400
     try:
         while True:  # a training stored (so the pending set changes) and another one checkpointed at epoch ≥ 2
@@ -64,7 +65,7 @@ def test_a_killed_search_resumes_its_running_trainings_from_their_checkpoints(tm
                 break
             time.sleep(0.2)
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the driver and its local Ray, mid-training
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver (and with it its job's workers), mid-training
         proc.wait(timeout=60)
     interrupted = _checkpointed_unfinished(results)  # re-read: a later checkpoint may have landed meanwhile
 
