@@ -4,14 +4,12 @@ bundled MNIST-t10k), its figure and report, and an interrupted run that resumes 
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import polars as pl
 import pytest
-from drivers import start_job
+from drivers import analyze, start_job
 
 from infoflow_ray import families, theory
 from infoflow_ray.predict import predict_trainability
@@ -82,9 +80,7 @@ def test_both_arms_run_every_trial_and_only_the_control_leaves_the_predicted_int
 def test_analyze_draws_the_tuning_figure_and_reports_both_arms(tuned, tmp_path):
     results, _ = tuned
     out = tmp_path / "analysis"
-    done = subprocess.run(
-        [sys.executable, "jobs/analyze.py", str(results), "--out", str(out)], cwd=ROOT, capture_output=True, text=True
-    )
+    done = analyze(results, "--out", out)
     assert done.returncode == 0, done.stderr
     assert (out / "tuning_tiny_mnist_t10k_L8.png").stat().st_size > 10_000
     report = (out / "report.md").read_text()
@@ -93,13 +89,13 @@ def test_analyze_draws_the_tuning_figure_and_reports_both_arms(tuned, tmp_path):
     assert "![tuning_tiny_mnist_t10k_L8](tuning_tiny_mnist_t10k_L8.png)" in report
 
 
-def test_an_interrupted_run_resumes_without_running_a_finished_trial_again(tuned, tmp_path, ray_local, capsys):
+def test_an_interrupted_run_resumes_without_running_a_finished_trial_again(tuned, tmp_path, ray_address, capsys):
     source, outcome = tuned
     results = tmp_path / "results"
     shutil.copytree(source, results)  # the prediction is stored: the rerun goes straight to a new search seed
     argv = ["--preset", "tiny", "--results", str(results), "--search-seeds", "7", "--trials", "4"]
     argv += ["--max-epochs", "3"]
-    proc = start_job("predict_then_tune.py", *argv)
+    proc = start_job("predict_then_tune.py", *argv, "--address", ray_address)  # the session's Ray
     spec = resolve_tuning(
         "tiny", overrides={"results": str(results), "search_seeds": (7,), "trials": 4, "max_epochs": 3}
     )
@@ -113,7 +109,7 @@ def test_an_interrupted_run_resumes_without_running_a_finished_trial_again(tuned
     os.kill(proc.pid, signal.SIGINT)  # the driver only, as a terminal's Ctrl-C would reach it
     _, err = proc.communicate(timeout=120)
     try:
-        os.killpg(proc.pid, signal.SIGKILL)  # whatever of its local Ray outlived it
+        os.killpg(proc.pid, signal.SIGKILL)  # whatever of it outlived it
     except ProcessLookupError:
         pass
     assert proc.returncode == 130, err[-3000:]
