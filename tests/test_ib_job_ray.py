@@ -2,12 +2,10 @@
 
 import math
 import shutil
-import subprocess
-import sys
 
 import polars as pl
 import pytest
-from drivers import ROOT
+from drivers import analyze
 
 from infoflow_ray import ib_experiments as ib
 from infoflow_ray.analysis.info_plane import fitting_and_compression, trajectories
@@ -131,9 +129,7 @@ def test_phases_read_fitting_and_compression_from_a_trajectory():
 
 def test_analyze_draws_the_experiments_and_reports_them_without_grid_figures(tiny_ib, tmp_path):
     out = tmp_path / "analysis"
-    done = subprocess.run(
-        [sys.executable, "jobs/analyze.py", str(tiny_ib), "--out", str(out)], cwd=ROOT, capture_output=True, text=True
-    )
+    done = analyze(tiny_ib, "--out", out)
     assert done.returncode == 0, done.stderr
     assert {p.name for p in out.glob("*.png")} == {"info_plane_tiny-tishby.png", "info_plane_tiny-seed004.png"}
     section = (out / "report.md").read_text().split("## Information-plane experiments", 1)[1].split("\n## ", 1)[0]

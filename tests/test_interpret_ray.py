@@ -1,11 +1,10 @@
 """Cascades of trained networks on real Ray: the tiny grid with ``interpret`` on writes the new tables with
 their schema from inside the Tune trials, and ``jobs/analyze.py`` draws the paper's fig. 5 from them."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import polars as pl
+from drivers import analyze
 
 from infoflow_ray.store import TABLES, ResultStore
 from infoflow_ray.sweep.driver import run_grid
@@ -38,9 +37,7 @@ def test_the_tiny_grid_with_interpret_writes_the_new_tables_and_the_figures(tmp_
         got = sorted(curves.filter(task_id=task_id)["epoch"])
         assert got == sorted({0, final} | {e for e in (0, 1) if e < final}), (task_id, got)
     out = tmp_path / "analysis"
-    done = subprocess.run(
-        [sys.executable, "jobs/analyze.py", str(results), "--out", str(out)], cwd=ROOT, capture_output=True, text=True
-    )
+    done = analyze(results, "--out", out)
     assert done.returncode == 0, done.stderr
     suffix = "mnist_t10k_wide_sb0.05"
     for figure in ("retraced", "perfect_inputs", "trained_vs_untrained"):
