@@ -85,8 +85,10 @@ def test_a_killed_search_resumes_its_running_trainings_from_their_checkpoints(tm
     summary = store.scan("train_summary").select("task_id", "epochs", "resumed_from_epoch").collect()
     resumed = dict(summary.select("task_id", "resumed_from_epoch").rows())
     for task, epochs in interrupted.items():
-        if task in resumed:  # the search still wanted it
-            assert resumed[task] == epochs, (task, resumed[task], epochs)
+        if task in resumed:  # the search still wanted it: it goes on from the newest checkpoint, never from 0.
+            # ≥, not ==: the reader above can miss a checkpoint Tune was still moving into the trial folder at the
+            # kill (seen once under load: 19 read, 20 resumed); the epoch rows below show none was trained twice.
+            assert epochs <= resumed[task] <= EPOCHS, (task, resumed[task], epochs)
     assert any(task in resumed for task in running)
     epochs = store.scan("train_epochs").select("task_id", "epoch").collect()
     counts = epochs.group_by("task_id").agg(pl.len().alias("rows"), pl.col("epoch").n_unique().alias("unique"))

@@ -212,37 +212,8 @@ def execute(
     baselines = [t for t in pending if t.kind == "baseline"]
     predictions = [t for t in pending if t.kind == "predictors"]
     stop = threading.Event()
-    pool_ready = threading.Event()
-    thread = None
     res = grid.resources
-    if cascades:
-        size = pool_size(res.cascade_workers, res.cpus_per_cascade, res.gpus_per_cascade, len(cascades))
-        progress.note(f"cascade pool: {size.workers} actors × ({size.cpus:g} CPU, {size.gpus:g} GPU)")
-
-        def started(workers):
-            ray.get([w.pid.remote() for w in workers])  # placed and initialised: they hold their resources
-            pool_ready.set()
-
-        def cascade_loop():
-            try:
-                run_cascade_pool(
-                    cascades,
-                    results=grid.results,
-                    grid_name=grid.name,
-                    size=size,
-                    max_attempts=res.max_task_attempts,
-                    store=store,
-                    progress=progress,
-                    stop=stop,
-                    on_worker_started=started,
-                    group=res.cascade_group,
-                )
-            finally:
-                pool_ready.set()
-
-        thread = threading.Thread(target=cascade_loop, name="cascade-pool", daemon=True)
-        thread.start()
-        pool_ready.wait()
+    thread = _start_cascade_pool(grid, store, progress, stop, cascades, len(cascades)) if cascades else None
     predictor_thread = None
     if predictions:  # cheap Ray tasks of one CPU (no GPU) beside the pool: they take CPUs as they free up
         from infoflow_ray.sweep.predictor_tasks import run_predictor_tasks
@@ -266,20 +237,10 @@ def execute(
         predictor_thread.start()
     try:
         if baselines:
-            cluster_gpus = ray.cluster_resources().get("GPU", 0)
-            gpus = res.gpus_per_trial if res.gpus_per_trial is not None else (0.25 if cluster_gpus else 0.0)
             run_baselines(
                 all_baselines or baselines,
                 baselines,
-                results=grid.results,
-                grid_name=grid.name,
-                cpus=res.cpus_per_trial,
-                gpus=gpus,
-                max_concurrent=res.max_concurrent_trials,
-                max_attempts=res.max_task_attempts,
-                checkpoint_every_epochs=res.checkpoint_every_epochs,
-                store=store,
-                progress=progress,
+                **_trial_settings(grid, store, progress),
                 group=res.baseline_group,
             )
         for worker_thread in (thread, predictor_thread):
@@ -295,59 +256,11 @@ def execute(
 
 
 def _execute_stream(grid: GridSpec, store: ResultStore, stream: Stream, progress: Progress) -> bool:
-    res = grid.resources
     stop = threading.Event()
-    pool_ready = threading.Event()
-    size = pool_size(res.cascade_workers, res.cpus_per_cascade, res.gpus_per_cascade, 1 << 30)
-    progress.note(f"cascade pool: up to {size.workers} actors × ({size.cpus:g} CPU, {size.gpus:g} GPU)")
-
-    def started(workers):
-        ray.get([w.pid.remote() for w in workers])  # the first cascades' actors hold their resources before Tune
-        pool_ready.set()
-
-    def cascade_loop():
-        try:
-            run_cascade_pool(
-                [],
-                results=grid.results,
-                grid_name=grid.name,
-                size=size,
-                max_attempts=res.max_task_attempts,
-                store=store,
-                progress=progress,
-                stop=stop,
-                on_worker_started=started,
-                group=res.cascade_group,
-                incoming=stream.cascades,
-                closed=stream.closed,
-                on_end=stream.end,
-            )
-        except BaseException as exc:
-            stream.error = stream.error or exc
-            stream.closed.set()
-        finally:
-            pool_ready.set()
-
-    thread = threading.Thread(target=cascade_loop, name="cascade-pool", daemon=True)
-    thread.start()
-    pool_ready.wait()
+    thread = _start_cascade_pool(grid, store, progress, stop, [], 1 << 30, stream)
     try:
         if "baseline" in grid.kinds:
-            cluster_gpus = ray.cluster_resources().get("GPU", 0)
-            gpus = res.gpus_per_trial if res.gpus_per_trial is not None else (0.25 if cluster_gpus else 0.0)
-            stream_baselines(
-                stream.next_group,
-                stream.end,
-                results=grid.results,
-                grid_name=grid.name,
-                cpus=res.cpus_per_trial,
-                gpus=gpus,
-                max_concurrent=res.max_concurrent_trials,
-                max_attempts=res.max_task_attempts,
-                checkpoint_every_epochs=res.checkpoint_every_epochs,
-                store=store,
-                progress=progress,
-            )
+            stream_baselines(stream.next_group, stream.end, **_trial_settings(grid, store, progress))
         while thread.is_alive():
             thread.join(timeout=1.0)
     except KeyboardInterrupt:
@@ -360,3 +273,77 @@ def _execute_stream(grid: GridSpec, store: ResultStore, stream: Stream, progress
     if stream.error is not None:
         raise stream.error
     return False
+
+
+def _start_cascade_pool(
+    grid: GridSpec,
+    store: ResultStore,
+    progress: Progress,
+    stop: threading.Event,
+    cascades: list[Task],
+    most_tasks: int,
+    stream: Stream | None = None,
+) -> threading.Thread:
+    """Start the cascade actor pool in a thread and return once its first actors hold their resources (so Tune's
+    trials, started next, do not take them). ``cascades``: the fixed tasks; with a ``stream`` the pool also takes
+    the cascades the search asks for, reports every end to it, and an error in the pool closes the stream with it
+    (raised again by the driver); ``most_tasks`` caps the pool's size."""
+    res = grid.resources
+    size = pool_size(res.cascade_workers, res.cpus_per_cascade, res.gpus_per_cascade, most_tasks)
+    progress.note(
+        f"cascade pool: {'up to ' if stream else ''}{size.workers} actors × ({size.cpus:g} CPU, {size.gpus:g} GPU)"
+    )
+    pool_ready = threading.Event()
+    incoming = dict(incoming=stream.cascades, closed=stream.closed, on_end=stream.end) if stream else {}
+
+    def started(workers):
+        ray.get([w.pid.remote() for w in workers])  # placed and initialised: they hold their resources
+        pool_ready.set()
+
+    def cascade_loop():
+        try:
+            run_cascade_pool(
+                cascades,
+                results=grid.results,
+                grid_name=grid.name,
+                size=size,
+                max_attempts=res.max_task_attempts,
+                store=store,
+                progress=progress,
+                stop=stop,
+                on_worker_started=started,
+                group=res.cascade_group,
+                **incoming,
+            )
+        except BaseException as exc:
+            if stream is None:
+                raise
+            stream.error = stream.error or exc
+            stream.closed.set()
+        finally:
+            pool_ready.set()
+
+    thread = threading.Thread(target=cascade_loop, name="cascade-pool", daemon=True)
+    thread.start()
+    pool_ready.wait()
+    return thread
+
+
+def _trial_settings(grid: GridSpec, store: ResultStore, progress: Progress) -> dict:
+    """The keyword arguments every way of running baseline trials takes (``baselines.run_baselines``,
+    ``stream_baselines``): where rows go, each trial's resources (a quarter GPU by default when the cluster has
+    GPUs), retries and checkpoints."""
+    res = grid.resources
+    cluster_gpus = ray.cluster_resources().get("GPU", 0)
+    gpus = res.gpus_per_trial if res.gpus_per_trial is not None else (0.25 if cluster_gpus else 0.0)
+    return dict(
+        results=grid.results,
+        grid_name=grid.name,
+        cpus=res.cpus_per_trial,
+        gpus=gpus,
+        max_concurrent=res.max_concurrent_trials,
+        max_attempts=res.max_task_attempts,
+        checkpoint_every_epochs=res.checkpoint_every_epochs,
+        store=store,
+        progress=progress,
+    )
