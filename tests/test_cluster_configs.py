@@ -1,6 +1,7 @@
 """Cluster deployment files: the Ray cluster launcher configs pass the validation `ray up` runs, the KubeRay
 manifests carry what the RayCluster/RayJob CRDs need, every image is the installed Ray's, and
-cluster/local_multinode.sh starts a head and two workers on this machine and stops exactly what it started."""
+cluster/local_multinode.sh starts a head and two workers on this machine, runs `ray job submit -- python
+jobs/full_grid.py` across them and stops exactly what it started."""
 
 import copy
 import json
@@ -14,10 +15,14 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import polars as pl
 import pytest
 import ray
 import yaml
 from ray.autoscaler._private.util import prepare_config, validate_config
+
+from infoflow_ray.store import ResultStore
+from infoflow_ray.sweep.grid import resolve_grid
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCHER_CONFIGS = [ROOT / "ray_cluster.yaml", ROOT / "cluster" / "gcp.yaml"]
@@ -246,8 +251,14 @@ def _cmdlines_mentioning(text: str) -> list[str]:
 
 @pytest.mark.skipif(RAY_CLI is None, reason="the `ray` CLI is not installed (pip install 'ray[default]')")
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="process checks read /proc (Linux)")
-def test_local_multinode_cluster_runs_three_nodes_with_token_auth_and_stops_only_its_own(tmp_path):
-    home, state = tmp_path / "home", tmp_path / "state"
+def test_local_multinode_cluster_runs_a_submitted_grid_on_three_nodes_with_token_auth_and_stops_only_its_own(
+    tmp_path,
+):
+    """The whole local multi-node path in one cluster (one start and stop: the slow part): nodes and token auth,
+    then `ray job submit -- python jobs/full_grid.py` on the tiny preset's depth-3 tasks. Each worker *declares*
+    one GPU (Ray's resource, no real device), so the cascade actors must ask for a GPU and land on the two worker
+    nodes, never on the head; the results land in the shared path with tasks spread over more than one node."""
+    home, state, results = tmp_path / "home", tmp_path / "state", tmp_path / "results"
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "INFOFLOW_LOCAL_CLUSTER"))}
     env.update(HOME=str(home), PATH=f"{RAY_CLI.parent}{os.pathsep}{env.get('PATH', '')}")
@@ -318,6 +329,35 @@ def test_local_multinode_cluster_runs_three_nodes_with_token_auth_and_stops_only
             timeout=120,
         )
         assert anonymous.returncode != 0
+
+        # A job submitted through the Jobs API with the token runs the grid across the nodes.
+        submit = subprocess.run(
+            [
+                str(RAY_CLI),
+                "job",
+                "submit",
+                "--address",
+                exports["RAY_API_SERVER_ADDRESS"],
+                "--working-dir",
+                str(ROOT),
+                "--",
+                sys.executable,
+                "jobs/full_grid.py",
+                "--preset",
+                "tiny",
+                "--depths",
+                "3",
+                "--results",
+                str(results),
+            ],
+            env={k: v for k, v in client_env.items() if not k.startswith("INFOFLOW_")},
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=ROOT,
+        )
+        assert submit.returncode == 0, (submit.stdout + submit.stderr)[-3000:]
+        assert "succeeded" in submit.stdout.lower()
     finally:
         stopped = subprocess.run(
             [*script, "stop", "--state-dir", str(state)], env=env, capture_output=True, text=True, timeout=180
@@ -334,3 +374,11 @@ def test_local_multinode_cluster_runs_three_nodes_with_token_auth_and_stops_only
     assert not (home / ".ray" / "auth_token").exists(), "the script must not touch ~/.ray"
     again = subprocess.run([*script, "stop", "--state-dir", str(state)], env=env, capture_output=True, text=True)
     assert again.returncode == 0 and "nothing to stop" in again.stderr
+
+    runs = ResultStore.open(str(results), create=False).scan("runs").collect()
+    tasks = resolve_grid("tiny", overrides={"depths": (3,)}).tasks()
+    assert sorted(runs["task_id"]) == sorted(t.task_id for t in tasks)
+    assert runs["node_id"].n_unique() > 1  # the work was spread over the cluster's nodes
+    cascade_nodes = set(runs.filter(pl.col("kind") == "cascade")["node_id"])
+    assert cascade_nodes == {nodes["worker-1"]["id"], nodes["worker-2"]["id"]}  # GPU-asking actors, not on the head
+    assert set(runs["device"]) == {"cpu:1threads"}  # a declared GPU is not a device: torch stayed on the CPU
