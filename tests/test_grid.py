@@ -160,6 +160,16 @@ PRESET_CONTENT = {
         baselines=96,
         search=True,
     ),
+    "default-converged": dict(
+        sigma_w2=(0.5, 1.0, 1.5, 1.76, 2.5, 4.0, 6.0, 8.0),
+        depths=tuple(range(4, 49, 4)),
+        dataset="mnist_t10k",
+        widths="constant-256",
+        max_epochs=32,
+        cascades=8,
+        baselines=96,
+        search=True,
+    ),
     "paper-fig5": dict(
         sigma_w2=(0.5, 1.76, 4.0),
         depths=(11,),
