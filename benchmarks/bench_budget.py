@@ -77,9 +77,12 @@ def main() -> None:
         w, s = run(grid_at(base / f"B{b}", args, b, None))
         separate_total += s
         other = budget_frames.ladder_by_sigma(ResultStore.open(str(base / f"B{b}"), create=False))
-        same = read.filter(pl.col("budget") == b).select("sigma_w2", "trainable_depth").sort("sigma_w2")
-        equal = same.equals(other.select("sigma_w2", "trainable_depth").sort("sigma_w2"))
+        at_b = lambda frame: frame.filter(pl.col("budget") == b).select("sigma_w2", "trainable_depth").sort("sigma_w2")  # noqa: E731
+        same, alone = at_b(read), at_b(other)  # the separate grid has its own ladder up to b: compare at b only
+        equal = same.equals(alone)
         print(f"separate grid at B = {b}: {s:.0f} task-seconds ({w:.0f} s wall); ℓ_train equals the rung: {equal}")
+        if not equal:
+            print(f"  read off B_max: {same.rows()}\n  separate grid:  {alone.rows()}")
     print(
         f"the ladder {ladder} from one set of trainings: {seconds:.0f} task-seconds; separate grids per budget: "
         f"{separate_total:.0f} task-seconds ({separate_total / max(seconds, 1e-9):.2f}x)"

@@ -1,5 +1,6 @@
 """Shared fixtures: one real local Ray for the in-process tests, and the `tiny` preset's real results."""
 
+import io
 import os
 import shutil
 from pathlib import Path
@@ -35,8 +36,10 @@ def tiny_results(tmp_path_factory, ray_local) -> Path:
     from infoflow_ray.sweep.grid import resolve_grid
 
     path = tmp_path_factory.mktemp("tiny") / "results"
-    outcome = run_grid(resolve_grid("tiny", overrides={"results": str(path)}), progress_interval_seconds=300)
+    out = io.StringIO()
+    outcome = run_grid(resolve_grid("tiny", overrides={"results": str(path)}), out=out, progress_interval_seconds=300)
     assert not outcome.failed, outcome.failed
+    (path.parent / "progress.txt").write_text(out.getvalue())  # its progress lines, beside (not in) the results
     return path
 
 

@@ -1,11 +1,13 @@
-"""Start a job script the way a user does, for the tests that kill, interrupt or race drivers; run
-jobs/analyze.py's ``main`` in-process for the tests that only read what it writes."""
+"""Start a job script the way a user does and wait for what it writes, for the tests that kill, interrupt or race
+drivers; run jobs/analyze.py's ``main`` in-process for the tests that only read what it writes."""
 
 import contextlib
 import io
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -26,6 +28,18 @@ def start_job(script: str, *args: str, env: dict | None = None) -> subprocess.Po
         text=True,
         start_new_session=True,
     )
+
+
+def wait_for(
+    proc: subprocess.Popen, ready: Callable[[], bool], what: str, timeout: float = 300, poll: float = 0.5
+) -> None:
+    """Poll ``ready()`` until it holds while the driver ``proc`` runs (the moment a test kills or interrupts it);
+    fail with the driver's output if it exits first, and with "no ``what``" after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, f"no {what} within {timeout:g} s"
+        time.sleep(poll)
 
 
 def analyze(*args) -> SimpleNamespace:

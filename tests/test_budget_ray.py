@@ -24,7 +24,8 @@ THRESHOLD = 0.3
 
 
 def ladder_grid(results: Path, max_epochs: int = 4, ladder=LADDER):
-    """Baselines only, 3 σw² × 3 depths × 2 seeds, 1,000 training images, stopping at 30 % test accuracy."""
+    """Baselines only, 3 σw² × 3 depths × 2 seeds, 1,000 training images, stopping at 30 % test accuracy; the
+    networks of a depth trained three to a trial (batched: each stops at its own threshold)."""
     return resolve_grid(
         "tiny",
         overrides={
@@ -35,6 +36,7 @@ def ladder_grid(results: Path, max_epochs: int = 4, ladder=LADDER):
             "data": {"max_train_samples": 1000},
             "train": {"max_epochs": max_epochs, "accuracy_threshold": THRESHOLD, "ladder": ladder},
             "results": str(results),
+            "resources": {"baseline_group": 3},
         },
     )
 

@@ -36,10 +36,12 @@ def small_t10k(t10k) -> Dataset:
 
 @pytest.fixture(scope="module")
 def phases(t10k) -> dict[float, Prediction]:
-    """One epoch of the cascade on 4,000 training images, evaluated on 500 test images, per σw². (On 1,000 images
+    """One epoch of the cascade on 4,000 training images, evaluated on 200 test images, per σw². (On 1,000 images
     the critical network's deepest layers clamp a few pixels and its layer-1 decoder is too rough for the
-    reconstruction test.)"""
-    spec = CascadeSpec(eval_samples=500, stored_images=200)
+    reconstruction test; on 2,000 too: layer-1 MSE 0.43–0.44 of the mean image's, seeds 0–2, against 0.27 on
+    4,000. The evaluation on 200 images instead of 500 leaves the margins wide: seed 0, ordered against critical,
+    kl_mean cutoff 8 against 28, per-image mean 7.7 against 27.4 on 500 images.)"""
+    spec = CascadeSpec(eval_samples=200, stored_images=200)
     half = dataclasses.replace(t10k, train_x=t10k.train_x[:4000], train_y=t10k.train_y[:4000])
     return {s: predict_trainability(NetworkSpec(s, DEEP), spec, half, seed=0) for s in (ORDERED, CRITICAL)}
 
@@ -50,7 +52,7 @@ def phases(t10k) -> dict[float, Prediction]:
 def test_curves_cover_layers_zero_to_L(phases):
     for p in phases.values():
         assert p.finite and p.depth == DEEP
-        assert p.kl_per_image.shape == (DEEP + 1, 500)
+        assert p.kl_per_image.shape == (DEEP + 1, 200)
         assert p.kl_mean.shape == p.diff_entropy.shape == p.clamped_pixels.shape == (DEEP + 1,)
         assert np.all(p.kl_per_image[0] == 0) and np.all(p.kl_per_image[1:] > 0)
         assert p.cutoff_last_layer == DEEP - 2

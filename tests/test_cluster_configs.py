@@ -249,6 +249,7 @@ def _cmdlines_mentioning(text: str) -> list[str]:
     return found
 
 
+@pytest.mark.system
 @pytest.mark.skipif(RAY_CLI is None, reason="the `ray` CLI is not installed (pip install 'ray[default]')")
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="process checks read /proc (Linux)")
 def test_local_multinode_cluster_runs_a_submitted_grid_on_three_nodes_with_token_auth_and_stops_only_its_own(

@@ -134,7 +134,8 @@ def test_constant_profile_is_n_in_then_n_hidden_units_then_n_out_at_every_depth(
     spec = NetworkSpec(1.76, 6, widths="constant-16", n_inputs=64)
     assert spec.layer_widths == (64, 16, 16, 16, 16, 16, 10) and spec.profile_name == "constant-16"
     assert NetworkSpec(1.76, 48, widths="constant-32").layer_widths == (784,) + (32,) * 47 + (10,)
-    assert spec.cutoff_last_layer() == 6  # no wide head to drop: every layer, as for shrinking
+    assert spec.cutoff_last_layer() == 5  # the 16-unit run, without the 10-unit output layer
+    assert spec.cutoff_last_layer("all") == 6
     assert families.of_profile("constant-16").name == "mlp"  # the tables' profile value maps back to its family
     for bad in ("constant-0", "constant-x", "constant-016", "constant-", "narrow-16"):
         with pytest.raises(ConfigError, match=f"widths must be one of wide, shrinking, constant-N .*got '{bad}'"):
@@ -155,6 +156,8 @@ def test_explicit_widths_are_kept_as_a_tuple():
         ("wide", "constant_width", 28),
         ("wide", "all", 30),
         ("shrinking", "constant_width", 30),
+        ("constant-32", "constant_width", 29),
+        ("constant-32", "all", 30),
         ((784,) * 30 + (10,), "constant_width", 30),
     ],
 )

@@ -47,6 +47,7 @@ def _trial_workers() -> list[psutil.Process]:
     return found
 
 
+@pytest.mark.system
 def test_a_training_whose_worker_dies_for_good_is_recorded_and_resumes_from_its_checkpoint(tmp_path, ray_local):
     """One attempt allowed: the trial's worker is killed once its third checkpoint is on disk (Tune may not have
     registered that one yet, so the resume starts from epoch 2 or 3). The task is reported

@@ -17,7 +17,14 @@ NEW_TABLES = ("trained_curves", "trained_cutoffs", "retraced", "perfect_inputs")
 def test_the_tiny_grid_with_interpret_writes_the_new_tables_and_the_figures(tmp_path, ray_local, monkeypatch):
     results = tmp_path / "results"
     interpret = {"enabled": True, "cascade_epochs": 2, "at_epochs": [0, 1]}
-    overrides = {"depths": (3,), "results": str(results), "interpret": interpret}
+    # one training (σw² 1.76, depth 3) on 1,000 images: every table and figure comes from a single trial's network
+    overrides = {
+        "sigma_w2": (1.76,),
+        "depths": (3,),
+        "data": {"max_train_samples": 1000},
+        "results": str(results),
+        "interpret": interpret,
+    }
     grid = resolve_grid("tiny", overrides=overrides)
     outcome = run_grid(grid, progress_interval_seconds=300)
     assert not outcome.failed

@@ -6,11 +6,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from drivers import start_job
+from drivers import start_job, wait_for
 from polars.testing import assert_frame_equal
 from results_science import science
 
@@ -66,16 +65,14 @@ def _driver(results: str, env: dict, *extra: str) -> subprocess.Popen:
     return start_job("full_grid.py", *GRID, "--results", results, *extra, env=_env(env))
 
 
+@pytest.mark.system
 def test_a_grid_on_an_object_store_survives_a_kill_and_reads_back_like_a_local_run(
     s3, tiny_results, tmp_path, monkeypatch
 ):
     env, client = s3
     results = f"s3://{BUCKET}/grid"
     first = _driver(results, env)
-    deadline = time.monotonic() + 300
-    while not _keys(client, "grid/runs/") and time.monotonic() < deadline:
-        assert first.poll() is None, first.communicate()[1][-3000:]
-        time.sleep(0.5)
+    wait_for(first, lambda: bool(_keys(client, "grid/runs/")), "task stored on the object store")
     os.killpg(first.pid, signal.SIGKILL)  # the driver and its local Ray, mid-grid
     first.wait(timeout=60)
     assert 1 <= len(_keys(client, "grid/runs/")) < 3

@@ -11,16 +11,16 @@ import math
 import os
 import signal
 import subprocess
-import time
+import threading
 from pathlib import Path
 
 import pytest
-from drivers import start_job
+from drivers import start_job, wait_for
 from results_science import science
 
 from infoflow_ray.store import MANIFEST, ResultStore
 from infoflow_ray.sweep.grid import resolve_grid
-from infoflow_ray.sweep.jobs import EXIT_BAD_INPUT, EXIT_INTERRUPTED, job
+from infoflow_ray.sweep.jobs import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED, job
 
 main = job("grid").main
 
@@ -35,14 +35,24 @@ def _driver(results: Path, address: str, *extra: str) -> subprocess.Popen:
     return start_job("full_grid.py", *args, *extra)
 
 
-def _wait_for_runs(results: Path, n: int, proc: subprocess.Popen, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if len(list((results / "runs").rglob("*.parquet"))) >= n:
-            return
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.5)
-    raise AssertionError(f"fewer than {n} tasks finished within {timeout} s")
+def _wait_for_runs(results: Path, n: int, proc: subprocess.Popen) -> None:
+    wait_for(proc, lambda: len(list((results / "runs").rglob("*.parquet"))) >= n, f"{n} tasks finished")
+
+
+def _wait_for_line(proc: subprocess.Popen, needle: str, timeout: float = 300) -> None:
+    """Read the driver's progress lines (stdout) until one holds ``needle``."""
+    found = threading.Event()
+
+    def read() -> None:
+        for line in proc.stdout:
+            if needle in line:
+                found.set()
+                return
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(timeout)
+    assert found.is_set(), f"no progress line with {needle!r} within {timeout} s (exit code {proc.poll()})"
 
 
 def _kill_group(proc: subprocess.Popen, sig: int) -> None:
@@ -61,29 +71,15 @@ def _assert_exactly_once_and_equal(results: Path, reference: Path) -> None:
         assert got[table].equals(want[table]), table
 
 
-def test_killed_driver_and_damaged_files_resume_to_every_task_once_with_identical_values(
+@pytest.mark.system
+def test_driver_faults_one_after_another_resume_to_every_task_once_with_identical_values(
     tmp_path, tiny_results, ray_address
 ):
-    results = tmp_path / "results"
-    proc = _driver(results, ray_address)
-    _wait_for_runs(results, 2, proc)  # a cascade or a training is stored, the rest still runs
-    _kill_group(proc, signal.SIGKILL)  # the driver (and with it its job's workers), mid-grid
-    proc.wait(timeout=60)
-    assert len(list((results / "runs").rglob("*.parquet"))) < len(TASKS)
-    # a finished task's runs file truncated (a crashed disk write) and a stray temp file of a dead writer
-    runs_file = next((results / "runs").rglob("*.parquet"))
-    data = runs_file.read_bytes()
-    runs_file.write_bytes(data[: len(data) // 2])
-    (runs_file.parent / ".tmp-crashed-writer.parquet").write_bytes(b"PAR1 half")
-    with pytest.warns(UserWarning, match="unreadable"):
-        ResultStore.open(str(results), create=False).scan("runs").collect()
-    resumed = _driver(results, ray_address)
-    _, err = resumed.communicate(timeout=600)
-    assert resumed.returncode == 0, err[-3000:]
-    _assert_exactly_once_and_equal(results, tiny_results)
-
-
-def test_second_driver_is_refused_ctrl_c_stops_cleanly_and_the_rerun_completes(tmp_path, tiny_results, ray_address):
+    """One results folder through every driver fault in turn (one grid's work, not one per fault): a second driver
+    on the folder is refused in one line; Ctrl-C stops the first cleanly; a rerun is killed mid-grid (SIGKILL, its
+    job's workers with it), then a finished task's file is truncated and a dead writer's temp file left beside it;
+    SIGTERM stops the next rerun cleanly while a training runs; the last run completes. Every task is then stored
+    exactly once, with the values of the session's undisturbed tiny run."""
     results = tmp_path / "results"
     serial = tmp_path / "serial.toml"  # one task at a time: the same results, more time to interrupt it
     serial.write_text("[resources]\ncascade_workers = 1\nmax_concurrent_trials = 1\n")
@@ -98,6 +94,32 @@ def test_second_driver_is_refused_ctrl_c_stops_cleanly_and_the_rerun_completes(t
     _kill_group(first, signal.SIGKILL)  # whatever of it outlived it
     assert first.returncode == EXIT_INTERRUPTED, err1[-3000:]
     assert "run the same command again to resume" in err1
+
+    stored = len(list((results / "runs").rglob("*.parquet")))
+    killed = _driver(results, ray_address, "--config", str(serial))
+    _wait_for_runs(results, stored + 1, killed)  # one more task stored, the rest still to run
+    _kill_group(killed, signal.SIGKILL)  # the driver (and with it its job's workers), mid-grid
+    killed.wait(timeout=60)
+    assert len(list((results / "runs").rglob("*.parquet"))) < len(TASKS)
+    # a finished task's runs file truncated (a crashed disk write) and a stray temp file of a dead writer
+    runs_file = next((results / "runs").rglob("*.parquet"))
+    data = runs_file.read_bytes()
+    runs_file.write_bytes(data[: len(data) // 2])
+    (runs_file.parent / ".tmp-crashed-writer.parquet").write_bytes(b"PAR1 half")
+    with pytest.warns(UserWarning, match="unreadable"):
+        ResultStore.open(str(results), create=False).scan("runs").collect()
+
+    # SIGTERM (`kill`, `ray job stop`, a cluster scheduler's stop) of the resumed run while a training runs: the
+    # same clean stop, not Ray's crash report of the signal (a C++ stack, then abort: signal 6)
+    stopped = _driver(results, ray_address, "--config", str(serial))
+    _wait_for_line(stopped, "started ")  # a baseline trial started
+    os.kill(stopped.pid, signal.SIGTERM)
+    _, err3 = stopped.communicate(timeout=180)
+    _kill_group(stopped, signal.SIGKILL)
+    assert stopped.returncode == EXIT_TERMINATED, err3[-3000:]
+    assert "run the same command again to resume" in err3
+    for crash in ("SIGTERM received", "signal 6", "Aborted", "Traceback"):
+        assert crash not in err3, err3[-3000:]
     rerun = _driver(results, ray_address)
     _, err = rerun.communicate(timeout=600)
     assert rerun.returncode == 0, err[-3000:]

@@ -2,7 +2,8 @@
 
 - on a small case the search's ℓ_train brackets equal the full grid's over the same depths, and the full grid
   run afterwards into the same folder reuses every task the search ran (same task ids);
-- a search killed midway and run again redoes no finished task and takes the decisions of an undisturbed run;
+- a search killed midway and run again redoes no finished task and takes the decisions of an undisturbed run
+  (the killed one with the per_round policy, the undisturbed one per_result: the policies decide alike);
 - the σw² bisection finds an edge within its tolerance, checked against cascades computed without Ray;
 - non-monotone outcomes and the critical line land in the ``search`` table (outcomes written to a real store);
 - bad search settings fail in one line before any work starts.
@@ -13,24 +14,22 @@ from __future__ import annotations
 import io
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import polars as pl
 import pytest
-from drivers import start_job
+from drivers import start_job, wait_for
 
 from infoflow_ray import theory
-from infoflow_ray.predict import predict_trainability
 from infoflow_ray.store import ResultStore
 from infoflow_ray.sweep import adaptive
 from infoflow_ray.sweep.driver import run_grid
 from infoflow_ray.sweep.grid import resolve_grid
 from infoflow_ray.sweep.jobs import EXIT_BAD_INPUT, job
-from infoflow_ray.sweep.task_runner import load_task_data
 
 main = job("grid").main
 
@@ -111,14 +110,25 @@ BOTH_SIDES = {
 }
 
 
-def test_search_brackets_equal_the_full_grid_on_both_sides_which_reuses_the_searched_tasks(tmp_path, ray_local):
-    results = tmp_path / "results"
+@pytest.fixture(scope="module")
+def both_sides(tmp_path_factory, ray_local) -> tuple[Path, Path]:
+    """The BOTH_SIDES search, then the full grid of the same settings in the same folder; and a copy of the
+    folder as the search left it (for the tests that read a search's results)."""
+    results = tmp_path_factory.mktemp("both") / "results"
     search = resolve_grid("tiny", overrides={**BOTH_SIDES, "results": str(results), "search": {"enabled": True}})
     outcome = run_grid(search, progress_interval_seconds=300)
     assert not outcome.failed and not outcome.interrupted
+    searched = results.parent / "searched"
+    shutil.copytree(results, searched)
+    run_grid(resolve_grid("tiny", overrides={**BOTH_SIDES, "results": str(results)}), progress_interval_seconds=300)
+    return searched, results
+
+
+def test_search_brackets_equal_the_full_grid_on_both_sides_which_reuses_the_searched_tasks(both_sides):
+    searched, results = both_sides
+    searched_runs = ResultStore.open(str(searched), create=False).scan("runs").collect()
+    search_brackets = brackets_of_search(searched)
     store = ResultStore.open(str(results), create=False)
-    searched_runs = store.scan("runs").collect()
-    search_brackets = brackets_of_search(results)
     # every (σw², seed) found a trainable depth and a failing one inside the list: an edge, not the list's end
     assert set(search_brackets) == {(s, seed) for s in (0.5, 4.0) for seed in (0, 1)}
     for key, (passed, failed) in search_brackets.items():
@@ -128,7 +138,6 @@ def test_search_brackets_equal_the_full_grid_on_both_sides_which_reuses_the_sear
     grid = resolve_grid("tiny", overrides={**BOTH_SIDES, "results": str(results)})
     n_grid_trainings = sum(t.kind == "baseline" for t in grid.tasks())
     assert searched_runs.filter(pl.col("kind") == "baseline").height < n_grid_trainings  # it did skip some
-    run_grid(grid, progress_interval_seconds=300)
     runs = store.scan("runs").collect()
     assert runs["task_id"].is_unique().all()
     assert runs.filter(pl.col("kind") == "baseline").height == n_grid_trainings
@@ -138,9 +147,10 @@ def test_search_brackets_equal_the_full_grid_on_both_sides_which_reuses_the_sear
     assert search_brackets == brackets_of_grid(results)
 
 
-def _search_driver(results: Path, address: str) -> subprocess.Popen:
-    config = results.parent / "ladder.toml"
-    config.write_text(LADDER_TOML)
+def _search_driver(results: Path, address: str, config_text: str = LADDER_TOML) -> subprocess.Popen:
+    config = results.parent / "search.toml"
+    config.write_text(config_text)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_ADDRESS")}
     return start_job(
         "full_grid.py",
         "--preset",
@@ -154,38 +164,8 @@ def _search_driver(results: Path, address: str) -> subprocess.Popen:
         str(results),
         "--address",  # the session's Ray: no local Ray started for this driver
         address,
+        env={**env, "PYTHONUNBUFFERED": "1"},  # its progress lines reach the pipe before it is killed
     )
-
-
-def test_a_killed_search_resumes_without_redoing_a_task_and_takes_the_same_decisions(searched, tmp_path, ray_address):
-    results = tmp_path / "results"
-    proc = _search_driver(results, ray_address)
-    deadline = time.monotonic() + 300
-    while len(list((results / "runs").rglob("*.parquet"))) < 5:  # the 3 cascades and 2 trainings
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "the search stored too few tasks in 300 s"
-        time.sleep(0.5)
-    os.killpg(proc.pid, signal.SIGKILL)  # the driver (and with it its job's workers), mid-search
-    proc.wait(timeout=60)
-    store = ResultStore.open(str(results), create=False)
-    before = dict(store.scan("runs").select("task_id", "started_at").collect().rows())
-    total = store.scan("runs").collect().height
-    assert total < ResultStore.open(str(searched), create=False).scan("runs").collect().height
-
-    outcome = run_grid(small_search(results), progress_interval_seconds=300)
-    assert not outcome.failed and not outcome.interrupted
-    assert outcome.skipped["cascade"] + outcome.skipped["baseline"] >= len(before)
-    runs = store.scan("runs").collect()
-    assert runs["task_id"].is_unique().all()
-    assert {t: s for t, s in runs.select("task_id", "started_at").rows() if t in before} == before
-    got, want = values(results), values(searched)
-    for table in want:
-        g, w = got[table], want[table]
-        if table == "train_summary":  # a training killed mid-way went on from its checkpoint: the same epochs
-            g, w = g.drop("resumed_from_epoch"), w.drop("resumed_from_epoch")
-        assert g.equals(w), (table, [c for c in w.columns if c not in g.columns or not g[c].equals(w[c])])
-    rungs = got["search"].filter(pl.col("search") == "rung")  # the same rungs: ℓ_train within 1 of 2 epochs
-    assert rungs.height == 3 and (rungs["budget"] == 1).all()
 
 
 def _cascade_lines_before_trainings_asked(output: str) -> int:
@@ -198,65 +178,45 @@ def _cascade_lines_before_trainings_asked(output: str) -> int:
     raise AssertionError(f"no trainings asked in:\n{output}")
 
 
-def test_per_round_takes_the_per_result_decisions_and_only_per_result_asks_mid_round(searched, tmp_path):
-    """The driver's two ``search.policy`` values on the same small search (``searched`` ran the default,
-    per_result): the same search rows, trainings and cutoffs. Per round asks for trainings once all 3 coarse
-    cascades have ended, and starts none before; per result asks as soon as the first cascade is in — on 2 CPUs
-    the third cascade starts only after that, so it is still to come."""
+@pytest.mark.system
+def test_a_killed_per_round_search_resumes_without_redoing_a_task_and_takes_the_per_result_decisions(
+    searched, tmp_path, ray_address
+):
+    """The driver's two ``search.policy`` values and a kill, on the same small search (``searched`` ran the
+    default, per_result, undisturbed). A per_round search, killed once its 3 coarse cascades and 2 trainings are
+    stored and run again, redoes no finished task and ends with the same search rows, trainings and cutoffs as the
+    undisturbed per_result one. Per round asked for trainings only once all 3 coarse cascades had ended and
+    started none before; per result asked as soon as the first cascade was in — on 2 CPUs the third cascade
+    starts only after that, so it was still to come."""
     results = tmp_path / "results"
-    out = io.StringIO()
-    outcome = run_grid(small_search(results, policy="per_round"), out=out, progress_interval_seconds=300)
+    proc = _search_driver(results, ray_address, LADDER_TOML + '[search]\npolicy = "per_round"\n')
+    stored = lambda: len(list((results / "runs").rglob("*.parquet"))) >= 5  # the 3 cascades and 2 trainings
+    wait_for(proc, stored, "5 tasks stored by the search")
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver (and with it its job's workers), mid-search
+    killed_output, _ = proc.communicate(timeout=60)
+    assert _cascade_lines_before_trainings_asked(killed_output) == 3
+    assert _cascade_lines_before_trainings_asked((searched.parent / "out.txt").read_text()) < 3
+    store = ResultStore.open(str(results), create=False)
+    before = dict(store.scan("runs").select("task_id", "started_at").collect().rows())
+    total = store.scan("runs").collect().height
+    assert total < ResultStore.open(str(searched), create=False).scan("runs").collect().height
+
+    outcome = run_grid(small_search(results, policy="per_round"), progress_interval_seconds=300)
     assert not outcome.failed and not outcome.interrupted
+    assert outcome.skipped["cascade"] + outcome.skipped["baseline"] >= len(before)
+    runs = store.scan("runs").collect()
+    assert runs["task_id"].is_unique().all()
+    assert {t: s for t, s in runs.select("task_id", "started_at").rows() if t in before} == before
+    first = runs.filter(pl.col("kind") == "baseline")["started_at"].min()
+    assert first >= runs.filter(pl.col("kind") == "cascade")["finished_at"].max()  # per round: no training early
     got, want = values(results), values(searched)
     for table in want:
-        assert got[table].equals(want[table]), table
-    assert _cascade_lines_before_trainings_asked(out.getvalue()) == 3
-    runs = ResultStore.open(str(results), create=False).scan("runs").collect()
-    first = runs.filter(pl.col("kind") == "baseline")["started_at"].min()
-    assert first >= runs.filter(pl.col("kind") == "cascade")["finished_at"].max()
-    assert _cascade_lines_before_trainings_asked((searched.parent / "out.txt").read_text()) < 3
-
-
-def test_sigma_w2_bisection_finds_an_edge_within_the_tolerance(tmp_path, ray_local):
-    """Cascades only: the interval where the per-image cutoff of a depth-10 cascade (3,000 training images)
-    reaches layer 6 — its low edge lies between σw² 0.1 and 0.5 (ordered side). The edge's two σw² are
-    recomputed without Ray: one is inside (ℓ_c ≥ 6), the other outside, at most 0.05 apart."""
-    overrides = {
-        "sigma_w2": (0.1, 0.5, 1.76),
-        "depths": (4, 10),
-        "kinds": ("cascade",),
-        "results": str(tmp_path),
-        "search": {"enabled": True, "target_depth": 6, "sigma_w2_tolerance": 0.05},
-    }
-    grid = resolve_grid("tiny", overrides=overrides)
-    outcome = run_grid(grid, progress_interval_seconds=300)
-    assert not outcome.failed
-    rows = (
-        ResultStore.open(str(tmp_path), create=False)
-        .scan("search")
-        .filter(pl.col("search") == "sigma_w2_interval")
-        .sort("step")
-        .collect()
-    )
-    assert rows["done"].all() and rows["reason"].str.contains("bisect the low edge").any()
-    inside = rows.filter("passed")["asked"].min()
-    outside = rows.filter(~pl.col("passed") & (pl.col("asked") < inside))["asked"].max()
-    assert 0.1 <= outside < inside <= 0.5 and inside - outside <= 0.05
-    data = load_task_data("mnist_t10k", grid.data, "cpu")
-    recomputed = {
-        s: predict_trainability(
-            grid.network("mnist_t10k", s, 10, 0.05), grid.cascade, data, seed=0
-        ).per_image_cutoff_mean
-        for s in (inside, outside)
-    }
-    assert recomputed[inside] >= 6 > recomputed[outside]
-    stored = dict(rows.select("asked", "value").rows())
-    assert stored[inside] == pytest.approx(recomputed[inside]) and stored[outside] == pytest.approx(recomputed[outside])
-    # the Outcome carries the search's answer: the same edge a replay of the store decides (predict-then-tune uses it)
-    (group,) = outcome.searches
-    replayed = adaptive.plan(grid, adaptive.read_stored(ResultStore.open(str(tmp_path)), grid.search.measure))[0]
-    assert group.interval.done and group.interval == replayed.interval
-    assert (group.interval.low.inside, group.interval.low.outside) == (inside, outside)
+        g, w = got[table], want[table]
+        if table == "train_summary":  # a training killed mid-way went on from its checkpoint: the same epochs
+            g, w = g.drop("resumed_from_epoch"), w.drop("resumed_from_epoch")
+        assert g.equals(w), (table, [c for c in w.columns if c not in g.columns or not g[c].equals(w[c])])
+    rungs = got["search"].filter(pl.col("search") == "rung")  # the same rungs: ℓ_train within 1 of 2 epochs
+    assert rungs.height == 3 and (rungs["budget"] == 1).all()
 
 
 # --- decisions over outcomes written to a real store (no training: the outcomes are chosen) ------------------
@@ -359,7 +319,9 @@ def test_non_monotone_trainings_and_the_critical_line_are_recorded_in_the_search
             "results": str(tmp_path),
             "sigma_w2": (0.5, 1.0, 1.5, 2.0, 2.5, 3.0),
             "sigma_b2": (0.0, 0.05, 0.2),
-            "search": {"target_depth": 36, "sigma_w2_tolerance": 0.02, "edge_trainings": True},
+            "widths": "wide",
+            "train": {"max_epochs": 5, "lr": 1e-3, "ladder": None},  # one rung below 5 epochs decides nothing here
+            "search": {"target_depth": 36, "sigma_w2_tolerance": 0.02, "edge_trainings": True, "resolve_rungs": False},
         },
     )
     store = fill(grid, cutoff, trainable)
@@ -432,27 +394,36 @@ def test_dry_run_states_the_full_grid_and_the_search_worst_case(tmp_path, capsys
     assert main(["--preset", "default", "--results", str(tmp_path / "r"), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "the full grid would run 8 cascades and 96 trainings" in out
-    assert "at most 64 trainings (8 per (σw², seed) over 12 depths" in out
+    # resolving all 6 rungs of the ladder can need every depth; without it a depth search needs at most 8 of 12
+    assert "at most 96 trainings (12 per (σw², seed) over 12 depths with each of the 6 rungs resolved" in out
+    assert (
+        main(["--preset", "default", "--results", str(tmp_path / "r"), "--dry-run", "--no-search.resolve-rungs"]) == 0
+    )
+    assert "at most 64 trainings (8 per (σw², seed) over 12 depths" in capsys.readouterr().out
     assert not (tmp_path / "r").exists()
 
 
-def test_readme_reading_example_runs_on_search_results(searched, capsys):
+def test_readme_reading_example_runs_on_search_results(both_sides, capsys):
     """docs/results.md's first example, run as written on a search's results folder."""
     from doc_examples import python_block
 
+    searched, _ = both_sides
     block = python_block("docs/results.md", "# Reading the results")
     assert '"results/default"' in block
     names: dict = {}
     exec(block.replace('"results/default"', repr(str(searched))), names)
-    assert names["cutoffs"]["measure"].unique().to_list() == ["kl_per_image"] and names["cutoffs"].height == 3
-    passing = {s: hi[0] for (s, _seed), hi in brackets_of_search(searched).items() if hi[0] is not None}  # seed 0
-    assert dict(names["trainable"].select("sigma_w2", "trainable_depth").rows()) == passing  # σw² 0.5: none
+    cascades = ResultStore.open(str(searched), create=False).scan("runs").filter(kind="cascade").collect().height
+    assert names["cutoffs"]["measure"].unique().to_list() == ["kl_per_image"] and names["cutoffs"].height == cascades
+    brackets = brackets_of_search(searched)  # (σw², seed) → (deepest passed, shallowest failed)
+    passing = {s: max(p for (s2, _), (p, _) in brackets.items() if s2 == s) for s, _ in brackets}
+    assert dict(names["trainable"].select("sigma_w2", "trainable_depth").rows()) == passing  # over both seeds
     steps = names["steps"]
-    assert steps.height > 3 and steps["reason"].str.starts_with("start at the cascade's prediction").sum() == 3
+    starts = steps["reason"].str.starts_with("start at the cascade's prediction").sum()
+    assert steps.height > len(brackets) and starts == len(brackets)  # one depth search per (σw², seed)
     assert capsys.readouterr().out.count("shape: (") == 4  # it printed its four frames
 
 
-def test_analysis_draws_what_the_search_found(searched, tmp_path):
+def test_analysis_draws_what_the_search_found(both_sides, tmp_path):
     """jobs/analyze.py on a search: the report's search section holds the brackets of the search table, and the
     phase diagram draws them, the peak and every ℓ_train bracket as data (not only pixels)."""
     sys.path.insert(0, str(ROOT / "jobs"))
@@ -461,12 +432,13 @@ def test_analysis_draws_what_the_search_found(searched, tmp_path):
     from infoflow_ray import analysis, plots
     from infoflow_ray.analysis import search as search_frames
 
+    searched, _ = both_sides
     assert analyze.main([str(searched), "--out", str(tmp_path)]) == 0
     report = (tmp_path / "report.md").read_text()
     assert "## Adaptive search" in report and (tmp_path / "critical_line.png").is_file()
     store = ResultStore.open(str(searched), create=False)
     brackets = search_frames.trainable_brackets(store)
-    assert brackets.height == 3 and brackets["done"].all()
+    assert brackets.height == 2 and brackets["done"].all()  # σw² 0.5 and 4
     for row in brackets.iter_rows(named=True):
         high = "–" if row["bracket_high"] is None else str(row["bracket_high"])
         assert f"| {row['sigma_w2']:.3g} | {row['trainable_depth']} | {high} |" in report

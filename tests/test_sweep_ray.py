@@ -126,6 +126,7 @@ def test_resume_after_losing_outputs_restores_them_once_without_recomputing_the_
         assert restored[table].equals(undisturbed[table]), table  # the same seeds give the same values
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("group", [None, 3])
 def test_killing_a_cascade_actor_mid_task_loses_and_duplicates_nothing(tmp_path, ray_local, group):
     grid = resolve_grid(
@@ -305,12 +306,25 @@ def test_info_plane_metrics_are_one_flag_away_and_land_in_their_table(tmp_path, 
     assert expected == {0.5: ("budget", 3), 1.76: ("mi_plateau", 2)}  # both outcomes exercised
 
 
-def test_batched_baseline_groups_give_the_same_trainings_as_one_network_per_trial(tmp_path, tiny_results):
+@pytest.fixture(scope="module")
+def grouped_run(tmp_path_factory, ray_local):
+    """The tiny grid with its tasks grouped: three cascades in one lockstep call on one actor, baseline networks
+    three to a Tune trial."""
     grid = resolve_grid(
-        "tiny", overrides={"results": str(tmp_path / "r"), "kinds": ("baseline",), "resources": {"baseline_group": 3}}
+        "tiny",
+        overrides={
+            "results": str(tmp_path_factory.mktemp("grouped") / "r"),
+            "cascade": {"strategy": "lockstep"},
+            "resources": {"cascade_group": 3, "cascade_workers": 1, "baseline_group": 3},
+        },
     )
     outcome = run_grid(grid, progress_interval_seconds=600)
     assert not outcome.failed
+    return grid
+
+
+def test_batched_baseline_groups_give_the_same_trainings_as_one_network_per_trial(grouped_run, tiny_results):
+    grid = grouped_run
     grouped = ResultStore.open(grid.results, create=False)
     single = ResultStore.open(str(tiny_results), create=False)
     got = grouped.scan("train_epochs").collect().sort("task_id", "epoch")
@@ -321,23 +335,12 @@ def test_batched_baseline_groups_give_the_same_trainings_as_one_network_per_tria
     assert sorted(grouped.scan("runs").collect()["task_id"]) == sorted(t.task_id for t in grid.tasks())
 
 
-def test_cascades_trained_together_on_one_actor_give_the_results_of_one_task_per_call(tmp_path, tiny_results):
+def test_cascades_trained_together_on_one_actor_give_the_results_of_one_task_per_call(grouped_run, tiny_results):
     """Three tiny cascades in one lockstep group (one call, stacked matmuls) against the session's run of the
     same tasks one per call (layerwise): the same task ids, the same cutoffs, curves equal to float round-off."""
-    grid = resolve_grid(
-        "tiny",
-        overrides={
-            "results": str(tmp_path / "r"),
-            "kinds": ("cascade",),
-            "cascade": {"strategy": "lockstep"},
-            "resources": {"cascade_group": 3, "cascade_workers": 1},
-        },
-    )
-    outcome = run_grid(grid, progress_interval_seconds=600)
-    assert not outcome.failed
-    grouped = ResultStore.open(grid.results, create=False)
+    grouped = ResultStore.open(grouped_run.results, create=False)
     single = ResultStore.open(str(tiny_results), create=False)
-    runs = grouped.scan("runs").collect()
+    runs = grouped.scan("runs").filter(kind="cascade").collect()
     assert runs.height == 3 and runs["sigma_w2"].n_unique() == 3
     assert runs["started_at"].n_unique() == 1  # all three ran in one call
     ids = runs["task_id"].to_list()

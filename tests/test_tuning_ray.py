@@ -1,39 +1,77 @@
 """Predict, then tune, on real Ray: the tiny preset end to end (cascades, then both arms' Tune experiments on
 bundled MNIST-t10k), its figure and report, and an interrupted run that resumes without re-running a trial."""
 
+import io
 import os
-import shutil
 import signal
-import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 import pytest
-from drivers import analyze, start_job
+from drivers import analyze, start_job, wait_for
 
 from infoflow_ray import families, theory
 from infoflow_ray.predict import predict_trainability
 from infoflow_ray.predictors.interval import depth_interval
 from infoflow_ray.store import ResultStore
+from infoflow_ray.sweep import adaptive
 from infoflow_ray.sweep.task_runner import load_task_data
-from infoflow_ray.sweep.tuning import experiment_id, passing_range, run_predict_then_tune
+from infoflow_ray.sweep.tuning import experiment_id, passing_range, predict_with_predictor, run_predict_then_tune
 from infoflow_ray.sweep.tuning_spec import resolve_tuning
 
 ROOT = Path(__file__).resolve().parents[1]
-SEEDS = (0, 1)
+SEEDS = (1,)  # its control arm samples below the predicted interval (the interrupted run uses seed 0)
 
 
 def _spec(results: Path, **overrides):
     return resolve_tuning("tiny", overrides={"results": str(results), "search_seeds": SEEDS, **overrides})
 
 
+@dataclass(frozen=True)
+class Interruption:
+    """What the interrupted job process left: its exit code and stderr, the trials it had stored, the experiment
+    it was in and whether that experiment's Tune state was kept, and what the rerun printed."""
+
+    returncode: int
+    stderr: str
+    before: pl.DataFrame
+    first: str
+    tune_state_kept: bool
+    rerun_output: str
+
+
 @pytest.fixture(scope="module")
 def tuned(tmp_path_factory, ray_local):
-    """The tiny preset with two search seeds, run once in this process's local Ray."""
+    """The tiny preset with one search seed, run once on the session's Ray."""
     results = tmp_path_factory.mktemp("tune") / "results"
     outcome = run_predict_then_tune(_spec(results), progress_interval_seconds=300)
     assert not outcome.interrupted and not outcome.prediction_failed and outcome.failed_trials == 0
     return results, outcome
+
+
+def _interrupted_and_resumed(results: Path, ray_address: str) -> tuple[Interruption, object]:
+    """The tiny preset with one search seed, started as a job process (one trial at a time, for time to interrupt
+    it), interrupted (Ctrl-C) once the first experiment has stored a trial, then run again to the end in this
+    process. The resources are not part of the experiments' ids: the rerun resumes them."""
+    serial = results.parent / "serial.toml"
+    serial.write_text("[resources]\nmax_concurrent_trials = 1\n")
+    argv = ["--preset", "tiny", "--results", str(results), "--search-seeds", "0"]
+    proc = start_job("predict_then_tune.py", *argv, "--config", str(serial), "--address", ray_address)
+    wait_for(proc, lambda: any((results / "tune_trials").rglob("*.parquet")), "trial stored", timeout=240, poll=0.1)
+    os.kill(proc.pid, signal.SIGINT)  # the driver only, as a terminal's Ctrl-C would reach it
+    _, err = proc.communicate(timeout=120)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # whatever of it outlived it
+    except ProcessLookupError:
+        pass
+    before = ResultStore.open(str(results), create=False).scan("tune_trials").collect()
+    first = before["experiment_id"][0] if before.height else ""
+    kept = (results / "_tune" / first).is_dir() if first else False
+    out = io.StringIO()
+    outcome = run_predict_then_tune(_spec(results, search_seeds=(0,)), out=out, progress_interval_seconds=300)
+    assert not outcome.interrupted and not outcome.prediction_failed and outcome.failed_trials == 0
+    return Interruption(proc.returncode, err, before, first, kept, out.getvalue()), outcome
 
 
 def test_both_arms_run_every_trial_and_only_the_control_leaves_the_predicted_interval(tuned):
@@ -52,6 +90,11 @@ def test_both_arms_run_every_trial_and_only_the_control_leaves_the_predicted_int
     edge = outcome.prediction.interval.low
     assert 0.1 <= edge.outside < edge.inside and low == pytest.approx((edge.inside + edge.outside) / 2)
     grid = spec.prediction_grid()
+    # found by bisection, to the search's tolerance, and the same edges a replay of the store decides
+    assert edges["reason"].str.contains("bisect the low edge").any()
+    assert edge.inside - edge.outside <= grid.search.sigma_w2_tolerance
+    replayed = adaptive.plan(grid, adaptive.read_stored(ResultStore.open(grid.results), grid.search.measure))[0]
+    assert replayed.interval == outcome.prediction.interval
     data = load_task_data(spec.dataset, grid.data, "cpu")
     cutoff = {
         s: predict_trainability(
@@ -85,48 +128,33 @@ def test_analyze_draws_the_tuning_figure_and_reports_both_arms(tuned, tmp_path):
     assert (out / "tuning_tiny_mnist_t10k_L8.png").stat().st_size > 10_000
     report = (out / "report.md").read_text()
     section = report.split("## Predict, then tune", 1)[1].split("\n## ", 1)[0]
-    assert "| mnist_t10k | 8 | predicted | 2 |" in section and "| mnist_t10k | 8 | control | 2 |" in section
+    n = len(SEEDS)
+    assert f"| mnist_t10k | 8 | predicted | {n} |" in section and f"| mnist_t10k | 8 | control | {n} |" in section
     assert "![tuning_tiny_mnist_t10k_L8](tuning_tiny_mnist_t10k_L8.png)" in report
 
 
-def test_an_interrupted_run_resumes_without_running_a_finished_trial_again(tuned, tmp_path, ray_address, capsys):
-    source, outcome = tuned
+@pytest.mark.system
+def test_an_interrupted_run_resumes_without_running_a_finished_trial_again(tmp_path, ray_address):
+    """A run interrupted inside its first experiment (the cascade-predicted arm of the search seed) and run again:
+    the rerun restored that experiment (Tuner.restore, not a new one) and ran no finished trial again."""
     results = tmp_path / "results"
-    shutil.copytree(source, results)  # the prediction is stored: the rerun goes straight to a new search seed
-    argv = ["--preset", "tiny", "--results", str(results), "--search-seeds", "7", "--trials", "4"]
-    argv += ["--max-epochs", "3"]
-    proc = start_job("predict_then_tune.py", *argv, "--address", ray_address)  # the session's Ray
-    spec = resolve_tuning(
-        "tiny", overrides={"results": str(results), "search_seeds": (7,), "trials": 4, "max_epochs": 3}
-    )
-    store = ResultStore.open(str(results), create=False)
-    first = experiment_id(spec, "predicted", 7, outcome.prediction.sigma_w2)
-    # interrupt once the first experiment has stored a trial
-    deadline = time.monotonic() + 240
-    while not list((results / "tune_trials").rglob(f"{first}-*.parquet")):
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-        time.sleep(0.2)
-    os.kill(proc.pid, signal.SIGINT)  # the driver only, as a terminal's Ctrl-C would reach it
-    _, err = proc.communicate(timeout=120)
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)  # whatever of it outlived it
-    except ProcessLookupError:
-        pass
-    assert proc.returncode == 130, err[-3000:]
-    before = store.scan("tune_trials").filter(pl.col("search_seed") == 7).collect()
-    assert 1 <= before.height < spec.trials  # interrupted inside the first experiment, whose Tune state is kept
-    assert (results / "_tune" / first).is_dir()
-    from infoflow_ray.sweep.jobs import job
-
-    main = job("tune").main
-
-    assert main(argv) == 0
-    assert f"resuming experiment {first}" in capsys.readouterr().out  # Tuner.restore, not a new experiment
-    after = store.scan("tune_trials").filter(pl.col("search_seed") == 7).collect()
-    assert after.height == 2 * spec.trials and after["trial_id"].n_unique() == after.height
-    assert set(after["experiment_id"]) == {first, experiment_id(spec, "control", 7, spec.space.sigma_w2)}
-    kept = after.join(before.select("trial_id"), on="trial_id", how="semi").sort("trial_id")
-    assert kept.equals(before.sort("trial_id"))  # finished trials were not run again (same epochs' end times)
+    cut, outcome = _interrupted_and_resumed(results, ray_address)
+    spec = _spec(results, search_seeds=(0,))
+    assert cut.returncode == 130, cut.stderr[-3000:]
+    assert "Tuner.restore" not in cut.stderr  # the job says how to resume, not Tune
+    assert cut.first == experiment_id(spec, "predicted", 0, outcome.prediction.sigma_w2)
+    assert set(cut.before["experiment_id"]) == {cut.first}
+    assert 1 <= cut.before.height < spec.trials  # interrupted inside the first experiment, whose Tune state is kept
+    assert cut.tune_state_kept
+    assert f"resuming experiment {cut.first}" in cut.rerun_output
+    after = ResultStore.open(str(results), create=False).scan("tune_trials").collect()
+    assert after["trial_id"].n_unique() == after.height
+    kept = after.join(cut.before.select("trial_id"), on="trial_id", how="semi").sort("trial_id")
+    assert kept.equals(cut.before.sort("trial_id"))  # finished trials were not run again (same epochs' end times)
+    # nor trained again only to be stored over: the rerun printed the end of every trial but those
+    ended = {f"{r['arm']} s{r['search_seed']} trial {r['trial_index']}: " for r in after.iter_rows(named=True)}
+    before = {f"{r['arm']} s{r['search_seed']} trial {r['trial_index']}: " for r in cut.before.iter_rows(named=True)}
+    assert {line for line in ended if line in cut.rerun_output} == ended - before
     assert not (results / "_tune").exists()
 
 
@@ -146,16 +174,20 @@ def test_any_depth_predictor_drives_the_search_with_the_interval_depth_interval_
     predictor, tmp_path, ray_local
 ):
     """``--predictor``: mean field in closed form, and the measured APJN, each give the predicted arm its σw²
-    range — the one ``depth_interval`` computes here without Ray on the same untrained networks — and the rest of
-    the job (both arms, the tables) is the cascade's."""
+    range — the one ``depth_interval`` computes here without Ray on the same untrained networks. The job's
+    prediction step runs for both (APJN in its Ray task); the rest of the job (both arms, the tables) is the same
+    code for any predictor, so it runs once, for mean field."""
     results = tmp_path / "results"
     spec = resolve_tuning(
         "tiny",
-        overrides={"results": str(results), "predictor": predictor, "trials": 2, "max_epochs": 1, "search_seeds": (0,)},
+        overrides={"results": str(results), "predictor": predictor, "trials": 1, "max_epochs": 1, "search_seeds": (0,)},
     )
-    outcome = run_predict_then_tune(spec, progress_interval_seconds=300)
-    assert not outcome.interrupted and not outcome.prediction_failed and outcome.failed_trials == 0
-    prediction = outcome.prediction
+    if predictor == "apjn":
+        prediction = predict_with_predictor(spec, None)  # what run_predict_then_tune's prediction step calls
+    else:
+        outcome = run_predict_then_tune(spec, progress_interval_seconds=300)
+        assert not outcome.interrupted and not outcome.prediction_failed and outcome.failed_trials == 0
+        prediction = outcome.prediction
     assert prediction.predictor == predictor and prediction.interval is None and prediction.seconds > 0
     grid = spec.predictor_sigma_w2
     data = load_task_data(spec.dataset, spec.data, "cpu")
@@ -172,6 +204,8 @@ def test_any_depth_predictor_drives_the_search_with_the_interval_depth_interval_
         depth = {s: 6 * float(theory.xi_c(s, spec.sigma_b2)) for s in grid}
         assert all(depth[s] >= spec.depth for s in grid if expected[0] <= s <= expected[1])
         assert all(depth[s] < spec.depth for s in grid if not expected[0] <= s <= expected[1])
+    if predictor == "apjn":
+        return
     trials = ResultStore.open(str(results), create=False).scan("tune_trials").collect()
     assert trials.height == 2 * spec.trials
     predicted, control = trials.filter(arm="predicted"), trials.filter(arm="control")

@@ -77,10 +77,13 @@ def widths_of(spec: NetworkSpec) -> tuple[int, ...]:
 
 
 def cutoff_last_layer(spec: NetworkSpec, layer_range: str) -> int:
-    """``constant_width`` follows the reference: for 'wide' the n_0 → 400 and 400 → n_out head layers are
-    dropped (L−2); other profiles have no constant-width run, so all L layers are used."""
+    """The last layer the cutoff reads. ``constant_width`` follows the reference: for 'wide' the n_0 → 400 and
+    400 → n_out head layers are dropped (L−2); for 'constant-N' the n_out-unit output layer L is dropped (its N-unit
+    run is layers 1..L−1); 'shrinking' and explicit widths have no constant-width run, so all L layers are used."""
     if layer_range == "constant_width" and spec.widths == "wide":
         return spec.depth - 2
+    if layer_range == "constant_width" and isinstance(spec.widths, str) and constant_width(spec.widths):
+        return spec.depth - 1
     return spec.depth
 
 

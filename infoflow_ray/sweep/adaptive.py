@@ -393,14 +393,18 @@ def _rungs(
     (the same replay, over the outcomes at that budget) asks for the depths that decide it, trained at the full
     budget (one training answers every rung)."""
     spec = grid.search
+    tasks = {  # their ids once: the rungs' replays read the same trainings again and again
+        depth: grid.baseline_task(group.dataset, sigma_w2, group.sigma_b2, depth, seed, group.architecture)
+        for depth in grid.depths
+    }
+    ids = {depth: task.task_id for depth, task in tasks.items()}
 
     def trainings() -> list[budget.Training]:
         out = []
-        for depth in grid.depths:
-            task = grid.baseline_task(group.dataset, sigma_w2, group.sigma_b2, depth, seed, group.architecture)
-            if task.task_id in stored.ladder:
-                group.used[task.task_id] = task
-                first, epochs, why = stored.ladder[task.task_id]
+        for depth, task in tasks.items():
+            if ids[depth] in stored.ladder:
+                group.used[ids[depth]] = task
+                first, epochs, why = stored.ladder[ids[depth]]
                 out.append(budget.Training(depth, first, epochs, why))
         return out
 
@@ -413,10 +417,8 @@ def _rungs(
                 result = search.depth_search(grid.depths, start, outcomes, spec.depth_resolution, spec.confirm)
                 if result.done:
                     break
-                task = grid.baseline_task(
-                    group.dataset, sigma_w2, group.sigma_b2, result.next_depth, seed, group.architecture
-                )
-                if task.task_id in stored.failed or task.task_id in stored.ladder:
+                task = tasks[result.next_depth]
+                if ids[result.next_depth] in stored.failed or ids[result.next_depth] in stored.ladder:
                     note = f"depth {result.next_depth} is needed but cannot say at this budget"
                     break
                 group.asks.append(task)

@@ -12,12 +12,16 @@ import hashlib
 import logging
 import os
 import pickle
+import signal
 import tempfile
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow.fs as pafs
+import ray
 import torch
 from ray import tune
 from ray.tune.search import Searcher
@@ -385,6 +389,47 @@ def serialise_experiment_state_sync() -> None:
     _ExperimentCheckpointManager.sync_up_experiment_state = sync_up_experiment_state
 
 
+def fit_tuner(tuner: tune.Tuner):
+    """``tuner.fit()``, stopped cleanly by Ctrl-C or SIGTERM: Tune ends the step it is in and saves its experiment
+    state, then the signal's own handler runs (a KeyboardInterrupt for the caller). Callbacks store a trial's row
+    when it ends; stopping between steps keeps Tune's state in line with those rows, so a resumed experiment
+    never trains a stored trial again (interrupted mid-step, Tune would restore it as unfinished). A second
+    signal, or one before Tune's loop has started, interrupts at once. Signals left to the system's default
+    (SIGTERM outside a job) are not caught; off the main thread this is plain ``tuner.fit()``."""
+    serialise_experiment_state_sync()
+    if threading.current_thread() is not threading.main_thread():
+        return tuner.fit()
+    originals = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    caught: list[tuple[int, object]] = []
+
+    def stop_tune(signum, frame):
+        tune_stop = signal.getsignal(signal.SIGUSR1)  # Tune's loop installs its stop handler here (tune.py)
+        if caught or not callable(tune_stop):
+            return originals[signum](signum, frame)
+        caught.append((signum, frame))
+        tune_log.setLevel(logging.ERROR)  # not Tune's "resume with Tuner.restore(...)": the job says how to resume
+        tune_stop(signum, frame)
+
+    tune_log = logging.getLogger("ray.tune.tune")
+    level = tune_log.level
+    handled = [s for s, handler in originals.items() if callable(handler)]
+    usr1 = signal.signal(signal.SIGUSR1, signal.SIG_DFL)  # not a previous experiment's stale handler
+    for s in handled:
+        signal.signal(s, stop_tune)
+    try:
+        results = tuner.fit()
+    finally:
+        for s in handled:
+            signal.signal(s, originals[s])
+        signal.signal(signal.SIGUSR1, usr1)
+        tune_log.setLevel(level)
+    if caught:
+        signum, frame = caught[0]
+        originals[signum](signum, frame)
+        raise KeyboardInterrupt  # a handler that returned: the run was still interrupted
+    return results
+
+
 def tune_storage(results: str) -> str:
     """Where Tune keeps trial state and checkpoints: ``_tune`` inside the results location (ignored by readers)."""
     if "://" in results:
@@ -392,31 +437,128 @@ def tune_storage(results: str) -> str:
     return os.path.abspath(os.path.join(results, "_tune"))
 
 
+@dataclass(frozen=True)
+class TrialSettings:
+    """How a grid's baseline trials run, the same for the fixed set of tasks (``run_baselines``) and the search's
+    stream (``stream_baselines``); ``execution._trial_settings`` builds it from the grid's ``resources``.
+
+    ``results``: the results location (rows, and Tune's state in ``{results}/_tune``); ``grid_name``: the grid
+    the ``runs`` rows name; ``cpus``, ``gpus``: each trial's resources (a GPU fraction: small trials share a
+    GPU); ``max_concurrent``: trials at once (None: as many as the resources hold); ``max_attempts``: tries per
+    trial (Tune retries a failed one from its checkpoint ``max_attempts - 1`` times); ``checkpoint_every_epochs``:
+    a trial checkpoints every that many epochs and at its end."""
+
+    results: str
+    grid_name: str
+    cpus: float
+    gpus: float
+    max_concurrent: int | None
+    max_attempts: int
+    checkpoint_every_epochs: int
+
+    @property
+    def storage(self) -> str:
+        """Where Tune keeps the trials' state and checkpoints (``tune_storage``)."""
+        return tune_storage(self.results)
+
+    def trial_config(self) -> dict:
+        """What every trial's config holds besides its ``tasks`` (and ``resume_from``): read by
+        ``baseline_trainable``. Stored experiments hold it as written here, so its keys must not change."""
+        return {
+            "results": self.results,
+            "grid_name": self.grid_name,
+            "checkpoint_every_epochs": self.checkpoint_every_epochs,
+        }
+
+    def trainable(self):
+        """``baseline_trainable`` with each trial's resources."""
+        return tune.with_resources(baseline_trainable, {"cpu": self.cpus, "gpu": self.gpus})
+
+
+def trial_gpus(gpus_per_trial: float | None) -> float:
+    """Each trial's GPU share: ``gpus_per_trial`` when set, else a quarter GPU when the connected Ray cluster has
+    GPUs (small networks share one) and 0 when it has none. The one default of every Tune trial (the grids'
+    baselines, predict-then-tune's trials and its predictor task)."""
+    if gpus_per_trial is not None:
+        return gpus_per_trial
+    return 0.25 if ray.cluster_resources().get("GPU", 0) else 0.0
+
+
+def new_tuner(
+    trainable,
+    *,
+    name: str,
+    storage: str,
+    callbacks: list[tune.Callback],
+    max_attempts: int,
+    param_space: dict | None = None,
+    **tune_config,
+) -> tune.Tuner:
+    """A new Tune experiment ``name`` in ``storage`` with the run settings every experiment of the project has
+    (the grids' baseline trials and predict-then-tune's searches): one checkpoint kept per trial (depth-200
+    checkpoints are ~0.5 GB), ``max_attempts`` tries per trial (Tune retries a failed one from its checkpoint),
+    ``callbacks`` (the driver's progress lines) as Tune's only output, and trials reusing their actors.
+    ``tune_config``: the rest of the experiment's TuneConfig (concurrency, search, scheduler, trial names)."""
+    return tune.Tuner(
+        trainable,
+        param_space=param_space,
+        # reuse_actors: a trial starts in the process the last one ended in (torch imported, CUDA context up),
+        # not in a fresh worker: seconds per trial that short trials cannot hide.
+        tune_config=tune.TuneConfig(reuse_actors=True, **tune_config),
+        run_config=tune.RunConfig(
+            name=name,
+            storage_path=storage,
+            verbose=0,
+            callbacks=callbacks,
+            failure_config=tune.FailureConfig(max_failures=max_attempts - 1),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        ),
+    )
+
+
+def _new_tuner(
+    settings: TrialSettings,
+    name: str,
+    callbacks: list[tune.Callback],
+    max_concurrent: int | None,
+    param_space: dict | None = None,
+    **search,
+) -> tune.Tuner:
+    """A new experiment ``name`` of baseline trials (``new_tuner``) in ``settings.storage``: the fixed set's
+    (``param_space``, a grid search over task groups) or the stream's (``search``: TuneConfig's ``search_alg`` and
+    ``num_samples``), with trials named after their tasks."""
+    return new_tuner(
+        settings.trainable(),
+        name=name,
+        storage=settings.storage,
+        callbacks=callbacks,
+        max_attempts=settings.max_attempts,
+        param_space=param_space,
+        max_concurrent_trials=max_concurrent,
+        trial_name_creator=lambda trial: _trial_name(trial),
+        trial_dirname_creator=lambda trial: _trial_name(trial).replace(" ", "_"),
+        **search,
+    )
+
+
 def run_baselines(
     all_tasks: list[Task],
     pending: list[Task],
+    settings: TrialSettings,
     *,
-    results: str,
-    grid_name: str,
-    cpus: float,
-    gpus: float,
-    max_concurrent: int | None,
-    max_attempts: int,
-    checkpoint_every_epochs: int,
     store: ResultStore,
     progress: Progress,
     group: int = 1,
 ) -> None:
     """Run the pending baseline tasks as Tune trials, restoring the grid's experiment if it was interrupted."""
-    trainable = tune.with_resources(baseline_trainable, {"cpu": cpus, "gpu": gpus})
-    storage = tune_storage(results)
+    storage = settings.storage
     name = experiment_name(all_tasks) + (f"-g{group}" if group > 1 else "")
     callbacks = [_TuneProgress(progress, store)]
-    common = {"results": results, "grid_name": grid_name, "checkpoint_every_epochs": checkpoint_every_epochs}
+    common = settings.trial_config()
     path = f"{storage}/{name}"
     if tune.Tuner.can_restore(path):
         progress.note(f"resuming the baseline trials of {path}")
-        tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True)
+        tuner = tune.Tuner.restore(path, settings.trainable(), resume_unfinished=True, resume_errored=True)
         tuner._local_tuner.get_run_config().callbacks = callbacks
         if _fit_and_clean_up(tuner, storage, name, all_tasks, store):
             return
@@ -442,26 +584,7 @@ def run_baselines(
             del common["resume_from"]
     groups = group_tasks(pending, group)
     param_space = {**common, "tasks": tune.grid_search([[t.config() for t in g] for g in groups])}
-    tuner = tune.Tuner(
-        trainable,
-        param_space=param_space,
-        # reuse_actors: a trial starts in the process the last one ended in (torch imported, CUDA context up),
-        # not in a fresh worker: seconds per trial that short trials cannot hide.
-        tune_config=tune.TuneConfig(
-            max_concurrent_trials=max_concurrent,
-            reuse_actors=True,
-            trial_name_creator=lambda trial: _trial_name(trial),
-            trial_dirname_creator=lambda trial: _trial_name(trial).replace(" ", "_"),
-        ),
-        run_config=tune.RunConfig(
-            name=name,
-            storage_path=storage,
-            verbose=0,
-            callbacks=callbacks,
-            failure_config=tune.FailureConfig(max_failures=max_attempts - 1),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-        ),
-    )
+    tuner = _new_tuner(settings, name, callbacks, settings.max_concurrent, param_space=param_space)
     if _fit_and_clean_up(tuner, storage, name, pending, store) and "resume_from" in common:
         _delete_used(storage, previous, store)
 
@@ -530,14 +653,8 @@ class TaskSearcher(Searcher):
 def stream_baselines(
     next_group: Callable[[], list[Task] | str | None],
     ended: Callable[[list[Task]], None],
+    settings: TrialSettings,
     *,
-    results: str,
-    grid_name: str,
-    cpus: float,
-    gpus: float,
-    max_concurrent: int | None,
-    max_attempts: int,
-    checkpoint_every_epochs: int,
     store: ResultStore,
     progress: Progress,
 ) -> None:
@@ -545,9 +662,9 @@ def stream_baselines(
 
     The experiment is this run's own (``baselines-stream-…``); trainings that a killed run left checkpointed in a
     kept experiment resume from their newest checkpoint there, and that experiment is deleted once every task it
-    checkpointed is stored. ``max_concurrent`` None: as many trials as the cluster's CPUs (or GPUs) hold."""
-    trainable = tune.with_resources(baseline_trainable, {"cpu": cpus, "gpu": gpus})
-    storage = tune_storage(results)
+    checkpointed is stored. ``settings.max_concurrent`` None: as many trials as the cluster's CPUs (or GPUs)
+    hold."""
+    storage = settings.storage
     name = f"baselines-stream-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
     resume_from, previous = interrupted_checkpoints(storage, None, exclude=name)
     if resume_from:
@@ -555,33 +672,15 @@ def stream_baselines(
             f"{len(resume_from)} training(s) resume from the checkpoints of an interrupted run "
             f"({', '.join(previous)}) when the search asks for them"
         )
-    common = {"results": results, "grid_name": grid_name, "checkpoint_every_epochs": checkpoint_every_epochs}
-    searcher = TaskSearcher(next_group, ended, common, resume_from)
+    searcher = TaskSearcher(next_group, ended, settings.trial_config(), resume_from)
+    max_concurrent = settings.max_concurrent
     if max_concurrent is None:  # the limiter also sets how many trials wait for resources at once
-        import ray
-
         cluster = ray.cluster_resources()
-        slots = cluster.get("GPU", 0) / gpus if gpus else cluster.get("CPU", 1) / cpus
+        slots = cluster.get("GPU", 0) / settings.gpus if settings.gpus else cluster.get("CPU", 1) / settings.cpus
         max_concurrent = max(1, int(slots))
-    tuner = tune.Tuner(
-        trainable,
-        tune_config=tune.TuneConfig(
-            search_alg=searcher,
-            num_samples=-1,  # until the searcher says FINISHED
-            max_concurrent_trials=max_concurrent,
-            reuse_actors=True,
-            trial_name_creator=lambda trial: _trial_name(trial),
-            trial_dirname_creator=lambda trial: _trial_name(trial).replace(" ", "_"),
-        ),
-        run_config=tune.RunConfig(
-            name=name,
-            storage_path=storage,
-            verbose=0,
-            callbacks=[_TuneProgress(progress, store)],
-            failure_config=tune.FailureConfig(max_failures=max_attempts - 1),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-        ),
-    )
+    callbacks = [_TuneProgress(progress, store)]
+    # num_samples -1: trials until the searcher says FINISHED
+    tuner = _new_tuner(settings, name, callbacks, max_concurrent, search_alg=searcher, num_samples=-1)
     if _fit_and_clean_up(tuner, storage, name, lambda: searcher.tasks, store):
         _delete_used(storage, previous, store)
 
@@ -593,8 +692,7 @@ def _fit_and_clean_up(
     Tune state (nothing in it is needed any more) and return True. An interrupted experiment (KeyboardInterrupt
     passes through), or one with a trial that failed for good or a task without rows, keeps its state, so the next
     run resumes from its checkpoints."""
-    serialise_experiment_state_sync()
-    results = tuner.fit()
+    results = fit_tuner(tuner)
     done = store.finished_task_ids("baseline")
     tasks = tasks() if callable(tasks) else tasks  # a stream's: known once it ended
     if results.errors or any(t.task_id not in done for t in tasks):

@@ -8,6 +8,7 @@ of tasks handed out as the searches ask for them — after every result, or once
 from __future__ import annotations
 
 import os
+import signal
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -19,7 +20,7 @@ import ray
 from infoflow_ray.data import load_dataset
 from infoflow_ray.errors import ConfigError
 from infoflow_ray.store import ResultStore
-from infoflow_ray.sweep.baselines import group_tasks, run_baselines, stream_baselines
+from infoflow_ray.sweep.baselines import TrialSettings, group_tasks, run_baselines, stream_baselines, trial_gpus
 from infoflow_ray.sweep.cascade_pool import pool_size, run_cascade_pool
 from infoflow_ray.sweep.grid import GridSpec, Task
 from infoflow_ray.sweep.progress import Progress
@@ -64,9 +65,15 @@ def connect(address: str | None) -> None:
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS")
+    sigterm = signal.getsignal(signal.SIGTERM)
     ray.init(
         address=address, log_to_driver=False, include_dashboard=None if address else False, configure_logging=False
     )
+    # ray.init replaces the driver's SIGTERM handler with sys.exit(15), and Ray's C++ core worker then reports
+    # the signal as a crash (a stack dump, and the driver aborts: "terminated by signal 6"). Put back the job's
+    # own (``jobs._terminate``: SIGTERM stops the run as Ctrl-C does, cleanly and resumably).
+    if callable(sigterm) and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, sigterm)
 
 
 def task_records(tasks: list[Task]) -> list[dict]:
@@ -240,7 +247,9 @@ def execute(
             run_baselines(
                 all_baselines or baselines,
                 baselines,
-                **_trial_settings(grid, store, progress),
+                _trial_settings(grid),
+                store=store,
+                progress=progress,
                 group=res.baseline_group,
             )
         for worker_thread in (thread, predictor_thread):
@@ -260,7 +269,7 @@ def _execute_stream(grid: GridSpec, store: ResultStore, stream: Stream, progress
     thread = _start_cascade_pool(grid, store, progress, stop, [], 1 << 30, stream)
     try:
         if "baseline" in grid.kinds:
-            stream_baselines(stream.next_group, stream.end, **_trial_settings(grid, store, progress))
+            stream_baselines(stream.next_group, stream.end, _trial_settings(grid), store=store, progress=progress)
         while thread.is_alive():
             thread.join(timeout=1.0)
     except KeyboardInterrupt:
@@ -329,21 +338,17 @@ def _start_cascade_pool(
     return thread
 
 
-def _trial_settings(grid: GridSpec, store: ResultStore, progress: Progress) -> dict:
-    """The keyword arguments every way of running baseline trials takes (``baselines.run_baselines``,
+def _trial_settings(grid: GridSpec) -> TrialSettings:
+    """The settings of the grid's baseline trials, for both ways of running them (``baselines.run_baselines``,
     ``stream_baselines``): where rows go, each trial's resources (a quarter GPU by default when the cluster has
     GPUs), retries and checkpoints."""
     res = grid.resources
-    cluster_gpus = ray.cluster_resources().get("GPU", 0)
-    gpus = res.gpus_per_trial if res.gpus_per_trial is not None else (0.25 if cluster_gpus else 0.0)
-    return dict(
+    return TrialSettings(
         results=grid.results,
         grid_name=grid.name,
         cpus=res.cpus_per_trial,
-        gpus=gpus,
+        gpus=trial_gpus(res.gpus_per_trial),
         max_concurrent=res.max_concurrent_trials,
         max_attempts=res.max_task_attempts,
         checkpoint_every_epochs=res.checkpoint_every_epochs,
-        store=store,
-        progress=progress,
     )

@@ -335,6 +335,18 @@ class SearchSpec:
         )
 
 
+def _as_dict(spec: Any) -> Any:
+    """``dataclasses.asdict`` for the frozen specs a task id is built from, without its deep copies of immutable
+    values (a search's replay computes hundreds of thousands of ids: asdict was most of its time)."""
+    if dataclasses.is_dataclass(spec):
+        return {f.name: _as_dict(getattr(spec, f.name)) for f in dataclasses.fields(spec)}
+    if isinstance(spec, (list, tuple)):
+        return type(spec)(_as_dict(v) for v in spec)
+    if isinstance(spec, dict):
+        return {k: _as_dict(v) for k, v in spec.items()}
+    return spec
+
+
 @dataclass(frozen=True)
 class Task:
     """One unit of work: a cascade prediction or a baseline training of one network on one dataset."""
@@ -356,8 +368,8 @@ class Task:
             "kind": self.kind,
             "dataset": self.dataset,
             "seed": self.seed,
-            "network": dataclasses.asdict(self.network),
-            "data": dataclasses.asdict(self.data),
+            "network": _as_dict(self.network),
+            "data": _as_dict(self.data),
         }
         out["network"]["widths"] = (
             list(self.network.widths) if not isinstance(self.network.widths, str) else self.network.widths
@@ -369,20 +381,18 @@ class Task:
         if self.cascade is not None:
             out["cascade"] = {
                 k: v
-                for k, v in dataclasses.asdict(self.cascade).items()
+                for k, v in _as_dict(self.cascade).items()
                 if k != "strategy"  # strategies give the same decoders
                 and not (k == "tf32_training" and not v)
             }  # only when on: older ids stay valid
         if self.train is not None:  # the optimizer only when not SGD: older ids stay valid; the ladder never
             out["train"] = {  # changes a training, so it is not part of its id
-                k: v
-                for k, v in dataclasses.asdict(self.train).items()
-                if (k != "optimizer" or v != "sgd") and k != "ladder"
+                k: v for k, v in _as_dict(self.train).items() if (k != "optimizer" or v != "sgd") and k != "ladder"
             }
         if self.info_plane is not None:  # only when enabled, so enabling it never renames other tasks
-            out["info_plane"] = dataclasses.asdict(self.info_plane)
+            out["info_plane"] = _as_dict(self.info_plane)
         if self.interpret is not None:  # likewise
-            out["interpret"] = dataclasses.asdict(self.interpret)
+            out["interpret"] = _as_dict(self.interpret)
         if self.predictors is not None:
             out["predictors"] = list(self.predictors)
         return out
@@ -699,24 +709,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         results="results/tiny",
     ),
     # The embedded default: a search that places ℓ_train and the cutoff on both sides of the critical point on
-    # MNIST-t10k, ≈ 10 minutes on a 2-core CPU (measured: README, benchmarks/RESULTS.md). Depths to 48 because
-    # the short budget (5 epochs) makes chaotic networks untrainable well below that; σw² to 8 because the
-    # per-image cutoff falls below 36 layers only there. 500 test images: the per-image cutoffs are those of
-    # 2,000 to within 0.3 layers at a quarter of the evaluation time (which grows with depth²).
+    # MNIST-t10k, against a converged truth (issue 25, docs/budget.md): ℓ_train is read at the budgets 1, 2, 4 … 32
+    # epochs off the same trainings, every rung resolved, so each σw² says whether (and from which budget) its
+    # ℓ_train stops moving. 256 hidden units (a ninth of the cost per layer of 784) and SGD at 10⁻² so that this
+    # fits ≈ 10 minutes on a 2-core CPU (measured: README, benchmarks/RESULTS.md). Depths to 48 because near the
+    # critical point these networks train at every depth up to 48; σw² to 8 because the per-image cutoff falls
+    # well below the target only there. 500 test images: the per-image cutoffs are those of 2,000 to within 0.3
+    # layers at a quarter of the evaluation time (which grows with depth²).
     "default": dict(
-        sigma_w2=(0.5, 1.0, 1.5, 1.76, 2.5, 4.0, 6.0, 8.0),
-        depths=tuple(range(4, 49, 4)),
-        data=dict(max_train_samples=4000),
-        cascade=dict(eval_samples=500),
-        train=dict(max_epochs=5),
-        search=dict(enabled=True, target_depth=36, sigma_w2_tolerance=0.05),
-        results="results/default",
-    ),
-    # The default's grid against a converged truth (issue 25, docs/budget.md): 256 hidden units (a ninth of the
-    # cost per layer of 784), SGD at 10⁻² up to 32 epochs with the ladder 1..32, every rung resolved. ℓ_train is
-    # converged (within one depth step per doubling) at 8 of 8 σw² here; ≈ 25 minutes on a 2-core CPU
-    # (measured 2026-12-03, shared machine), twice the default's, so it is not the default yet.
-    "default-converged": dict(
         sigma_w2=(0.5, 1.0, 1.5, 1.76, 2.5, 4.0, 6.0, 8.0),
         depths=tuple(range(4, 49, 4)),
         widths="constant-256",
@@ -724,7 +724,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         cascade=dict(eval_samples=500),
         train=dict(max_epochs=32, lr=0.01, ladder=(1, 2, 4, 8, 16, 32)),
         search=dict(enabled=True, target_depth=36, sigma_w2_tolerance=0.05, resolve_rungs=True),
-        results="results/default-converged",
+        results="results/default",
     ),
     # The paper's fig. 5 setting: a wide tanh network of 10 hidden layers (depth 11) trained 20 epochs, here on
     # MNIST-t10k's 8,000 training images, at an ordered, the critical and a chaotic σw², with cascades of the

@@ -16,7 +16,8 @@ validates the result in one place, and a bad value fails in one line naming it a
 
 Exit codes: 0 everything stored; 1 some tasks failed for good (recorded in the ``failures`` table, or the
 prediction of predict-then-tune); 2 bad input (flags, config, dataset, results location), nothing written;
-130 interrupted (run the same command again to resume).
+130 interrupted by Ctrl-C (SIGINT), 143 stopped by SIGTERM (``kill``, ``ray job stop``, a cluster scheduler):
+both the same clean stop, run the same command again to resume.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from typing import Any, TextIO
 from infoflow_ray.errors import ConfigError, InfoflowError
 from infoflow_ray.sweep.flags import Alias, add_spec_flags, sections, values_from
 
-EXIT_OK, EXIT_FAILED_TASKS, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED_TASKS, EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,8 @@ class Job:
     ``build(preset, values)``: the validated Spec (the Spec's own ``__post_init__`` is the one validation place).
     ``aliases``: flags users already know (README, docs) for fields whose derived flag reads differently.
     ``actions``: extra switches that replace the run, flag name → (help, function(spec, out) -> exit code), e.g.
-    the grid's ``--verify``. ``interrupted``: the line printed when Ctrl-C or ``ray job stop`` ends the run."""
+    the grid's ``--verify``. ``interrupted``: the line printed when Ctrl-C or SIGTERM (``kill``, ``ray job stop``)
+    ends the run."""
 
     name: str
     script: str
@@ -71,10 +73,21 @@ class Job:
         return self.build(preset, layered_values(self.presets, preset, config_file, overrides, sections(self.spec)))
 
     def main(self, argv: list[str] | None = None) -> int:
+        """Run the job from the command line ``argv``; the exit code. SIGTERM stops it as Ctrl-C does (the run
+        ends cleanly and resumably) with exit code 143 instead of 130."""
+        _terminated.clear()
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None  # kept by ray.init: connect
+        try:
+            code = self._main(argv)
+        finally:
+            if main_thread and signal.getsignal(signal.SIGTERM) is _terminate:  # a caller's own handler again
+                signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+        return EXIT_TERMINATED if code == EXIT_INTERRUPTED and _terminated.is_set() else code
+
+    def _main(self, argv: list[str] | None) -> int:
         p, aliases = parser(self)
         args = p.parse_args(argv)
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, _terminate)
         values = values_from(args, self.spec, aliases)
         if "results" not in values and os.environ.get("INFOFLOW_RESULTS"):
             values["results"] = os.environ["INFOFLOW_RESULTS"]
@@ -132,8 +145,15 @@ def parser(job: Job) -> tuple[argparse.ArgumentParser, dict[str, Alias]]:
     return p, aliases
 
 
+_terminated = threading.Event()  # set by SIGTERM: the interrupted run exits 143, not 130
+
+
 def _terminate(signum, frame):
-    raise KeyboardInterrupt  # `ray job stop` and `kill` end the driver like Ctrl-C: cleanly, resumable
+    """SIGTERM (``kill``, ``ray job stop``, a scheduler's stop) ends the driver the way Ctrl-C does: a
+    KeyboardInterrupt in the main thread, which stops the cascade pool and Tune, keeps every checkpoint and Tune's
+    state, and exits through ``Job.main``'s interrupted path."""
+    _terminated.set()
+    raise KeyboardInterrupt
 
 
 JOBS: dict[str, Job] = {}

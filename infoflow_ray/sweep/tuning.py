@@ -39,9 +39,11 @@ from infoflow_ray.store import task_id as hash_config
 from infoflow_ray.sweep.baselines import (
     delete_checkpoints,
     delete_experiment,
+    fit_tuner,
     load_checkpoint,
+    new_tuner,
     report_with_checkpoint,
-    serialise_experiment_state_sync,
+    trial_gpus,
     tune_storage,
 )
 from infoflow_ray.sweep.driver import run_grid
@@ -164,7 +166,7 @@ def predict_with_predictor(spec: TuningSpec, address: str | None) -> PredictedRa
     and costs seconds), so nothing is stored but the trials' ``prediction_seconds``."""
     connect(address)
     res = spec.resources
-    gpus = res.gpus_per_trial if res.gpus_per_trial is not None else (0.25 if ray.cluster_resources().get("GPU") else 0)
+    gpus = trial_gpus(res.gpus_per_trial)
     task = _predictor_task.options(num_cpus=res.cpus_per_trial, num_gpus=gpus, name=f"predict {spec.predictor}")
     passing, seconds = ray.get(task.remote(spec))
     grid = spec.predictor_sigma_w2
@@ -301,9 +303,9 @@ def _param_space(spec: TuningSpec, job: dict, sigma_w2: tuple[float, float]) -> 
 def _run_experiment(spec: TuningSpec, store: ResultStore, name: str, job: dict, progress: Progress) -> int:
     """Run (or restore and finish) one experiment; store every trial's row; return the trials that errored."""
     res = spec.resources
-    cluster_gpus = ray.cluster_resources().get("GPU", 0)
-    gpus = res.gpus_per_trial if res.gpus_per_trial is not None else (0.25 if cluster_gpus else 0.0)
-    trainable = tune.with_resources(tuning_trainable, {"cpu": res.cpus_per_trial, "gpu": gpus})
+    trainable = tune.with_resources(
+        tuning_trainable, {"cpu": res.cpus_per_trial, "gpu": trial_gpus(res.gpus_per_trial)}
+    )
     storage = tune_storage(spec.results)
     path = f"{storage}/{name}"
     callbacks = [_TrialRecorder(progress, store)]
@@ -317,35 +319,27 @@ def _run_experiment(spec: TuningSpec, store: ResultStore, name: str, job: dict, 
             if spec.searcher == "tpe"
             else optuna.samplers.RandomSampler(seed=job["search_seed"])
         )
-        tuner = tune.Tuner(
+        tuner = new_tuner(
             trainable,
+            name=name,
+            storage=storage,
+            callbacks=callbacks,
+            max_attempts=res.max_trial_attempts,
             param_space=_param_space(spec, job, (job["space_sigma_w2_low"], job["space_sigma_w2_high"])),
-            tune_config=tune.TuneConfig(
-                metric=METRIC,
-                mode="max",
-                num_samples=spec.trials,
-                search_alg=OptunaSearch(sampler=sampler),
-                scheduler=ASHAScheduler(
-                    time_attr="training_iteration",
-                    max_t=spec.max_epochs,
-                    grace_period=spec.grace_period,
-                    reduction_factor=spec.reduction_factor,
-                ),
-                max_concurrent_trials=res.max_concurrent_trials,
-                reuse_actors=True,
-                trial_dirname_creator=lambda trial: f"{job['arm']}_s{job['search_seed']}_{trial.trial_id}",
+            metric=METRIC,
+            mode="max",
+            num_samples=spec.trials,
+            search_alg=OptunaSearch(sampler=sampler),
+            scheduler=ASHAScheduler(
+                time_attr="training_iteration",
+                max_t=spec.max_epochs,
+                grace_period=spec.grace_period,
+                reduction_factor=spec.reduction_factor,
             ),
-            run_config=tune.RunConfig(
-                name=name,
-                storage_path=storage,
-                verbose=0,
-                callbacks=callbacks,
-                failure_config=tune.FailureConfig(max_failures=res.max_trial_attempts - 1),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            ),
+            max_concurrent_trials=res.max_concurrent_trials,
+            trial_dirname_creator=lambda trial: f"{job['arm']}_s{job['search_seed']}_{trial.trial_id}",
         )
-    serialise_experiment_state_sync()
-    results = tuner.fit()
+    results = fit_tuner(tuner)
     written = set(store.scan("tune_trials").filter(pl.col("experiment_id") == name).collect()["trial_id"])
     for result in results:  # rows of trials whose callback did not write them (ended before an interruption)
         trial_id = result.metrics.get("trial_id") if result.metrics else None
