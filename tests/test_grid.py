@@ -2,6 +2,7 @@
 
 import pytest
 
+from infoflow_ray import predictors
 from infoflow_ray.errors import ConfigError
 from infoflow_ray.sweep.grid import PRESETS, Task, resolve_grid, value_range
 from infoflow_ray.sweep.jobs import EXIT_BAD_INPUT, job
@@ -160,6 +161,16 @@ PRESET_CONTENT = {
         baselines=96,
         search=True,
     ),
+    "default-full-grid": dict(
+        sigma_w2=(0.5, 1.0, 1.5, 1.76, 2.5, 4.0, 6.0, 8.0),
+        depths=tuple(range(4, 49, 4)),
+        dataset="mnist_t10k",
+        widths="constant-256",
+        max_epochs=32,
+        cascades=8,
+        baselines=96,
+        search=False,
+    ),
     "paper-fig5": dict(
         sigma_w2=(0.5, 1.76, 4.0),
         depths=(11,),
@@ -291,3 +302,13 @@ def test_every_preset_is_valid():
         )
         datasets = want.get("datasets", (want["dataset"],))
         assert all(t.dataset in datasets and t.network.widths == want["widths"] for t in tasks), name
+
+
+def test_the_default_full_grid_runs_the_defaults_own_tasks_with_every_predictor():
+    """The leaderboard against the converged truth is drawn from the default's trainings: the same task ids (so
+    a search and the full grid compare like for like), every network of the grid scored by every predictor."""
+    default, full = resolve_grid("default"), resolve_grid("default-full-grid")
+    ids = {kind: {t.task_id for t in default.tasks() if t.kind == kind} for kind in ("cascade", "baseline")}
+    assert ids == {kind: {t.task_id for t in full.tasks() if t.kind == kind} for kind in ("cascade", "baseline")}
+    assert not full.search.enabled and full.predictors == tuple(predictors.names())
+    assert sum(t.kind == "predictors" for t in full.tasks()) == len(ids["baseline"]) == 96

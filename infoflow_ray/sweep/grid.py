@@ -726,6 +726,19 @@ PRESETS: dict[str, dict[str, Any]] = {
         search=dict(enabled=True, target_depth=36, sigma_w2_tolerance=0.05, resolve_rungs=True),
         results="results/default",
     ),
+    # The default's grid in full (all 96 trainings) with every predictor on every network: the leaderboard against
+    # the converged truth (README, "Is the cascade worth its cost?"; docs/predictors.md). Its cascades and
+    # trainings are the default's tasks (the same ids), so it also checks the search against the full grid.
+    "default-full-grid": dict(
+        sigma_w2=(0.5, 1.0, 1.5, 1.76, 2.5, 4.0, 6.0, 8.0),
+        depths=tuple(range(4, 49, 4)),
+        widths="constant-256",
+        data=dict(max_train_samples=4000),
+        cascade=dict(eval_samples=500),
+        train=dict(max_epochs=32, lr=0.01, ladder=(1, 2, 4, 8, 16, 32)),
+        predictors=ALL_PREDICTORS,
+        results="results/default-full-grid",
+    ),
     # The paper's fig. 5 setting: a wide tanh network of 10 hidden layers (depth 11) trained 20 epochs, here on
     # MNIST-t10k's 8,000 training images, at an ordered, the critical and a chaotic σw², with cascades of the
     # trained networks (retraced decisions, perfect inputs). SGD at lr 0.01 without stopping at the threshold.
