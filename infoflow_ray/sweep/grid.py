@@ -698,6 +698,16 @@ REGIMES = dict(
 )
 """The settings the ``predictors-*`` regime presets share (docs/predictors.md, the regimes)."""
 
+DEFAULT_GRID = dict(
+    sigma_w2=(0.5, 1.0, 1.5, 1.76, 2.5, 4.0, 6.0, 8.0),
+    depths=tuple(range(4, 49, 4)),
+    widths="constant-256",
+    data=dict(max_train_samples=4000),
+    cascade=dict(eval_samples=500),
+    train=dict(max_epochs=32, lr=0.01, ladder=(1, 2, 4, 8, 16, 32)),
+)
+"""The grid the ``default`` preset searches and ``default-full-grid`` runs in full: the same tasks (the same ids)."""
+
 PRESETS: dict[str, dict[str, Any]] = {
     # End-to-end check in well under a minute on a laptop CPU (tests use it).
     "tiny": dict(
@@ -717,28 +727,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     # well below the target only there. 500 test images: the per-image cutoffs are those of 2,000 to within 0.3
     # layers at a quarter of the evaluation time (which grows with depth²).
     "default": dict(
-        sigma_w2=(0.5, 1.0, 1.5, 1.76, 2.5, 4.0, 6.0, 8.0),
-        depths=tuple(range(4, 49, 4)),
-        widths="constant-256",
-        data=dict(max_train_samples=4000),
-        cascade=dict(eval_samples=500),
-        train=dict(max_epochs=32, lr=0.01, ladder=(1, 2, 4, 8, 16, 32)),
+        DEFAULT_GRID,
         search=dict(enabled=True, target_depth=36, sigma_w2_tolerance=0.05, resolve_rungs=True),
         results="results/default",
     ),
     # The default's grid in full (all 96 trainings) with every predictor on every network: the leaderboard against
     # the converged truth (README, "Is the cascade worth its cost?"; docs/predictors.md). Its cascades and
     # trainings are the default's tasks (the same ids), so it also checks the search against the full grid.
-    "default-full-grid": dict(
-        sigma_w2=(0.5, 1.0, 1.5, 1.76, 2.5, 4.0, 6.0, 8.0),
-        depths=tuple(range(4, 49, 4)),
-        widths="constant-256",
-        data=dict(max_train_samples=4000),
-        cascade=dict(eval_samples=500),
-        train=dict(max_epochs=32, lr=0.01, ladder=(1, 2, 4, 8, 16, 32)),
-        predictors=ALL_PREDICTORS,
-        results="results/default-full-grid",
-    ),
+    "default-full-grid": dict(DEFAULT_GRID, predictors=ALL_PREDICTORS, results="results/default-full-grid"),
     # The paper's fig. 5 setting: a wide tanh network of 10 hidden layers (depth 11) trained 20 epochs, here on
     # MNIST-t10k's 8,000 training images, at an ordered, the critical and a chaotic σw², with cascades of the
     # trained networks (retraced decisions, perfect inputs). SGD at lr 0.01 without stopping at the threshold.
